@@ -1,0 +1,386 @@
+//! The tool catalog: one TOML file per Bitrix24 REST method under `tools/`, embedded at
+//! build time. Everything the server publishes about a tool comes from here.
+
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde::Deserialize;
+use serde_json::Value;
+
+include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
+
+/// Claude Code truncates descriptions around 2 KB; keep every one below that.
+pub const MAX_DESCRIPTION_BYTES: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("tools/{file}: {source}")]
+    Parse {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("tools/{file}: {problem}")]
+    Invalid { file: String, problem: String },
+}
+
+/// The four annotation hints, always all set: the spec's defaults (destructive, open-world
+/// writes) would make every read look dangerous to the clients that gate on them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+/// Advice attached to a portal error that this method is known to answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorAdvice {
+    /// Matches the portal's error code exactly (case-insensitive).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Matches when the portal's description contains this text (case-insensitive).
+    #[serde(default)]
+    pub description_contains: Option<String>,
+    pub advice: String,
+}
+
+impl ErrorAdvice {
+    pub fn matches(&self, code: &str, description: &str) -> bool {
+        let code_ok = self
+            .code
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(code));
+        let text_ok = self.description_contains.as_deref().is_none_or(|needle| {
+            description
+                .to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        });
+        code_ok && text_ok
+    }
+}
+
+/// Documented quirks of a method's answer, repaired before the model sees it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    /// JSON pointers (into `result`) where the portal answers `[]` for an empty map.
+    #[serde(default)]
+    pub empty_array_to_object: Vec<String>,
+}
+
+impl Normalize {
+    pub fn apply(&self, result: &mut Value) {
+        for pointer in &self.empty_array_to_object {
+            let target = if pointer.is_empty() {
+                Some(&mut *result)
+            } else {
+                result.pointer_mut(pointer)
+            };
+            if let Some(v) = target
+                && v.as_array().is_some_and(Vec::is_empty)
+            {
+                *v = Value::Object(Default::default());
+            }
+        }
+    }
+}
+
+/// One catalog file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    pub method: String,
+    pub name: String,
+    pub title: String,
+    pub scope: String,
+    pub description: String,
+    pub hints: Hints,
+    pub input_schema: Value,
+    pub output_schema: Value,
+    #[serde(default)]
+    pub normalize: Normalize,
+    #[serde(default)]
+    pub errors: Vec<ErrorAdvice>,
+}
+
+impl ToolSpec {
+    pub fn is_write(&self) -> bool {
+        !self.hints.read_only
+    }
+
+    /// The MCP definition published in `tools/list`.
+    pub fn to_tool(&self) -> Tool {
+        let annotations = ToolAnnotations::new()
+            .read_only(self.hints.read_only)
+            .destructive(self.hints.destructive)
+            .idempotent(self.hints.idempotent)
+            .open_world(self.hints.open_world);
+        Tool::new(
+            self.name.clone(),
+            self.description.clone(),
+            Arc::new(as_object(&self.input_schema)),
+        )
+        .with_title(self.title.clone())
+        .with_annotations(annotations)
+        .with_raw_output_schema(Arc::new(as_object(&self.output_schema)))
+    }
+}
+
+fn as_object(v: &Value) -> JsonObject {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// A catalog entry with its argument validator, compiled on first use so that start-up
+/// stays cheap for tools a session never calls.
+#[derive(Debug)]
+pub struct Entry {
+    pub spec: ToolSpec,
+    validator: OnceLock<jsonschema::Validator>,
+}
+
+/// One argument problem, phrased for the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentProblem {
+    /// JSON pointer of the offending argument ("" for the arguments object itself).
+    pub path: String,
+    pub message: String,
+}
+
+impl Entry {
+    fn new(spec: ToolSpec) -> Self {
+        Self {
+            spec,
+            validator: OnceLock::new(),
+        }
+    }
+
+    fn validator(&self) -> &jsonschema::Validator {
+        self.validator.get_or_init(|| {
+            // Every schema is compiled in the catalog tests, so this cannot fail at run time.
+            jsonschema::validator_for(&self.spec.input_schema)
+                .expect("catalog input schemas are checked by the test suite")
+        })
+    }
+
+    /// Checks arguments against the very schema published in `tools/list`.
+    pub fn check_arguments(&self, args: &Value) -> Vec<ArgumentProblem> {
+        let mut problems: Vec<ArgumentProblem> = self
+            .validator()
+            .iter_errors(args)
+            .map(|e| describe(&e))
+            .collect();
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        problems.dedup();
+        problems
+    }
+}
+
+/// Phrases one schema violation so that it names the argument, even for the keywords whose
+/// instance path is the arguments object itself (`required`, `additionalProperties`).
+fn describe(e: &jsonschema::ValidationError<'_>) -> ArgumentProblem {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let path = e.instance_path().to_string();
+    let join = |name: &str| format!("{path}/{name}");
+    match e.kind() {
+        Kind::Required { property } => ArgumentProblem {
+            path: join(property.as_str().unwrap_or_default()),
+            message: "is required but missing".to_owned(),
+        },
+        Kind::AdditionalProperties { unexpected } => ArgumentProblem {
+            path: join(&unexpected.join(", ")),
+            message: "is not an argument of this tool (names are case-sensitive)".to_owned(),
+        },
+        Kind::PropertyNames { error } => ArgumentProblem {
+            path: join(error.instance().as_str().unwrap_or_default()),
+            message: "is not an accepted key here".to_owned(),
+        },
+        _ => ArgumentProblem {
+            path,
+            message: e.to_string(),
+        },
+    }
+}
+
+/// All catalog entries, sorted by tool name for a stable `tools/list`.
+#[derive(Debug)]
+pub struct Catalog {
+    entries: Vec<Arc<Entry>>,
+}
+
+impl Catalog {
+    /// The catalog compiled into this binary.
+    pub fn embedded() -> Result<Self, CatalogError> {
+        Self::from_files(CATALOG_FILES.iter().copied())
+    }
+
+    pub fn from_files<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, CatalogError> {
+        let mut entries = Vec::new();
+        for (file, text) in files {
+            let spec: ToolSpec = toml::from_str(text).map_err(|source| CatalogError::Parse {
+                file: file.to_owned(),
+                source,
+            })?;
+            let expected_file = format!("{}.toml", spec.method);
+            if file != expected_file {
+                return Err(CatalogError::Invalid {
+                    file: file.to_owned(),
+                    problem: format!("the file for {} must be named {expected_file}", spec.method),
+                });
+            }
+            entries.push(Arc::new(Entry::new(spec)));
+        }
+        entries.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(Self { entries })
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.entries.iter()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.entries.iter().find(|e| e.spec.name == name)
+    }
+}
+
+/// The tool name a REST method gets: dots become `_`, camelCase becomes snake_case.
+pub fn tool_name_for(method: &str) -> String {
+    let mut out = String::with_capacity(method.len() + 4);
+    let mut prev_lower = false;
+    for ch in method.chars() {
+        if ch == '.' {
+            out.push('_');
+            prev_lower = false;
+        } else if ch.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+            prev_lower = false;
+        } else {
+            out.push(ch);
+            prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        }
+    }
+    out
+}
+
+/// Markdown table of the catalog for the README; a test keeps the README in step.
+pub fn markdown_table(catalog: &Catalog) -> String {
+    let mut out = String::from(
+        "| tool | REST method | scope | writes | what it does |\n|---|---|---|---|---|\n",
+    );
+    for entry in catalog.entries() {
+        let s = &entry.spec;
+        let first_sentence = s
+            .description
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {} | {} |\n",
+            s.name,
+            s.method,
+            s.scope,
+            if s.is_write() {
+                "**yes** (destructive)"
+            } else {
+                "no"
+            },
+            first_sentence
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn naming_rule() {
+        assert_eq!(
+            tool_name_for("landing.site.getRights"),
+            "landing_site_get_rights"
+        );
+        assert_eq!(
+            tool_name_for("sonet_group.feature.access"),
+            "sonet_group_feature_access"
+        );
+        assert_eq!(
+            tool_name_for("tasks.task.getaccess"),
+            "tasks_task_getaccess"
+        );
+        assert_eq!(
+            tool_name_for("landing.role.isEnabled"),
+            "landing_role_is_enabled"
+        );
+    }
+
+    #[test]
+    fn embedded_catalog_is_consistent() {
+        let catalog = Catalog::embedded().expect("catalog parses");
+        assert!(catalog.entries().count() >= 4);
+        for e in catalog.entries() {
+            let s = &e.spec;
+            // The issue names tasks.task.getaccess's tool with an explicit word break.
+            if s.method != "tasks.task.getaccess" {
+                assert_eq!(s.name, tool_name_for(&s.method), "{}", s.method);
+            }
+            jsonschema::validator_for(&s.input_schema)
+                .unwrap_or_else(|err| panic!("{}: input schema: {err}", s.name));
+            jsonschema::validator_for(&s.output_schema)
+                .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
+            assert!(!s.scope.is_empty());
+        }
+    }
+
+    #[test]
+    fn rejects_misnamed_file() {
+        let text = Catalog::embedded()
+            .unwrap()
+            .entries()
+            .next()
+            .map(|_| CATALOG_FILES[0].1)
+            .unwrap();
+        let err = Catalog::from_files([("wrong.toml", text)]).unwrap_err();
+        assert!(err.to_string().contains("must be named"), "{err}");
+    }
+
+    #[test]
+    fn normalizes_empty_array() {
+        let n = Normalize {
+            empty_array_to_object: vec!["/allowedActions".into()],
+        };
+        let mut v = json!({"allowedActions": []});
+        n.apply(&mut v);
+        assert_eq!(v, json!({"allowedActions": {}}));
+        let mut kept = json!({"allowedActions": {"1": {"EDIT": true}}});
+        n.apply(&mut kept);
+        assert_eq!(kept, json!({"allowedActions": {"1": {"EDIT": true}}}));
+    }
+
+    #[test]
+    fn argument_problems_name_the_argument() {
+        let catalog = Catalog::embedded().unwrap();
+        let e = catalog.get("landing_site_set_rights").unwrap();
+        let problems = e.check_arguments(&json!({"id": 5, "rights": {"XX1": ["read"]}}));
+        assert!(
+            problems.iter().any(|p| p.path.contains("rights")),
+            "{problems:?}"
+        );
+        let problems = e.check_arguments(&json!({"id": 5, "rights": {"AU": ["reed"]}}));
+        assert_eq!(problems[0].path, "/rights/AU/0", "{problems:?}");
+        assert!(
+            e.check_arguments(&json!({"id": 5, "rights": {"AU": ["read"], "SG3_K": ["edit"]}}))
+                .is_empty()
+        );
+    }
+}

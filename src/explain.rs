@@ -1,0 +1,158 @@
+//! Turns a failed call into text the model can act on: what happened, then what to do.
+//! Claude Code drops `structuredContent` on errors, so this text is all the model gets.
+
+use crate::{
+    catalog::ToolSpec,
+    portal::{BadAnswerKind, PortalError, TransportKind},
+};
+
+/// What a Bitrix24 error code means for the user, for codes every method can answer.
+fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
+    let text = match code.to_ascii_uppercase().as_str() {
+        "NO_AUTH_FOUND" => "The webhook URL is wrong, or the webhook was deleted or has expired. \
+             Check BITRIX24_WEBHOOK_URL against Developer resources → Other → Inbound webhook on the portal, \
+             or create a new webhook, then restart this server."
+            .to_owned(),
+        "INSUFFICIENT_SCOPE" => format!(
+            "The webhook lacks the `{scope}` scope that {method} needs. Edit the inbound webhook on the portal, \
+             tick the `{scope}` scope, save, and call again (the URL stays the same).",
+            scope = spec.scope,
+            method = spec.method
+        ),
+        "ACCESS_DENIED" => "The webhook's user lacks the right for this (or the portal's plan has no REST access). \
+             Ask a portal administrator to grant the right, or use a webhook made by a user who has it. \
+             Do not retry unchanged."
+            .to_owned(),
+        "INVALID_CREDENTIALS" => "The webhook's user lacks the permissions this method needs. \
+             Ask a portal administrator to grant them, or use a webhook made by a user who has them."
+            .to_owned(),
+        "USER_ACCESS_ERROR" => "The portal administrator restricted this application to some users. \
+             Ask the administrator to allow the webhook's user."
+            .to_owned(),
+        "INVALID_REQUEST" => "The portal requires HTTPS. Set BITRIX24_WEBHOOK_URL to the https:// address."
+            .to_owned(),
+        "QUERY_LIMIT_EXCEEDED" => "Bitrix24's request-rate limit was exceeded (other clients may share it). \
+             Wait a few seconds and call again; send fewer calls at once."
+            .to_owned(),
+        "OPERATION_TIME_LIMIT" => format!(
+            "{} used up its server run-time budget (480 s per 10 minutes). \
+             Wait until the budget resets (up to 10 minutes) before calling it again; other methods still work.",
+            spec.method
+        ),
+        "OVERLOAD_LIMIT" => "Bitrix24 support has blocked REST on this portal by hand. \
+             Nothing will work until the portal's owner contacts Bitrix24 support; do not retry."
+            .to_owned(),
+        "PORTAL_DELETED" => "The portal was deleted or its public part is closed. Check the portal address \
+             with its owner; do not retry."
+            .to_owned(),
+        "INTERNAL_SERVER_ERROR" | "ERROR_UNEXPECTED_ANSWER" => {
+            "The portal had an internal error. Try once more later; if it persists, \
+             the portal's owner should contact Bitrix24 support."
+                .to_owned()
+        }
+        "ERROR_METHOD_NOT_FOUND" => format!(
+            "The portal does not know {} (its module may be missing or disabled on this portal or plan).",
+            spec.method
+        ),
+        "ERROR_MANIFEST_IS_NOT_AVAILABLE" => "The manifest is not available on this portal.".to_owned(),
+        "EXPIRED_TOKEN" => "The access token expired. Restart the server with a valid webhook.".to_owned(),
+        "MISSING_PARAMS" => "A required parameter did not reach the portal. Check the arguments against the tool's schema.".to_owned(),
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// The full error text for a failed call of `spec`.
+pub fn explain(err: &PortalError, spec: &ToolSpec) -> String {
+    match err {
+        PortalError::Api {
+            status,
+            code,
+            description,
+        } => {
+            let shown_code = if code.is_empty() {
+                "(no code)".to_owned()
+            } else {
+                code.clone()
+            };
+            let advice = spec
+                .errors
+                .iter()
+                .find(|a| a.matches(code, description))
+                .map(|a| a.advice.clone())
+                .or_else(|| common_advice(code, spec))
+                .unwrap_or_else(|| {
+                    "The portal refused the call. Read the portal's description above, \
+                     correct the arguments if it names one, and do not retry unchanged."
+                        .to_owned()
+                });
+            let said = if description.is_empty() {
+                String::new()
+            } else {
+                format!(": {description}")
+            };
+            format!(
+                "Bitrix24 rejected {method}: {shown_code} (HTTP {status}){said}. What to do: {advice}",
+                method = spec.method
+            )
+        }
+        PortalError::BadAnswer {
+            status,
+            kind,
+            excerpt,
+        } => {
+            let (what, todo) = match kind {
+                BadAnswerKind::Html => (
+                    format!(
+                        "an HTML page (HTTP {status}) instead of JSON, usually from a proxy or gateway in front of the portal: \"{excerpt}\""
+                    ),
+                    "The portal or its gateway is having trouble. Try again in a minute; if it persists, check the portal in a browser.",
+                ),
+                BadAnswerKind::Truncated => (
+                    format!("a JSON answer that was cut off (HTTP {status})"),
+                    "The answer was lost on the way, so nothing from it is used. Call again; for a write, check its effect first with the matching read tool.",
+                ),
+                BadAnswerKind::NotJson => (
+                    format!("a body that is not JSON (HTTP {status}): \"{excerpt}\""),
+                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal itself, then try again.",
+                ),
+                BadAnswerKind::UnexpectedShape => (
+                    format!("JSON without `result` or `error` (HTTP {status}): {excerpt}"),
+                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint.",
+                ),
+            };
+            format!(
+                "Bitrix24 answered {method} with {what}. What to do: {todo}",
+                method = spec.method
+            )
+        }
+        PortalError::Transport { kind, detail } => {
+            let (what, todo) = match kind {
+                TransportKind::Connect => (
+                    "could not connect to the portal, so nothing was sent",
+                    "Check the portal address and this machine's network or proxy, then call again.",
+                ),
+                TransportKind::Timeout => (
+                    "got no complete answer within the timeout (BITRIX24_TIMEOUT_SECS)",
+                    if spec.hints.read_only {
+                        "Call again; if it keeps timing out the portal is slow or unreachable."
+                    } else {
+                        "The portal may or may not have applied this write. Check with the matching read tool before calling again."
+                    },
+                ),
+                TransportKind::Broken => (
+                    "lost the connection before a complete answer arrived",
+                    if spec.hints.read_only {
+                        "Call again."
+                    } else {
+                        "The portal may or may not have applied this write. Check with the matching read tool before calling again."
+                    },
+                ),
+            };
+            format!(
+                "Calling {method} {what} ({detail}). What to do: {todo}",
+                method = spec.method
+            )
+        }
+    }
+}

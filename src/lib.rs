@@ -1,0 +1,11 @@
+//! bitrix24-permissions-mcp: an MCP server that publishes Bitrix24 REST permission methods
+//! as typed tools and forwards calls through an inbound webhook.
+
+pub mod catalog;
+pub mod config;
+pub mod dispatch;
+pub mod explain;
+pub mod logging;
+pub mod portal;
+pub mod server;
+pub mod webhook;

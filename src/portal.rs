@@ -1,0 +1,340 @@
+//! The Bitrix24 REST client: one POST per call through the inbound webhook, and a parser
+//! for the answer envelope that trusts nothing about the body.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::webhook::{Redactor, WebhookUrl};
+
+pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+/// How much of an unexpected body is quoted back, so the model sees what came instead
+/// of JSON without drowning in an HTML page.
+const EXCERPT_CHARS: usize = 200;
+
+/// A successful answer: `result` plus what `time` says about the method's run-time budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    pub result: Value,
+    pub total: Option<u64>,
+    pub next: Option<u64>,
+    pub operating: Option<f64>,
+    pub operating_reset_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadAnswerKind {
+    /// An HTML page, usually from a proxy or load balancer in front of the portal.
+    Html,
+    /// JSON that stops in the middle.
+    Truncated,
+    /// Anything else that is not JSON.
+    NotJson,
+    /// JSON, but neither `result` nor `error` at the top.
+    UnexpectedShape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Could not connect: nothing reached the portal.
+    Connect,
+    /// No complete answer within the timeout; the portal may have acted.
+    Timeout,
+    /// The connection broke after the request was sent; the portal may have acted.
+    Broken,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PortalError {
+    /// The portal answered with its error envelope.
+    #[error("Bitrix24 error {code:?} (HTTP {status}): {description}")]
+    Api {
+        status: u16,
+        code: String,
+        description: String,
+    },
+    #[error("unusable answer (HTTP {status}, {kind:?}): {excerpt}")]
+    BadAnswer {
+        status: u16,
+        kind: BadAnswerKind,
+        excerpt: String,
+    },
+    #[error("transport failure ({kind:?}): {detail}")]
+    Transport { kind: TransportKind, detail: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Talks to one portal through one webhook. Cheap to clone: the connection pool is shared.
+#[derive(Debug, Clone)]
+pub struct PortalClient {
+    http: reqwest::Client,
+    webhook: WebhookUrl,
+    redactor: Redactor,
+}
+
+impl PortalClient {
+    pub fn new(webhook: WebhookUrl, timeout: Duration) -> Result<Self, ClientBuildError> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // A redirect would resend the secret-bearing request elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientBuildError::Http(e.without_url().to_string()))?;
+        let redactor = webhook.redactor();
+        Ok(Self {
+            http,
+            webhook,
+            redactor,
+        })
+    }
+
+    pub fn webhook(&self) -> &WebhookUrl {
+        &self.webhook
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Calls `method` once with a JSON object body. No retry happens here.
+    pub async fn call(&self, method: &str, params: &Value) -> Result<Success, PortalError> {
+        let body = serde_json::to_vec(params).unwrap_or_else(|_| b"{}".to_vec());
+        let response = self
+            .http
+            .post(self.webhook.method_url(method))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        parse_envelope(status, &bytes, &self.redactor)
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> PortalError {
+        let kind = if err.is_connect() {
+            TransportKind::Connect
+        } else if err.is_timeout() {
+            TransportKind::Timeout
+        } else {
+            TransportKind::Broken
+        };
+        // reqwest puts the request URL, secret included, into its Display.
+        let err = err.without_url();
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        PortalError::Transport {
+            kind,
+            detail: self.redactor.redact(&detail).into_owned(),
+        }
+    }
+}
+
+/// Reads a Bitrix24 answer. An error is recognised by the presence of the `error` key, not by
+/// the HTTP status or the truthiness of the code: some methods answer `"error": ""` and some
+/// codes are numbers.
+pub fn parse_envelope(
+    status: u16,
+    body: &[u8],
+    redactor: &Redactor,
+) -> Result<Success, PortalError> {
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Err(bad_body(status, body, e.is_eof(), redactor)),
+    };
+    redactor.redact_value(&mut value);
+    let Value::Object(mut top) = value else {
+        return Err(PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::UnexpectedShape,
+            excerpt: excerpt(&value.to_string()),
+        });
+    };
+    if let Some(code) = top.get("error") {
+        let code = match code {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let description = match top.get("error_description") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        return Err(PortalError::Api {
+            status,
+            code,
+            description,
+        });
+    }
+    let Some(result) = top.remove("result") else {
+        return Err(PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::UnexpectedShape,
+            excerpt: excerpt(&Value::Object(top).to_string()),
+        });
+    };
+    let time = top.get("time").and_then(Value::as_object);
+    let number = |m: Option<&Map<String, Value>>, k: &str| m.and_then(|m| m.get(k)?.as_f64());
+    Ok(Success {
+        result,
+        total: top.get("total").and_then(Value::as_u64),
+        next: top.get("next").and_then(Value::as_u64),
+        operating: number(time, "operating"),
+        operating_reset_at: number(time, "operating_reset_at"),
+    })
+}
+
+fn bad_body(status: u16, body: &[u8], eof: bool, redactor: &Redactor) -> PortalError {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start();
+    let lower_start: String = trimmed
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let kind = if lower_start.starts_with("<!doctype html") || lower_start.starts_with("<html") {
+        BadAnswerKind::Html
+    } else if eof && (trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        BadAnswerKind::Truncated
+    } else {
+        BadAnswerKind::NotJson
+    };
+    let shown = if kind == BadAnswerKind::Html {
+        html_title(trimmed).unwrap_or_else(|| excerpt(trimmed))
+    } else {
+        excerpt(trimmed)
+    };
+    PortalError::BadAnswer {
+        status,
+        kind,
+        excerpt: redactor.redact(&shown).into_owned(),
+    }
+}
+
+fn html_title(html: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower[start..].find("</title>")?;
+    let title = html.get(start..end)?.trim();
+    (!title.is_empty()).then(|| excerpt(title))
+}
+
+fn excerpt(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= EXCERPT_CHARS {
+        flat
+    } else {
+        let cut: String = flat.chars().take(EXCERPT_CHARS).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(status: u16, body: &str) -> Result<Success, PortalError> {
+        parse_envelope(status, body.as_bytes(), &Redactor::new("abcd1234efgh5678"))
+    }
+
+    #[test]
+    fn success_with_time() {
+        let ok = parse(
+            200,
+            r#"{"result":true,"time":{"operating":0.1,"operating_reset_at":1773931520}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.result, json!(true));
+        assert_eq!(ok.operating, Some(0.1));
+        assert_eq!(ok.operating_reset_at, Some(1773931520.0));
+    }
+
+    #[test]
+    fn empty_and_numeric_codes_are_errors() {
+        let e = parse(400, r#"{"error":"","error_description":"Wrong operation"}"#).unwrap_err();
+        assert_eq!(
+            e,
+            PortalError::Api {
+                status: 400,
+                code: String::new(),
+                description: "Wrong operation".into()
+            }
+        );
+        let e = parse(400, r#"{"error":100,"error_description":"x"}"#).unwrap_err();
+        assert!(matches!(e, PortalError::Api { code, .. } if code == "100"));
+        // An error envelope with HTTP 200 is still an error.
+        let e = parse(200, r#"{"error":"QUERY_LIMIT_EXCEEDED"}"#).unwrap_err();
+        assert!(matches!(e, PortalError::Api { code, .. } if code == "QUERY_LIMIT_EXCEEDED"));
+    }
+
+    #[test]
+    fn bad_bodies() {
+        let html = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head></html>";
+        assert!(matches!(
+            parse(502, html).unwrap_err(),
+            PortalError::BadAnswer { kind: BadAnswerKind::Html, excerpt, .. } if excerpt == "502 Bad Gateway"
+        ));
+        assert!(matches!(
+            parse(200, r#"{"result":{"allowedActions":{"1":"#).unwrap_err(),
+            PortalError::BadAnswer {
+                kind: BadAnswerKind::Truncated,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(200, "").unwrap_err(),
+            PortalError::BadAnswer {
+                kind: BadAnswerKind::NotJson,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(200, r#"{"foo":1}"#).unwrap_err(),
+            PortalError::BadAnswer {
+                kind: BadAnswerKind::UnexpectedShape,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(200, "[1,2]").unwrap_err(),
+            PortalError::BadAnswer {
+                kind: BadAnswerKind::UnexpectedShape,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn echoed_secret_is_masked() {
+        let e = parse(
+            401,
+            r#"{"error":"NO_AUTH_FOUND","error_description":"bad /rest/1/abcd1234efgh5678/"}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("abcd1234efgh5678"));
+        let e = parse(502, "<html><title>no abcd1234efgh5678</title></html>").unwrap_err();
+        assert!(!e.to_string().contains("abcd1234efgh5678"));
+        let ok = parse(200, r#"{"result":["abcd1234efgh5678"]}"#).unwrap();
+        assert_eq!(ok.result, json!(["***"]));
+    }
+}
