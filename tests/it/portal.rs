@@ -1,0 +1,247 @@
+//! A Bitrix24 stand-in on loopback. It speaks just enough HTTP/1.1 for reqwest, records every
+//! request it gets, and answers whatever the test's handler says, down to broken framing and
+//! reset connections, which a higher-level mock server cannot produce.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+pub const SECRET: &str = "s3cr3tW3bh00kC0de";
+pub const USER_ID: u32 = 7;
+
+/// One request as the portal saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    /// The REST method taken from the path (`.json` removed).
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A JSON body with this status.
+    Json(u16, Value),
+    /// Any bytes, framed correctly.
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    /// Announces `Content-Length` of the whole body, sends half, and closes.
+    CutOff(Value),
+    /// Closes the connection with a TCP reset, no answer.
+    Reset,
+    /// Waits, then answers.
+    Delay(Duration, Box<Reply>),
+}
+
+/// `{"result": value, "time": {...}}`, the way Bitrix24 wraps a success.
+pub fn ok(result: Value) -> Reply {
+    Reply::Json(
+        200,
+        serde_json::json!({
+            "result": result,
+            "time": {"start": 1.0, "finish": 1.1, "duration": 0.1, "processing": 0.05,
+                     "operating": 0.1, "operating_reset_at": 1773931520}
+        }),
+    )
+}
+
+/// `{"error": code, "error_description": description}` with this status.
+pub fn error(status: u16, code: &str, description: &str) -> Reply {
+    Reply::Json(
+        status,
+        serde_json::json!({"error": code, "error_description": description}),
+    )
+}
+
+type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+pub struct TestPortal {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestPortal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestPortal {
+    pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(handler);
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve_connection(stream, handler.clone(), log.clone()));
+            }
+        });
+        Self {
+            port,
+            received,
+            task,
+        }
+    }
+
+    /// A portal that answers every method with the same reply.
+    pub async fn always(reply: Reply) -> Self {
+        Self::start(move |_| reply.clone()).await
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("http://127.0.0.1:{}/rest/{USER_ID}/{SECRET}/", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Received>>>) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buf).await else {
+            return;
+        };
+        log.lock().unwrap().push(request.clone());
+        let mut reply = handler(&request);
+        while let Reply::Delay(wait, inner) = reply {
+            tokio::time::sleep(wait).await;
+            reply = *inner;
+        }
+        let keep_open = match reply {
+            Reply::Json(status, body) => {
+                write_response(
+                    &mut stream,
+                    status,
+                    "application/json",
+                    &body.to_string().into_bytes(),
+                    None,
+                )
+                .await
+            }
+            Reply::Raw {
+                status,
+                content_type,
+                body,
+            } => write_response(&mut stream, status, content_type, &body, None).await,
+            Reply::CutOff(body) => {
+                let bytes = body.to_string().into_bytes();
+                let _ = write_response(
+                    &mut stream,
+                    200,
+                    "application/json",
+                    &bytes,
+                    Some(bytes.len() / 2),
+                )
+                .await;
+                false
+            }
+            Reply::Reset => {
+                // Zero linger turns the close into an RST: a connection reset mid-request.
+                let _ = stream.set_zero_linger();
+                false
+            }
+            Reply::Delay(..) => unreachable!(),
+        };
+        if !keep_open {
+            return;
+        }
+    }
+}
+
+/// Writes a response; `cut_at` sends only that many body bytes. Returns whether the
+/// connection can take another request.
+async fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    cut_at: Option<usize>,
+) -> bool {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let sent = &body[..cut_at.unwrap_or(body.len())];
+    stream.write_all(head.as_bytes()).await.is_ok()
+        && stream.write_all(sent).await.is_ok()
+        && stream.flush().await.is_ok()
+        && cut_at.is_none()
+}
+
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?;
+    let path = request_line.split_whitespace().nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let body_start = head_end + 4;
+    while buf.len() < body_start + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body_bytes: Vec<u8> = buf.drain(..body_start + length).skip(body_start).collect();
+    let body = serde_json::from_slice(&body_bytes).unwrap_or(Value::Null);
+    let method = path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".json")
+        .to_owned();
+    Some(Received {
+        path,
+        method,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,127 @@
+//! Drives the built binary over stdio with rmcp's own client.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt, RunningService},
+    transport::TokioChildProcess,
+};
+use serde_json::Value;
+use tokio::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-permissions-mcp");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh path for a server's stderr, so a test can read every log line afterwards.
+pub fn stderr_path() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("b24-mcp-it-{}-{n}.stderr", std::process::id()))
+}
+
+/// The binary with a clean environment: nothing from the developer's shell leaks in.
+pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("RUST_LOG", "trace").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+pub struct Server {
+    pub client: RunningService<RoleClient, ()>,
+    stderr: PathBuf,
+}
+
+pub struct Launch<'a> {
+    pub env: Vec<(&'a str, &'a str)>,
+    pub args: Vec<&'a str>,
+    pub lifecycle: ClientLifecycleMode,
+}
+
+impl<'a> Launch<'a> {
+    pub fn new(webhook_url: &'a str) -> Self {
+        Self {
+            env: vec![("BITRIX24_WEBHOOK_URL", webhook_url)],
+            args: vec![],
+            lifecycle: ClientLifecycleMode::Initialize,
+        }
+    }
+
+    pub fn env(mut self, key: &'a str, value: &'a str) -> Self {
+        self.env.push((key, value));
+        self
+    }
+
+    pub fn arg(mut self, arg: &'a str) -> Self {
+        self.args.push(arg);
+        self
+    }
+
+    pub fn discover(mut self) -> Self {
+        self.lifecycle = ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        };
+        self
+    }
+
+    pub async fn start(self) -> Server {
+        let stderr = stderr_path();
+        let file = std::fs::File::create(&stderr).unwrap();
+        let (transport, _) = TokioChildProcess::builder(command(&self.env, &self.args))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn the server binary");
+        let client = match self.lifecycle {
+            ClientLifecycleMode::Initialize => ().serve(transport).await,
+            other => ().serve_with_lifecycle(transport, other).await,
+        }
+        .expect("MCP handshake with the server");
+        Server { client, stderr }
+    }
+}
+
+impl Server {
+    pub async fn start(webhook_url: &str) -> Self {
+        Launch::new(webhook_url).start().await
+    }
+
+    pub async fn call(&self, name: &str, args: Value) -> CallToolResult {
+        let params = CallToolRequestParams::new(name.to_owned())
+            .with_arguments(args.as_object().cloned().expect("arguments are an object"));
+        self.client
+            .call_tool(params)
+            .await
+            .unwrap_or_else(|e| panic!("tools/call {name} failed at the protocol level: {e}"))
+    }
+
+    /// Stops the server and returns everything it wrote to stderr.
+    pub async fn stop(self) -> String {
+        let _ = self.client.cancel().await;
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.stderr);
+        text
+    }
+}
+
+/// All text blocks of a result, joined.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}

@@ -1,0 +1,99 @@
+"""Drives the server with the official MCP Python SDK (a client we did not write), in both
+lifecycles, against a recording loopback portal. Exits non-zero on the first broken promise.
+
+Usage: sdk_smoke.py <path to the server binary>
+"""
+
+import asyncio
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mcp import Client, StdioServerParameters
+
+SECRET = "pyS3cretW3bhook99"
+RECEIVED: list[tuple[str, dict]] = []
+ANSWERS = {
+    "landing.site.getRights": {"result": ["read", "edit"]},
+    "landing.site.setRights": {"result": True},
+    "sonet_group.feature.access": {"error": "", "error_description": f"Wrong operation (/rest/1/{SECRET}/)"},
+    "tasks.task.getaccess": {"result": {"allowedActions": []}},
+}
+
+
+class Portal(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        method = self.path.rsplit("/", 1)[-1].removesuffix(".json")
+        RECEIVED.append((method, body))
+        answer = ANSWERS[method]
+        payload = json.dumps(answer).encode()
+        self.send_response(400 if "error" in answer else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def check(condition, message):
+    if not condition:
+        raise SystemExit(f"FAIL: {message}")
+
+
+async def run(binary: str, url: str, mode: str) -> None:
+    RECEIVED.clear()
+    params = StdioServerParameters(command=binary, env={"BITRIX24_WEBHOOK_URL": url, "RUST_LOG": "warn"})
+    async with Client(params, mode=mode) as client:
+        check(client.instructions and "Bitrix24" in client.instructions, f"{mode}: instructions")
+        expected_version = "2026-07-28" if mode == "auto" else None
+        check(expected_version in (None, client.protocol_version), f"{mode}: negotiated {client.protocol_version}")
+        tools = (await client.list_tools()).tools
+        names = {t.name for t in tools}
+        check({"landing_site_get_rights", "landing_site_set_rights", "sonet_group_feature_access",
+               "tasks_task_get_access"} <= names, f"{mode}: seed tools listed: {names}")
+        for t in tools:
+            a = t.annotations
+            check(t.title and t.output_schema and t.output_schema.get("type") == "object", f"{t.name}: title/outputSchema")
+            check(None not in (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint),
+                  f"{t.name}: all hints set")
+
+        calls = [
+            ("landing_site_get_rights", {"id": 645}, {"result": ["read", "edit"]}),
+            ("landing_site_set_rights", {"id": 645, "rights": {"AU": ["read"]}}, {"result": True}),
+            ("tasks_task_get_access", {"taskId": 8017, "users": [503]}, {"result": {"allowedActions": {}}}),
+        ]
+        for name, args, expected in calls:
+            before = len(RECEIVED)
+            result = await client.call_tool(name, args)
+            check(not result.is_error, f"{mode} {name}: {result}")
+            check(result.structured_content == expected, f"{mode} {name}: {result.structured_content}")
+            check(RECEIVED[before:] == [(RECEIVED[before][0], args)], f"{mode} {name}: forwarded once, verbatim")
+
+        before = len(RECEIVED)
+        bad = await client.call_tool("tasks_task_get_access", {"taskId": "x"})
+        check(bad.is_error and "taskId" in bad.content[0].text, f"{mode}: bad argument → tool error naming it")
+        check(len(RECEIVED) == before, f"{mode}: bad argument reached the portal")
+
+        err = await client.call_tool("sonet_group_feature_access", {"GROUP_ID": 1, "FEATURE": "chat", "OPERATION": "x"})
+        text = err.content[0].text
+        check(err.is_error and "What to do" in text, f"{mode}: portal error is actionable: {text}")
+        check(SECRET not in text, f"{mode}: secret leaked: {text}")
+        version = client.protocol_version
+    print(f"python-sdk {mode}: ok (protocol {version}, {len(RECEIVED)} portal requests)")
+
+
+def main() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/rest/1/{SECRET}/"
+    for mode in ("legacy", "auto"):
+        asyncio.run(run(sys.argv[1], url, mode))
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
