@@ -2,10 +2,10 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 use bitrix24_permissions_mcp::{
-    catalog::Catalog, config::Config, dispatch::Dispatcher, logging, portal::PortalClient,
-    server::PermissionsServer,
+    catalog::Catalog, config::Config, dispatch::Dispatcher, limits::Gateway, logging,
+    portal::PortalClient, server::PermissionsServer, transport,
 };
-use rmcp::{ServiceExt, transport::stdio};
+use rmcp::ServiceExt;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,11 +32,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         portal = %config.webhook,
         read_only = config.read_only,
+        rate_limit = %config.rate_limit,
         "serving MCP over stdio"
     );
-    let dispatcher = Arc::new(Dispatcher::new(catalog, portal, config.read_only));
+    let gateway = Gateway::new(portal, config.rate_limit, config.timeout);
+    let dispatcher = Arc::new(Dispatcher::new(
+        catalog,
+        gateway,
+        config.read_only,
+        config.max_result_bytes,
+    ));
     let service = PermissionsServer::new(dispatcher)
-        .serve(stdio())
+        .serve(transport::stdio())
         .await
         .context("MCP handshake failed")?;
     service.waiting().await.context("MCP service stopped")?;
