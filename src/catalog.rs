@@ -105,6 +105,9 @@ pub struct ToolSpec {
     pub normalize: Normalize,
     #[serde(default)]
     pub errors: Vec<ErrorAdvice>,
+    /// How to ask for less when an answer is over the size limit.
+    #[serde(default)]
+    pub narrow: Option<String>,
 }
 
 impl ToolSpec {

@@ -6,7 +6,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, builder::BoolishValueParser};
 
-use crate::webhook::{WebhookError, WebhookUrl};
+use crate::{
+    limits::rate::RateLimit,
+    webhook::{WebhookError, WebhookUrl},
+};
 
 pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
 pub const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
@@ -38,6 +41,27 @@ pub struct Args {
         value_parser = clap::value_parser!(u64).range(1..=600)
     )]
     pub timeout_secs: u64,
+
+    /// Client-side request-rate limit, `<per second>/<burst>`: 2/50 for most plans, 5/250 for
+    /// Enterprise. Other clients may share the portal's bucket; the server adapts to them.
+    #[arg(
+        long,
+        env = "BITRIX24_RATE_LIMIT",
+        default_value = "2/50",
+        value_name = "RATE/BURST"
+    )]
+    pub rate_limit: RateLimit,
+
+    /// Largest answer, in bytes of JSON, passed on to the model; a larger one is refused with
+    /// advice on a narrower call.
+    #[arg(
+        long,
+        env = "BITRIX24_MAX_RESULT_BYTES",
+        default_value_t = 40_000,
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u64).range(1_000..=10_000_000)
+    )]
+    pub max_result_bytes: u64,
 
     /// Publish only read-only tools; write tools are neither listed nor callable.
     /// Beats every other setting.
@@ -73,6 +97,8 @@ pub enum ConfigError {
 pub struct Config {
     pub webhook: WebhookUrl,
     pub timeout: Duration,
+    pub rate_limit: RateLimit,
+    pub max_result_bytes: usize,
     pub read_only: bool,
 }
 
@@ -94,6 +120,8 @@ impl Config {
         Ok(Self {
             webhook: WebhookUrl::parse(&raw)?,
             timeout: Duration::from_secs(args.timeout_secs),
+            rate_limit: args.rate_limit,
+            max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
             read_only: args.read_only,
         })
     }
@@ -142,6 +170,13 @@ mod tests {
             Config::resolve(&from_file, None),
             Err(ConfigError::WebhookFile { .. })
         ));
+    }
+
+    #[test]
+    fn rate_limit_flag() {
+        assert_eq!(args(&[]).rate_limit, RateLimit::default());
+        assert_eq!(args(&["--rate-limit", "5/250"]).rate_limit.burst, 250);
+        assert!(Args::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     catalog::{ArgumentProblem, Catalog, Entry},
-    explain::explain,
-    portal::PortalClient,
+    explain::{explain, oversized},
+    limits::{Gateway, Progress},
 };
 
 /// Longest argument-problem message passed on; a huge bad value must not flood the context.
@@ -36,17 +36,28 @@ pub enum LookupError {
 #[derive(Debug)]
 pub struct Dispatcher {
     catalog: Arc<Catalog>,
-    portal: PortalClient,
+    gateway: Gateway,
     read_only: bool,
+    max_result_bytes: usize,
 }
 
 impl Dispatcher {
-    pub fn new(catalog: Arc<Catalog>, portal: PortalClient, read_only: bool) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        gateway: Gateway,
+        read_only: bool,
+        max_result_bytes: usize,
+    ) -> Self {
         Self {
             catalog,
-            portal,
+            gateway,
             read_only,
+            max_result_bytes,
         }
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The tools this configuration publishes, in catalog order. Read-only mode wins over
@@ -74,7 +85,12 @@ impl Dispatcher {
         }
     }
 
-    pub async fn call(&self, entry: &Entry, arguments: Option<Map<String, Value>>) -> Outcome {
+    pub async fn call(
+        &self,
+        entry: &Entry,
+        arguments: Option<Map<String, Value>>,
+        progress: &dyn Progress,
+    ) -> Outcome {
         let spec = &entry.spec;
         let args = Value::Object(arguments.unwrap_or_default());
         let problems = entry.check_arguments(&args);
@@ -83,16 +99,26 @@ impl Dispatcher {
             return Outcome::ToolError(self.describe_problems(&spec.name, &problems));
         }
         tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
-        match self.portal.call(&spec.method, &args).await {
+        let redactor = self.gateway.portal().redactor();
+        match self
+            .gateway
+            .call(&spec.method, &args, spec.hints.idempotent, progress)
+            .await
+        {
             Ok(success) => {
                 let mut result = success.result;
                 spec.normalize.apply(&mut result);
-                Outcome::Success(json!({ "result": result }))
+                let structured = json!({ "result": result });
+                let size = structured.to_string().len();
+                if size > self.max_result_bytes {
+                    tracing::warn!(tool = %spec.name, size, "answer over the size limit");
+                    return Outcome::ToolError(oversized(spec, size, self.max_result_bytes));
+                }
+                Outcome::Success(structured)
             }
             Err(err) => {
                 tracing::warn!(tool = %spec.name, error = %err, "call failed");
-                let text = explain(&err, spec);
-                Outcome::ToolError(self.portal.redactor().redact(&text).into_owned())
+                Outcome::ToolError(redactor.redact(&explain(&err, spec)).into_owned())
             }
         }
     }
@@ -114,6 +140,6 @@ impl Dispatcher {
         text.push_str(
             "\nWhat to do: fix these arguments as the tool's input schema says, then call again.",
         );
-        self.portal.redactor().redact(&text).into_owned()
+        self.gateway.portal().redactor().redact(&text).into_owned()
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::{
     catalog::ToolSpec,
+    limits::{CallError, clock_utc},
     portal::{BadAnswerKind, PortalError, TransportKind},
 };
 
@@ -63,7 +64,48 @@ fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
 }
 
 /// The full error text for a failed call of `spec`.
-pub fn explain(err: &PortalError, spec: &ToolSpec) -> String {
+pub fn explain(err: &CallError, spec: &ToolSpec) -> String {
+    match err {
+        CallError::Portal { error, attempts } => {
+            let text = explain_portal(error, spec);
+            if *attempts > 1 {
+                format!("{text} (The server tried {attempts} times before giving up.)")
+            } else {
+                text
+            }
+        }
+        CallError::Paused {
+            method,
+            resume_unix,
+            wait,
+        } => format!(
+            "Bitrix24 paused {method}: it used up its run-time budget (OPERATION_TIME_LIMIT, 480 s of server time per 10 minutes). \
+             It resets at {} (in {} s); nothing was sent. What to do: call this tool again after that; other tools still work.",
+            clock_utc(*resume_unix),
+            wait.as_secs_f64().ceil()
+        ),
+        CallError::Queue { wait, rate } => format!(
+            "Too many calls are queued for Bitrix24's rate limit ({rate:.2} requests/s): this one would wait {} s, \
+             longer than BITRIX24_TIMEOUT_SECS. Nothing was sent. What to do: send fewer calls at once and call this again in {} s.",
+            wait.as_secs_f64().ceil(),
+            wait.as_secs_f64().ceil()
+        ),
+    }
+}
+
+/// The text for an answer too large to pass on.
+pub fn oversized(spec: &ToolSpec, size: usize, limit: usize) -> String {
+    let narrower = spec.narrow.as_deref().unwrap_or(
+        "Ask for less in one call (fewer IDs), or raise BITRIX24_MAX_RESULT_BYTES if the user agrees.",
+    );
+    format!(
+        "The answer of {method} is {size} bytes, above the {limit}-byte limit (BITRIX24_MAX_RESULT_BYTES), \
+         so it is not passed on. The call itself succeeded. What to do: {narrower}",
+        method = spec.method
+    )
+}
+
+fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
     match err {
         PortalError::Api {
             status,
@@ -115,6 +157,12 @@ pub fn explain(err: &PortalError, spec: &ToolSpec) -> String {
                 BadAnswerKind::NotJson => (
                     format!("a body that is not JSON (HTTP {status}): \"{excerpt}\""),
                     "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal itself, then try again.",
+                ),
+                BadAnswerKind::TooLarge => (
+                    format!(
+                        "a body too large to be a permission answer (HTTP {status}, {excerpt})"
+                    ),
+                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint, not a proxy that answers something else.",
                 ),
                 BadAnswerKind::UnexpectedShape => (
                     format!("JSON without `result` or `error` (HTTP {status}): {excerpt}"),

@@ -9,6 +9,10 @@ use crate::webhook::{Redactor, WebhookUrl};
 
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
+/// The most of a body ever read into memory. Permission answers are small; anything near this
+/// is a misbehaving proxy, and reading it whole would only cost memory.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// How much of an unexpected body is quoted back, so the model sees what came instead
 /// of JSON without drowning in an HTML page.
 const EXCERPT_CHARS: usize = 200;
@@ -21,6 +25,8 @@ pub struct Success {
     pub next: Option<u64>,
     pub operating: Option<f64>,
     pub operating_reset_at: Option<f64>,
+    /// `time.finish`: the portal's clock when it answered.
+    pub finished_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +39,8 @@ pub enum BadAnswerKind {
     NotJson,
     /// JSON, but neither `result` nor `error` at the top.
     UnexpectedShape,
+    /// A body larger than anything a permission method answers.
+    TooLarge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +125,23 @@ impl PortalClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport_error(e))?;
-        parse_envelope(status, &bytes, &self.redactor)
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(PortalError::BadAnswer {
+                    status,
+                    kind: BadAnswerKind::TooLarge,
+                    excerpt: format!("more than {MAX_BODY_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_envelope(status, &body, &self.redactor)
     }
 
     fn transport_error(&self, err: reqwest::Error) -> PortalError {
@@ -200,6 +220,7 @@ pub fn parse_envelope(
         next: top.get("next").and_then(Value::as_u64),
         operating: number(time, "operating"),
         operating_reset_at: number(time, "operating_reset_at"),
+        finished_at: number(time, "finish"),
     })
 }
 
@@ -336,5 +357,76 @@ mod tests {
         assert!(!e.to_string().contains("abcd1234efgh5678"));
         let ok = parse(200, r#"{"result":["abcd1234efgh5678"]}"#).unwrap();
         assert_eq!(ok.result, json!(["***"]));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{catalog::Catalog, explain::explain, limits::CallError};
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(
+                    "(result|error|error_description|time|[a-z]{1,6})",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn check(status: u16, body: &[u8]) {
+        let redactor = Redactor::new("abcd1234efgh5678");
+        let catalog = Catalog::embedded().unwrap();
+        match parse_envelope(status, body, &redactor) {
+            Ok(success) => assert!(!success.result.to_string().contains("abcd1234efgh5678")),
+            Err(error) => {
+                for entry in catalog.entries() {
+                    let text = explain(
+                        &CallError::Portal {
+                            error: error.clone(),
+                            attempts: 1,
+                        },
+                        &entry.spec,
+                    );
+                    assert!(text.contains("What to do"), "{text}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(status in 100u16..600, body in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(status, &body);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(status in 100u16..600, value in any_json()) {
+            check(status, value.to_string().as_bytes());
+        }
+
+        #[test]
+        fn any_prefix_of_a_real_answer_is_handled(cut in 0usize..120) {
+            let full = br#"{"result":{"allowedActions":{"503":{"EDIT":true}}},"time":{"operating":0.1,"operating_reset_at":1773931520}}"#;
+            let body = &full[..cut.min(full.len())];
+            let parsed = parse_envelope(200, body, &Redactor::none());
+            prop_assert_eq!(parsed.is_ok(), cut >= full.len());
+        }
     }
 }

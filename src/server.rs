@@ -11,7 +11,15 @@ use rmcp::{
     service::RequestContext,
 };
 
-use crate::dispatch::{Dispatcher, LookupError, Outcome};
+use rmcp::{
+    Peer,
+    model::{ProgressNotificationParam, ProgressToken},
+};
+
+use crate::{
+    dispatch::{Dispatcher, LookupError, Outcome},
+    limits::{NoProgress, Progress},
+};
 
 /// Sent on both lifecycles (`initialize` and `server/discover`); under 2 KB, key sentence first.
 pub const INSTRUCTIONS: &str = "\
@@ -76,10 +84,46 @@ impl ServerHandler for PermissionsServer {
                 McpError::invalid_params(e.to_string(), None)
             }
         })?;
+        let progress: Box<dyn Progress> = match context.meta.get_progress_token() {
+            Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
+            None => Box::new(NoProgress),
+        };
         tokio::select! {
-            outcome = self.dispatcher.call(entry, request.arguments) => Ok(to_call_result(outcome).into()),
+            outcome = self.dispatcher.call(entry, request.arguments, progress.as_ref()) => Ok(to_call_result(outcome).into()),
             // The client gave up on this call; rmcp sends no answer for it.
             () = context.ct.cancelled() => Err(McpError::internal_error("cancelled by the client", None)),
         }
+    }
+}
+
+/// Sends "still waiting" messages as `notifications/progress` for the client's own token.
+struct PeerProgress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    step: std::sync::atomic::AtomicU32,
+}
+
+impl PeerProgress {
+    fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Self {
+        Self {
+            peer,
+            token,
+            step: Default::default(),
+        }
+    }
+}
+
+impl Progress for PeerProgress {
+    fn waiting(&self, message: String) {
+        // Progress must grow with every notification, even though the total is unknown.
+        let step = self.step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let param = ProgressNotificationParam::new(self.token.clone(), f64::from(step))
+            .with_message(message);
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = peer.notify_progress(param).await {
+                tracing::debug!(%err, "progress notification not sent");
+            }
+        });
     }
 }

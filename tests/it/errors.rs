@@ -1,7 +1,5 @@
 //! Every failure the model can see says what happened and what to do.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::{
@@ -13,7 +11,11 @@ const READ: (&str, fn() -> Value) = ("landing_site_get_rights", || json!({"id": 
 
 async fn failure_text(reply: Reply, tool: &str, args: Value) -> String {
     let portal = TestPortal::always(reply).await;
-    let server = Server::start(&portal.webhook_url()).await;
+    let url = portal.webhook_url();
+    let server = Launch::new(&url)
+        .env("BITRIX24_RATE_LIMIT", "20/5")
+        .start()
+        .await;
     let result = server.call(tool, args).await;
     assert!(
         is_error(&result),
@@ -87,12 +89,6 @@ async fn portal_errors_are_explained() {
             "tasks_task_get_access",
             json!({"taskId": 1}),
             &["No task has this taskId"],
-        ),
-        (
-            error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
-            READ.0,
-            READ.1(),
-            &["QUERY_LIMIT_EXCEEDED", "rate limit"],
         ),
         (
             error(503, "OVERLOAD_LIMIT", "REST API is blocked due to overload"),
@@ -191,34 +187,6 @@ async fn unreachable_portal_says_nothing_was_sent() {
     assert!(is_error(&result));
     assert!(
         text.contains("could not connect") && text.contains("nothing was sent"),
-        "{text}"
-    );
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn slow_portal_times_out() {
-    let portal = TestPortal::always(Reply::Delay(
-        Duration::from_secs(5),
-        Box::new(crate::portal::ok(json!([]))),
-    ))
-    .await;
-    let url = portal.webhook_url();
-    let server = Launch::new(&url)
-        .env("BITRIX24_TIMEOUT_SECS", "1")
-        .start()
-        .await;
-    let started = std::time::Instant::now();
-    let result = server.call(READ.0, READ.1()).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "timeout not applied: {:?}",
-        started.elapsed()
-    );
-    let text = text_of(&result);
-    assert!(is_error(&result));
-    assert!(
-        text.contains("timeout") && text.contains("BITRIX24_TIMEOUT_SECS"),
         "{text}"
     );
     server.stop().await;

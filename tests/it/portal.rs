@@ -78,6 +78,7 @@ type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 pub struct TestPortal {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    aborted: Arc<Mutex<u32>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -92,19 +93,27 @@ impl TestPortal {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let aborted = Arc::new(Mutex::new(0));
         let handler: Handler = Arc::new(handler);
         let log = received.clone();
+        let hangups = aborted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                tokio::spawn(serve_connection(stream, handler.clone(), log.clone()));
+                tokio::spawn(serve_connection(
+                    stream,
+                    handler.clone(),
+                    log.clone(),
+                    hangups.clone(),
+                ));
             }
         });
         Self {
             port,
             received,
+            aborted,
             task,
         }
     }
@@ -121,9 +130,23 @@ impl TestPortal {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// How many clients hung up while a delayed answer was pending.
+    pub fn aborted(&self) -> u32 {
+        *self.aborted.lock().unwrap()
+    }
 }
 
-async fn serve_connection(mut stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Received>>>) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    handler: Handler,
+    log: Arc<Mutex<Vec<Received>>>,
+    aborted: Arc<Mutex<u32>>,
+) {
     let mut buf = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buf).await else {
@@ -132,7 +155,17 @@ async fn serve_connection(mut stream: TcpStream, handler: Handler, log: Arc<Mute
         log.lock().unwrap().push(request.clone());
         let mut reply = handler(&request);
         while let Reply::Delay(wait, inner) = reply {
-            tokio::time::sleep(wait).await;
+            // A client that gives up closes its end; notice that instead of sleeping through it.
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                read = stream.read(&mut probe) => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        *aborted.lock().unwrap() += 1;
+                        return;
+                    }
+                }
+            }
             reply = *inner;
         }
         let keep_open = match reply {
@@ -244,4 +277,35 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
         headers,
         body,
     })
+}
+
+/// Bitrix24's own request bucket, to stand in for a portal that enforces its limit.
+pub struct LeakyBucket {
+    per_second: f64,
+    burst: f64,
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl LeakyBucket {
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self {
+            per_second,
+            burst: f64::from(burst),
+            state: Mutex::new((0.0, std::time::Instant::now())),
+        }
+    }
+
+    /// Takes one request in, or refuses it when the bucket is full.
+    pub fn admit(&self) -> bool {
+        let mut s = self.state.lock().unwrap();
+        let now = std::time::Instant::now();
+        let drained = now.duration_since(s.1).as_secs_f64() * self.per_second;
+        s.0 = (s.0 - drained).max(0.0);
+        s.1 = now;
+        if s.0 + 1.0 > self.burst {
+            return false;
+        }
+        s.0 += 1.0;
+        true
+    }
 }

@@ -53,7 +53,7 @@ async fn echoed_secret_is_masked_everywhere() {
         let stderr = server.stop().await;
         assert!(!stderr.is_empty(), "RUST_LOG=trace should produce logs");
         assert!(!stderr.contains(SECRET), "{reply:?}: secret in stderr");
-        assert_eq!(portal.received().len(), 1);
+        assert!(!portal.received().is_empty());
         assert!(
             portal.received()[0].path.contains(SECRET),
             "the real request does carry it"

@@ -6,10 +6,12 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+use std::sync::{Arc, Mutex};
+
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt, RunningService},
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService},
     transport::TokioChildProcess,
 };
 use serde_json::Value;
@@ -36,8 +38,28 @@ pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
+/// The test client: rmcp's default behaviour, plus a record of progress notifications.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+}
+
 pub struct Server {
-    pub client: RunningService<RoleClient, ()>,
+    pub client: RunningService<RoleClient, Recorder>,
+    pub recorder: Recorder,
     stderr: PathBuf,
 }
 
@@ -80,12 +102,22 @@ impl<'a> Launch<'a> {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("spawn the server binary");
+        let recorder = Recorder::default();
         let client = match self.lifecycle {
-            ClientLifecycleMode::Initialize => ().serve(transport).await,
-            other => ().serve_with_lifecycle(transport, other).await,
+            ClientLifecycleMode::Initialize => recorder.clone().serve(transport).await,
+            other => {
+                recorder
+                    .clone()
+                    .serve_with_lifecycle(transport, other)
+                    .await
+            }
         }
         .expect("MCP handshake with the server");
-        Server { client, stderr }
+        Server {
+            client,
+            recorder,
+            stderr,
+        }
     }
 }
 

@@ -1,0 +1,219 @@
+//! Staying inside Bitrix24's limits: every portal call goes through [`Gateway::call`], which
+//! waits for the method's run-time budget and the shared rate limiter, calls once, and retries
+//! exactly what [`retry::POLICY`] allows, all within twice the request timeout.
+
+pub mod budget;
+pub mod rate;
+pub mod retry;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use self::{
+    budget::{Gate, MethodBudgets},
+    rate::{RateLimit, RateLimiter},
+    retry::{Failure, Retry, classify, rule},
+};
+use crate::portal::{PortalClient, PortalError, Success};
+
+/// Waits shorter than this are not worth telling the client about.
+const REPORT_AFTER: Duration = Duration::from_secs(1);
+/// While a long wait goes on, progress is repeated this often so clients keep the call alive.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// The longest pause for a method's run-time budget before answering "try again later".
+pub const MAX_BUDGET_PAUSE: Duration = Duration::from_secs(20);
+
+/// Receives "still waiting" messages for a call; the MCP server turns them into progress
+/// notifications when the client asked for them.
+pub trait Progress: Send + Sync {
+    fn waiting(&self, message: String);
+}
+
+/// For callers that show no progress.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn waiting(&self, _message: String) {}
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("{error} (after {attempts} attempts)")]
+    Portal { error: PortalError, attempts: u32 },
+    /// The method's run-time budget is used up for longer than is worth waiting.
+    #[error("run-time budget of {method} exhausted until unix {resume_unix}")]
+    Paused {
+        method: String,
+        resume_unix: u64,
+        wait: Duration,
+    },
+    /// The rate-limiter queue is longer than the call may wait.
+    #[error("rate-limit queue too long ({wait:?})")]
+    Queue { wait: Duration, rate: f64 },
+}
+
+#[derive(Debug)]
+pub struct Gateway {
+    portal: PortalClient,
+    limiter: RateLimiter,
+    budgets: MethodBudgets,
+    timeout: Duration,
+}
+
+impl Gateway {
+    pub fn new(portal: PortalClient, limit: RateLimit, timeout: Duration) -> Self {
+        Self {
+            portal,
+            limiter: RateLimiter::new(limit),
+            budgets: MethodBudgets::default(),
+            timeout,
+        }
+    }
+
+    pub fn portal(&self) -> &PortalClient {
+        &self.portal
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Calls `method`, pacing and retrying by the policy. `idempotent` comes from the catalog.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: &Value,
+        idempotent: bool,
+        progress: &dyn Progress,
+    ) -> Result<Success, CallError> {
+        let deadline = Instant::now() + self.timeout * 2;
+        let mut attempts = 0u32;
+        let mut retries = 0u32;
+        let mut last_error: Option<PortalError> = None;
+        loop {
+            let give_up = |last: Option<PortalError>, attempts| {
+                last.map(|error| CallError::Portal { error, attempts })
+            };
+            if let Gate::PausedUntil(until) = self.budgets.gate(method, Instant::now()) {
+                let wait = until.saturating_duration_since(Instant::now());
+                if wait > MAX_BUDGET_PAUSE || until > deadline {
+                    return Err(CallError::Paused {
+                        method: method.to_owned(),
+                        resume_unix: unix_in(wait),
+                        wait,
+                    });
+                }
+                let what = format!("Bitrix24 run-time limit of {method}");
+                wait_reporting(&what, until, progress).await;
+            }
+
+            let now = Instant::now();
+            // The first attempt may queue for one timeout; a retry only while the deadline allows.
+            let latest = if attempts == 0 {
+                now + self.timeout
+            } else {
+                deadline.checked_sub(self.timeout / 2).unwrap_or(now)
+            };
+            let wait = match self.limiter.try_reserve(now, latest) {
+                Ok(wait) => wait,
+                Err(wait) => {
+                    return Err(give_up(last_error, attempts).unwrap_or(CallError::Queue {
+                        wait,
+                        rate: self.limiter.current_rate(),
+                    }));
+                }
+            };
+            let jitter = if retries > 0 {
+                Duration::from_millis(fastrand::u64(0..=250))
+            } else {
+                Duration::ZERO
+            };
+            let start_at = now + wait + jitter;
+            if start_at > now + REPORT_AFTER {
+                let what = match last_error.as_ref().map(classify) {
+                    Some(Failure::RateLimited) => {
+                        "Bitrix24 asked to slow down (QUERY_LIMIT_EXCEEDED): retrying".to_owned()
+                    }
+                    Some(_) => format!("retrying {method}"),
+                    None => "Bitrix24 rate limit".to_owned(),
+                };
+                wait_reporting(&what, start_at, progress).await;
+            } else {
+                tokio::time::sleep_until(start_at.into()).await;
+            }
+
+            attempts += 1;
+            let error = match self.portal.call(method, params).await {
+                Ok(success) => {
+                    self.limiter.on_success();
+                    self.budgets.record(
+                        method,
+                        success.operating,
+                        success.operating_reset_at,
+                        success.finished_at,
+                        Instant::now(),
+                    );
+                    return Ok(success);
+                }
+                Err(error) => error,
+            };
+            let failure = classify(&error);
+            match failure {
+                Failure::RateLimited => self.limiter.on_throttled(Instant::now()),
+                Failure::RunTimeExhausted => {
+                    self.budgets.exhausted(method, Instant::now());
+                }
+                _ => {}
+            }
+            let retry = match rule(failure) {
+                Retry::Never => false,
+                Retry::Backoff { retries: max } => retries < max,
+                Retry::AfterReset => retries < 1,
+                Retry::OnceIfIdempotent => idempotent && retries < 1,
+            };
+            tracing::info!(
+                method,
+                attempt = attempts,
+                ?failure,
+                retry,
+                "portal call failed"
+            );
+            if !retry || Instant::now() >= deadline {
+                return Err(CallError::Portal { error, attempts });
+            }
+            retries += 1;
+            last_error = Some(error);
+        }
+    }
+}
+
+/// Sleeps until `until`, telling `progress` what it waits for: at once, then every few seconds.
+async fn wait_reporting(what: &str, until: Instant, progress: &dyn Progress) {
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        progress.waiting(format!("{what}: waiting {} s", left.as_secs_f64().ceil()));
+        tokio::time::sleep(left.min(REPORT_EVERY)).await;
+    }
+}
+
+fn unix_in(wait: Duration) -> u64 {
+    SystemTime::now()
+        .checked_add(wait)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `HH:MM:SS UTC` for a Unix time, for messages the model relays to a person.
+pub fn clock_utc(unix: u64) -> String {
+    let day = unix % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        day / 3600,
+        (day % 3600) / 60,
+        day % 60
+    )
+}

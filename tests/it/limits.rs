@@ -1,0 +1,618 @@
+//! Bitrix24's limits and a faulty portal: what the model sees, and how many requests the
+//! portal got for it (no duplicate writes, no retries of what must not be retried).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Value, json};
+
+use crate::{
+    portal::{LeakyBucket, Reply, TestPortal, error, ok},
+    util::{Launch, is_error, text_of},
+};
+
+const READ: &str = "landing_site_get_rights";
+const WRITE: &str = "landing_site_set_rights";
+
+fn read_args() -> Value {
+    json!({"id": 645})
+}
+
+fn write_args() -> Value {
+    json!({"id": 645, "rights": {"AU": ["read"]}})
+}
+
+/// Answers `first` for the first `n` requests, then `then`.
+async fn portal_first(n: usize, first: Reply, then: Reply) -> TestPortal {
+    let seen = AtomicUsize::new(0);
+    TestPortal::start(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) < n {
+            first.clone()
+        } else {
+            then.clone()
+        }
+    })
+    .await
+}
+
+/// A fast limiter, so retry tests do not wait on the production default of 2/s.
+fn fast(url: &str) -> Launch<'_> {
+    Launch::new(url).env("BITRIX24_RATE_LIMIT", "20/5")
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A success whose `time` says the method's run-time window resets in `reset_in` seconds.
+fn ok_with_reset(result: Value, reset_in: f64) -> Reply {
+    let now = unix_now();
+    Reply::Json(
+        200,
+        json!({"result": result, "time": {"finish": now, "operating": 470.0, "operating_reset_at": now + reset_in}}),
+    )
+}
+
+#[tokio::test]
+async fn a_run_of_query_limit_errors_is_absorbed() {
+    let portal = portal_first(
+        3,
+        error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
+        ok(json!(["read"])),
+    )
+    .await;
+    let server = fast(&portal.webhook_url()).start().await;
+    let result = server.call(READ, read_args()).await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    assert_eq!(result.structured_content, Some(json!({"result": ["read"]})));
+    assert_eq!(
+        portal.count(),
+        4,
+        "three refusals, then the one that worked"
+    );
+    // Writes are retried on QUERY_LIMIT_EXCEEDED too: the portal did not run them.
+    let portal = portal_first(2, error(503, "QUERY_LIMIT_EXCEEDED", ""), ok(json!(true))).await;
+    let server2 = fast(&portal.webhook_url()).start().await;
+    assert!(!is_error(&server2.call(WRITE, write_args()).await));
+    assert_eq!(portal.count(), 3);
+    server.stop().await;
+    server2.stop().await;
+}
+
+#[tokio::test]
+async fn endless_query_limit_errors_give_up_with_advice() {
+    let portal = TestPortal::always(error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")).await;
+    let server = fast(&portal.webhook_url()).start().await;
+    let result = server.call(READ, read_args()).await;
+    let text = text_of(&result);
+    assert!(is_error(&result));
+    assert!(
+        text.contains("QUERY_LIMIT_EXCEEDED") && text.contains("tried 7 times"),
+        "{text}"
+    );
+    assert_eq!(portal.count(), 7, "one call and six retries, no more");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn never_retried_failures_reach_the_portal_once() {
+    let never: Vec<(Reply, &str)> = vec![
+        (
+            error(503, "OVERLOAD_LIMIT", "REST API is blocked due to overload"),
+            "OVERLOAD_LIMIT",
+        ),
+        (
+            error(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+            "INTERNAL_SERVER_ERROR",
+        ),
+        (
+            error(
+                500,
+                "ERROR_UNEXPECTED_ANSWER",
+                "Server returned an unexpected response",
+            ),
+            "ERROR_UNEXPECTED_ANSWER",
+        ),
+        (
+            error(401, "NO_AUTH_FOUND", "Wrong authorization data"),
+            "NO_AUTH_FOUND",
+        ),
+        (error(403, "insufficient_scope", ""), "insufficient_scope"),
+        (error(403, "ACCESS_DENIED", ""), "ACCESS_DENIED"),
+        (
+            error(500, "PORTAL_DELETED", "Portal was deleted"),
+            "PORTAL_DELETED",
+        ),
+        (
+            error(
+                400,
+                "ERROR_BATCH_LENGTH_EXCEEDED",
+                "Max batch length exceeded",
+            ),
+            "ERROR_BATCH_LENGTH_EXCEEDED",
+        ),
+        (error(400, "BRAND_NEW_CODE", "?"), "BRAND_NEW_CODE"),
+        (
+            Reply::Raw {
+                status: 200,
+                content_type: "text/plain",
+                body: b"maintenance".to_vec(),
+            },
+            "not JSON",
+        ),
+    ];
+    for (reply, shown) in never {
+        for (tool, args) in [(READ, read_args()), (WRITE, write_args())] {
+            let portal = TestPortal::always(reply.clone()).await;
+            let server = fast(&portal.webhook_url()).start().await;
+            let result = server.call(tool, args).await;
+            assert!(is_error(&result));
+            assert!(
+                text_of(&result).contains(shown),
+                "{shown}: {}",
+                text_of(&result)
+            );
+            assert!(text_of(&result).contains("What to do"));
+            assert_eq!(portal.count(), 1, "{shown} on {tool} must not be retried");
+            server.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn lost_answers_are_retried_once_for_idempotent_tools() {
+    let lost: Vec<(Reply, &str)> = vec![
+        (Reply::Reset, "lost the connection"),
+        (
+            Reply::CutOff(json!({"result": ["read", "edit", "sett", "public"]})),
+            "lost the connection",
+        ),
+        (
+            Reply::Raw {
+                status: 200,
+                content_type: "application/json",
+                body: br#"{"result":["re"#.to_vec(),
+            },
+            "cut off",
+        ),
+        (
+            Reply::Raw {
+                status: 502,
+                content_type: "text/html",
+                body: b"<html><title>502 Bad Gateway</title></html>".to_vec(),
+            },
+            "502 Bad Gateway",
+        ),
+        (
+            Reply::Raw {
+                status: 504,
+                content_type: "text/html",
+                body: b"<html><title>504 Gateway Time-out</title></html>".to_vec(),
+            },
+            "504",
+        ),
+    ];
+    for (reply, shown) in lost {
+        // Once lost, then fine: the model sees a success, the portal two requests.
+        for (tool, args, answer) in [
+            (READ, read_args(), json!(["read"])),
+            (WRITE, write_args(), json!(true)),
+        ] {
+            let portal = portal_first(1, reply.clone(), ok(answer.clone())).await;
+            let server = fast(&portal.webhook_url()).start().await;
+            let result = server.call(tool, args.clone()).await;
+            assert!(
+                !is_error(&result),
+                "{shown} on {tool}: {}",
+                text_of(&result)
+            );
+            assert_eq!(result.structured_content, Some(json!({"result": answer})));
+            assert_eq!(portal.count(), 2, "{shown} on {tool}: retried exactly once");
+            let bodies: Vec<Value> = portal.received().into_iter().map(|r| r.body).collect();
+            assert!(
+                bodies.iter().all(|b| *b == args),
+                "the retry repeats the same request"
+            );
+            server.stop().await;
+        }
+        // Lost twice: one retry only, then an explanation.
+        let portal = TestPortal::always(reply.clone()).await;
+        let server = fast(&portal.webhook_url()).start().await;
+        let result = server.call(READ, read_args()).await;
+        assert!(is_error(&result));
+        assert!(
+            text_of(&result).contains(shown),
+            "{shown}: {}",
+            text_of(&result)
+        );
+        assert!(
+            text_of(&result).contains("tried 2 times"),
+            "{}",
+            text_of(&result)
+        );
+        assert_eq!(portal.count(), 2);
+        server.stop().await;
+    }
+}
+
+/// The seed catalog has no non-idempotent tool, so the gateway is driven directly here:
+/// a lost answer to a non-idempotent call is never sent twice.
+#[tokio::test]
+async fn non_idempotent_calls_are_never_repeated() {
+    use bitrix24_permissions_mcp::{
+        limits::{CallError, Gateway, NoProgress},
+        portal::PortalClient,
+        webhook::WebhookUrl,
+    };
+    for reply in [Reply::Reset, Reply::CutOff(json!({"result": true}))] {
+        let portal = TestPortal::always(reply).await;
+        let webhook = WebhookUrl::parse(&portal.webhook_url()).unwrap();
+        let client = PortalClient::new(webhook, Duration::from_secs(5)).unwrap();
+        let gateway = Gateway::new(client, "20/5".parse().unwrap(), Duration::from_secs(5));
+        let err = gateway
+            .call("landing.site.setRights", &write_args(), false, &NoProgress)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CallError::Portal { attempts: 1, .. }),
+            "{err:?}"
+        );
+        assert_eq!(portal.count(), 1, "a non-idempotent write was repeated");
+    }
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_retry_once_within_twice_the_timeout() {
+    let portal = TestPortal::always(Reply::Delay(
+        Duration::from_secs(10),
+        Box::new(ok(json!([]))),
+    ))
+    .await;
+    let url = portal.webhook_url();
+    let server = fast(&url).env("BITRIX24_TIMEOUT_SECS", "1").start().await;
+    let started = Instant::now();
+    let result = server.call(READ, read_args()).await;
+    let took = started.elapsed();
+    assert!(is_error(&result));
+    assert!(text_of(&result).contains("timeout"), "{}", text_of(&result));
+    assert_eq!(portal.count(), 2);
+    assert!(
+        took < Duration::from_millis(3500),
+        "took {took:?}, more than twice the timeout"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn run_time_limit_pauses_only_that_method() {
+    // Site reads: a success that says the window resets in 1 s, then a 429, then fine again.
+    let reads = AtomicUsize::new(0);
+    let portal = TestPortal::start(move |r| match r.method.as_str() {
+        "landing.site.getRights" => match reads.fetch_add(1, Ordering::SeqCst) {
+            0 => ok_with_reset(json!(["read"]), 1.0),
+            1 => error(
+                429,
+                "OPERATION_TIME_LIMIT",
+                "Method is blocked due to operation time limit.",
+            ),
+            _ => ok(json!(["read", "edit"])),
+        },
+        _ => ok(json!(true)),
+    })
+    .await;
+    let server = fast(&portal.webhook_url()).start().await;
+    assert!(!is_error(&server.call(READ, read_args()).await));
+
+    let server = Arc::new(server);
+    let waiting = {
+        let server = server.clone();
+        tokio::spawn(async move { server.call(READ, read_args()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another method goes on while getRights is paused.
+    let other_started = Instant::now();
+    let other = server
+        .call(
+            "sonet_group_feature_access",
+            json!({"GROUP_ID": 1, "FEATURE": "tasks", "OPERATION": "view"}),
+        )
+        .await;
+    assert!(!is_error(&other));
+    assert!(
+        other_started.elapsed() < Duration::from_millis(800),
+        "another method was held up"
+    );
+
+    let result = waiting.await.unwrap();
+    assert!(!is_error(&result), "{}", text_of(&result));
+    assert_eq!(
+        result.structured_content,
+        Some(json!({"result": ["read", "edit"]}))
+    );
+    let site_reads = portal
+        .received()
+        .iter()
+        .filter(|r| r.method == "landing.site.getRights")
+        .count();
+    assert_eq!(
+        site_reads, 3,
+        "first read, the 429, one retry after the reset"
+    );
+    let messages = server.recorder.progress.lock().unwrap().clone();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("run-time limit of landing.site.getRights: waiting")),
+        "progress while paused: {messages:?}"
+    );
+    Arc::try_unwrap(server).ok().unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn a_long_run_time_pause_is_a_clear_error_and_sends_nothing_more() {
+    let reads = AtomicUsize::new(0);
+    let portal = TestPortal::start(move |r| match r.method.as_str() {
+        "landing.site.getRights" => match reads.fetch_add(1, Ordering::SeqCst) {
+            0 => ok_with_reset(json!(["read"]), 300.0),
+            _ => error(
+                429,
+                "OPERATION_TIME_LIMIT",
+                "Method is blocked due to operation time limit.",
+            ),
+        },
+        _ => ok(json!(true)),
+    })
+    .await;
+    let server = fast(&portal.webhook_url()).start().await;
+    assert!(!is_error(&server.call(READ, read_args()).await));
+    for _ in 0..2 {
+        let result = server.call(READ, read_args()).await;
+        let text = text_of(&result);
+        assert!(is_error(&result));
+        assert!(
+            text.contains("run-time budget")
+                && text.contains("UTC")
+                && text.contains("other tools still work"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        portal.count(),
+        2,
+        "the paused method is not called again until its reset"
+    );
+    let other = server
+        .call("tasks_task_get_access", json!({"taskId": 1}))
+        .await;
+    assert!(!is_error(&other), "{}", text_of(&other));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_answers_are_not_passed_on() {
+    let users: serde_json::Map<String, Value> = (1..=40)
+        .map(|u| {
+            (
+                u.to_string(),
+                json!({"EDIT": true, "REMOVE": false, "COMPLETE": true, "APPROVE": false}),
+            )
+        })
+        .collect();
+    let portal = TestPortal::always(ok(json!({"allowedActions": users}))).await;
+    let url = portal.webhook_url();
+    let server = fast(&url)
+        .env("BITRIX24_MAX_RESULT_BYTES", "1000")
+        .start()
+        .await;
+    let result = server
+        .call(
+            "tasks_task_get_access",
+            json!({"taskId": 1, "users": (1..=40).collect::<Vec<_>>()}),
+        )
+        .await;
+    let text = text_of(&result);
+    assert!(is_error(&result));
+    assert!(
+        text.contains("above the 1000-byte limit") && text.contains("fewer `users`"),
+        "{text}"
+    );
+    let small = server
+        .call("tasks_task_get_access", json!({"taskId": 1, "users": [1]}))
+        .await;
+    assert!(
+        is_error(&small),
+        "the stand-in portal answers all 40 users whatever is asked"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn progress_is_reported_for_rate_limit_waits() {
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    // One request per 2.5 s, no burst beyond one: the second call waits.
+    let server = Launch::new(&url)
+        .env("BITRIX24_RATE_LIMIT", "0.4/1")
+        .start()
+        .await;
+    assert!(!is_error(&server.call(READ, read_args()).await));
+    assert!(!is_error(&server.call(READ, read_args()).await));
+    let messages = server.recorder.progress.lock().unwrap().clone();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Bitrix24 rate limit: waiting ")),
+        "{messages:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_call_at_once() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+
+    // In flight: the portal holds its answer; the cancelled call must hang up on it.
+    let portal = TestPortal::always(Reply::Delay(
+        Duration::from_secs(20),
+        Box::new(ok(json!([]))),
+    ))
+    .await;
+    let server = fast(&portal.webhook_url()).start().await;
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new(READ).with_arguments(read_args().as_object().unwrap().clone()),
+    ));
+    let handle = server
+        .client
+        .peer()
+        .send_cancellable_request(request.clone(), PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(portal.count(), 1);
+    handle
+        .cancel(Some("user pressed Esc".into()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while portal.aborted() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(portal.aborted(), 1, "the HTTP request was not abandoned");
+
+    // During a backoff: a portal that always throttles; after the cancel, nothing more is sent.
+    let portal = TestPortal::always(error(503, "QUERY_LIMIT_EXCEEDED", "")).await;
+    let url = portal.webhook_url();
+    let server2 = Launch::new(&url)
+        .env("BITRIX24_RATE_LIMIT", "2/1")
+        .start()
+        .await;
+    let handle = server2
+        .client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    handle.cancel(None).await.unwrap();
+    let after_cancel = portal.count();
+    assert!(after_cancel >= 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        portal.count(),
+        after_cancel,
+        "requests went on after the cancel"
+    );
+
+    // The server is not wedged by either cancel.
+    let result = server
+        .call("tasks_task_get_access", json!({"taskId": 1}))
+        .await;
+    assert!(is_error(&result) || result.structured_content.is_some());
+    server.stop().await;
+    server2.stop().await;
+}
+
+/// Many concurrent calls against a portal that enforces the same bucket as the server.
+#[tokio::test]
+async fn under_load_the_limiter_keeps_every_call_alive() {
+    const CALLS: usize = 30;
+    const RATE: f64 = 10.0;
+    const BURST: u32 = 5;
+    let bucket = Arc::new(LeakyBucket::new(RATE, BURST));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let portal = {
+        let refused = refused.clone();
+        TestPortal::start(move |_| {
+            if bucket.admit() {
+                ok(json!(["read"]))
+            } else {
+                refused.fetch_add(1, Ordering::SeqCst);
+                error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            }
+        })
+        .await
+    };
+    let url = portal.webhook_url();
+    let server = Arc::new(
+        Launch::new(&url)
+            .env("BITRIX24_RATE_LIMIT", "10/5")
+            .start()
+            .await,
+    );
+    let started = Instant::now();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move { server.call(READ, json!({"id": i})).await })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.unwrap();
+        assert!(!is_error(&result), "{}", text_of(&result));
+    }
+    let took = started.elapsed().as_secs_f64();
+    let ideal = (CALLS as f64 - f64::from(BURST)) / RATE;
+    assert!(
+        took >= ideal * 0.8,
+        "faster than the portal allows: {took:.2}s vs ideal {ideal:.2}s"
+    );
+    assert!(
+        took <= ideal * 2.0 + 1.0,
+        "too slow: {took:.2}s vs ideal {ideal:.2}s"
+    );
+    let extra = portal.count() - CALLS;
+    assert_eq!(extra, refused.load(Ordering::SeqCst));
+    assert!(extra <= 3, "{extra} extra requests");
+    Arc::try_unwrap(server).ok().unwrap().stop().await;
+}
+
+/// Another client shares the portal's bucket: the server starts too fast, gets 503s, adapts,
+/// and still answers every call.
+#[tokio::test]
+async fn a_shared_bucket_is_absorbed_without_tool_errors() {
+    const CALLS: usize = 24;
+    let bucket = Arc::new(LeakyBucket::new(8.0, 4));
+    let portal = TestPortal::start(move |_| {
+        if bucket.admit() {
+            ok(json!(true))
+        } else {
+            error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+        }
+    })
+    .await;
+    let url = portal.webhook_url();
+    let server = Arc::new(
+        Launch::new(&url)
+            .env("BITRIX24_RATE_LIMIT", "20/10")
+            .start()
+            .await,
+    );
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server
+                    .call(
+                        "sonet_group_feature_access",
+                        json!({"GROUP_ID": 1, "FEATURE": "tasks", "OPERATION": "view"}),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.unwrap();
+        assert!(!is_error(&result), "{}", text_of(&result));
+    }
+    assert!(portal.count() > CALLS, "the portal must have refused some");
+    Arc::try_unwrap(server).ok().unwrap().stop().await;
+}
