@@ -7,7 +7,8 @@ use bitrix24_permissions_mcp::{
 };
 use rmcp::ServiceExt;
 
-#[tokio::main]
+// One thread serves stdio well: calls are I/O-bound, and worker threads would only cost memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -28,7 +29,7 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::embedded()?);
-    let portal = PortalClient::new(config.webhook.clone(), config.timeout)?;
+    let portal = PortalClient::new(config.webhook.clone(), config.timeout);
     tracing::info!(
         portal = %config.webhook,
         read_only = config.read_only,
@@ -42,10 +43,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.read_only,
         config.max_result_bytes,
     ));
-    let service = PermissionsServer::new(dispatcher)
+    let service = PermissionsServer::new(dispatcher.clone())
         .serve(transport::stdio())
         .await
         .context("MCP handshake failed")?;
+    // The handshake is answered; get the HTTP client ready before the first call needs it.
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = dispatcher.gateway().portal().warm_up() {
+            tracing::error!("{err}");
+        }
+    });
     service.waiting().await.context("MCP service stopped")?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The Bitrix24 REST client: one POST per call through the inbound webhook, and a parser
 //! for the answer envelope that trusts nothing about the body.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use serde_json::{Map, Value};
 
@@ -72,36 +72,53 @@ pub enum PortalError {
     Transport { kind: TransportKind, detail: String },
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientBuildError {
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
 }
 
-/// Talks to one portal through one webhook. Cheap to clone: the connection pool is shared.
-#[derive(Debug, Clone)]
+/// Talks to one portal through one webhook. The HTTP client (one connection pool) is built on
+/// first use: building it loads the system's root certificates, which is most of this
+/// program's start-up cost and is not needed to answer `initialize` or `tools/list`.
+#[derive(Debug)]
 pub struct PortalClient {
-    http: reqwest::Client,
+    http: OnceLock<Result<reqwest::Client, ClientBuildError>>,
+    timeout: Duration,
     webhook: WebhookUrl,
     redactor: Redactor,
 }
 
 impl PortalClient {
-    pub fn new(webhook: WebhookUrl, timeout: Duration) -> Result<Self, ClientBuildError> {
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            // A redirect would resend the secret-bearing request elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ClientBuildError::Http(e.without_url().to_string()))?;
+    pub fn new(webhook: WebhookUrl, timeout: Duration) -> Self {
         let redactor = webhook.redactor();
-        Ok(Self {
-            http,
+        Self {
+            http: OnceLock::new(),
+            timeout,
             webhook,
             redactor,
-        })
+        }
+    }
+
+    /// Builds the HTTP client now (call it off the request path, e.g. in `spawn_blocking`).
+    pub fn warm_up(&self) -> Result<(), ClientBuildError> {
+        self.http().map(|_| ())
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, ClientBuildError> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+                    // A redirect would resend the secret-bearing request elsewhere.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| ClientBuildError::Http(e.without_url().to_string()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn webhook(&self) -> &WebhookUrl {
@@ -115,8 +132,11 @@ impl PortalClient {
     /// Calls `method` once with a JSON object body. No retry happens here.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Success, PortalError> {
         let body = serde_json::to_vec(params).unwrap_or_else(|_| b"{}".to_vec());
-        let response = self
-            .http
+        let http = self.http().map_err(|e| PortalError::Transport {
+            kind: TransportKind::Connect,
+            detail: e.to_string(),
+        })?;
+        let response = http
             .post(self.webhook.method_url(method))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")

@@ -139,7 +139,9 @@ impl Gateway {
                     None => "Bitrix24 rate limit".to_owned(),
                 };
                 wait_reporting(&what, start_at, progress).await;
-            } else {
+            } else if start_at > Instant::now() {
+                // Only when there is a wait: tokio's timer ticks in milliseconds, so even a
+                // zero sleep would add about a millisecond to every call.
                 tokio::time::sleep_until(start_at.into()).await;
             }
 

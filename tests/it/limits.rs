@@ -255,7 +255,7 @@ async fn non_idempotent_calls_are_never_repeated() {
     for reply in [Reply::Reset, Reply::CutOff(json!({"result": true}))] {
         let portal = TestPortal::always(reply).await;
         let webhook = WebhookUrl::parse(&portal.webhook_url()).unwrap();
-        let client = PortalClient::new(webhook, Duration::from_secs(5)).unwrap();
+        let client = PortalClient::new(webhook, Duration::from_secs(5));
         let gateway = Gateway::new(client, "20/5".parse().unwrap(), Duration::from_secs(5));
         let err = gateway
             .call("landing.site.setRights", &write_args(), false, &NoProgress)

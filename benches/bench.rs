@@ -1,0 +1,357 @@
+//! The project's benchmark: `cargo bench --bench bench` (add `-- --quick` for a short run).
+//!
+//! It drives the release binary over raw stdio (no MCP client library in the measured path)
+//! against the loopback test portal from the integration tests, and prints one table. Nothing
+//! here asserts a speed: the figures go into the README with the machine they came from.
+
+#[path = "../tests/it/portal.rs"]
+#[allow(dead_code)]
+mod portal;
+
+use std::{
+    collections::HashMap,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+
+use portal::{LeakyBucket, TestPortal, error, ok};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-permissions-mcp");
+
+/// One server process spoken to in raw JSON-RPC lines.
+struct Raw {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    next_id: u64,
+}
+
+impl Raw {
+    fn spawn(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn server");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            stdout,
+            next_id: 1,
+        }
+    }
+
+    async fn send(&mut self, method: &str, params: Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+        id
+    }
+
+    async fn notify(&mut self, method: &str) {
+        let line = json!({"jsonrpc": "2.0", "method": method}).to_string();
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads until the answer to `id`; returns it and its size in bytes.
+    async fn answer(&mut self, id: u64) -> (Value, usize) {
+        loop {
+            let line = self
+                .stdout
+                .next_line()
+                .await
+                .unwrap()
+                .expect("server closed stdout");
+            let value: Value = serde_json::from_str(&line).unwrap();
+            if value["id"] == id {
+                return (value, line.len());
+            }
+        }
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> (Value, usize) {
+        let id = self.send(method, params).await;
+        self.answer(id).await
+    }
+
+    async fn initialize(&mut self) {
+        self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+        )
+        .await;
+        self.notify("notifications/initialized").await;
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn call_params(i: u64) -> Value {
+    json!({"name": "landing_site_get_rights", "arguments": {"id": i}})
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[idx]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Table(Vec<(String, String)>);
+
+impl Table {
+    fn row(&mut self, what: impl Into<String>, value: impl Into<String>) {
+        let (what, value) = (what.into(), value.into());
+        eprintln!("  {what}: {value}");
+        self.0.push((what, value));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let mut table = Table(Vec::new());
+    let portal = TestPortal::always(ok(json!(["read", "edit"]))).await;
+    let url = portal.webhook_url();
+    let lifted = [
+        ("BITRIX24_WEBHOOK_URL", url.as_str()),
+        ("BITRIX24_RATE_LIMIT", "10000/10000"),
+    ];
+
+    // Cold start: spawn to the initialize reply, and to the tools/list reply.
+    let spawns = 60 / scale;
+    let (mut to_init, mut to_list) = (Vec::new(), Vec::new());
+    let mut list_bytes = 0;
+    for _ in 0..spawns {
+        let started = Instant::now();
+        let mut raw = Raw::spawn(&lifted);
+        raw.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+        )
+        .await;
+        to_init.push(started.elapsed());
+        raw.notify("notifications/initialized").await;
+        let (_, bytes) = raw.request("tools/list", json!({})).await;
+        to_list.push(started.elapsed());
+        list_bytes = bytes;
+    }
+    table.row(
+        format!("cold start → initialize reply (median of {spawns})"),
+        ms(percentile(&mut to_init, 0.5)),
+    );
+    table.row(
+        format!("cold start → tools/list reply (median of {spawns})"),
+        ms(percentile(&mut to_list, 0.5)),
+    );
+    table.row("tools/list size (all tools)", format!("{list_bytes} bytes"));
+
+    // Memory, and latency added over a direct HTTP request to the same portal.
+    let calls = 1000 / scale;
+    let mut raw = Raw::spawn(&lifted);
+    raw.initialize().await;
+    table.row(
+        "peak RSS after start",
+        format!("{} KiB", raw.peak_rss_kib()),
+    );
+    let http = reqwest::Client::new();
+    let direct_url = format!("{url}landing.site.getRights.json");
+    let (mut direct, mut via_mcp) = (Vec::new(), Vec::new());
+    for i in 0..calls as u64 {
+        let started = Instant::now();
+        let body = http
+            .post(&direct_url)
+            .header("content-type", "application/json")
+            .body(json!({"id": i}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        direct.push(started.elapsed());
+        assert!(!body.is_empty());
+        let started = Instant::now();
+        let (answer, _) = raw.request("tools/call", call_params(i)).await;
+        via_mcp.push(started.elapsed());
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+    }
+    table.row(
+        format!("peak RSS after {calls} calls"),
+        format!("{} KiB", raw.peak_rss_kib()),
+    );
+    let (d50, d99) = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
+    let (m50, m99) = (
+        percentile(&mut via_mcp, 0.5),
+        percentile(&mut via_mcp, 0.99),
+    );
+    table.row(
+        "direct HTTP call, median / p99",
+        format!("{} / {}", ms(d50), ms(d99)),
+    );
+    table.row(
+        "tool call over stdio, median / p99",
+        format!("{} / {}", ms(m50), ms(m99)),
+    );
+    table.row(
+        "added by the server, median / p99",
+        format!(
+            "{} / {}",
+            ms(m50.saturating_sub(d50)),
+            ms(m99.saturating_sub(d99))
+        ),
+    );
+
+    // Concurrent throughput with the limiter lifted: 32 calls in flight on one connection.
+    let total = 4000 / scale;
+    let started = Instant::now();
+    pipelined(&mut raw, total, 32).await;
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    table.row(
+        format!("throughput, limiter lifted ({total} calls, 32 in flight)"),
+        format!("{rate:.0} calls/s"),
+    );
+    drop(raw);
+
+    // The limiter itself when it is not limiting: default 2/50, calls spaced inside the burst.
+    let mut raw = Raw::spawn(&[("BITRIX24_WEBHOOK_URL", url.as_str())]);
+    raw.initialize().await;
+    let mut limited_idle = Vec::new();
+    for i in 0..40u64 {
+        let started = Instant::now();
+        raw.request("tools/call", call_params(i)).await;
+        limited_idle.push(started.elapsed());
+    }
+    drop(raw);
+    let idle50 = percentile(&mut limited_idle, 0.5);
+    table.row(
+        "limiter cost when not limiting (median call at 2/50 minus lifted)",
+        ms(idle50.saturating_sub(m50)),
+    );
+
+    // Limited: the portal enforces 10/s with a burst of 10, the server is configured the same.
+    let (rate_cfg, burst) = (10.0, 10u32);
+    let n = if quick { 40 } else { 110 };
+    let bucket = Arc::new(LeakyBucket::new(rate_cfg, burst));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let limited_portal = {
+        let refused = refused.clone();
+        TestPortal::start(move |_| {
+            if bucket.admit() {
+                ok(json!(["read"]))
+            } else {
+                refused.fetch_add(1, Ordering::SeqCst);
+                error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            }
+        })
+        .await
+    };
+    let limited_url = limited_portal.webhook_url();
+    let mut raw = Raw::spawn(&[
+        ("BITRIX24_WEBHOOK_URL", limited_url.as_str()),
+        ("BITRIX24_RATE_LIMIT", "10/10"),
+    ]);
+    raw.initialize().await;
+    let started = Instant::now();
+    let errors = pipelined(&mut raw, n, n).await;
+    let took = started.elapsed().as_secs_f64();
+    let ideal = (n as f64 - f64::from(burst)) / rate_cfg;
+    let sustained = (n as f64 - f64::from(burst)) / took;
+    table.row(
+        format!("limited: {n} concurrent calls at 10/s, burst 10"),
+        format!("{took:.2} s (ideal {ideal:.2} s), {sustained:.2} calls/s beyond the burst, {errors} tool errors"),
+    );
+    let extra = refused.load(Ordering::SeqCst);
+    table.row(
+        "503s seen per 100 calls",
+        format!("{:.1}", extra as f64 * 100.0 / n as f64),
+    );
+    drop(raw);
+
+    // The table is the benchmark's output, so it goes to stdout (the lint guards the server).
+    #[allow(clippy::print_stdout)]
+    {
+        println!("\n| measure | value |\n|---|---|");
+        for (what, value) in &table.0 {
+            println!("| {what} | {value} |");
+        }
+        println!("\nmachine: {} cores, {}", num_cpus(), cpu_model());
+    }
+}
+
+/// Sends `total` calls keeping `window` in flight; returns how many came back as tool errors.
+async fn pipelined(raw: &mut Raw, total: usize, window: usize) -> usize {
+    let mut pending: HashMap<u64, ()> = HashMap::new();
+    let (mut sent, mut errors) = (0usize, 0usize);
+    while sent < total || !pending.is_empty() {
+        while sent < total && pending.len() < window {
+            let id = raw.send("tools/call", call_params(sent as u64)).await;
+            pending.insert(id, ());
+            sent += 1;
+        }
+        let line = raw
+            .stdout
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server closed stdout");
+        let value: Value = serde_json::from_str(&line).unwrap();
+        if let Some(id) = value["id"].as_u64()
+            && pending.remove(&id).is_some()
+            && value["result"]["isError"] != false
+        {
+            errors += 1;
+        }
+    }
+    errors
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or_else(|| "unknown CPU".to_owned(), |s| s.trim().to_owned())
+}
