@@ -89,14 +89,60 @@ impl Normalize {
     }
 }
 
+/// How a tool is carried out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One REST call with the arguments as parameters.
+    #[default]
+    Rest,
+    /// Many read-only tool calls sent as Bitrix24 `batch` requests.
+    Batch,
+}
+
+/// A check made before a write, so that the portal never silently accepts a call that
+/// changes nothing. Declared in the catalog, carried out by one mechanism in the dispatcher.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Preflight {
+    /// Calls `method` (no parameters) and refuses when its result equals `equals`.
+    RefuseIf {
+        method: String,
+        equals: Value,
+        message: String,
+    },
+    /// Asks `access.name` about the access codes found at `codes_at` (a JSON pointer into
+    /// the arguments: the keys of an object or the items of an array) and refuses when the
+    /// portal does not know some of them.
+    KnownAccessCodes { codes_at: String },
+}
+
+impl Preflight {
+    /// The access codes a `KnownAccessCodes` check is about, in the order given.
+    pub fn codes_in(codes_at: &str, args: &Value) -> Vec<String> {
+        match args.pointer(codes_at) {
+            Some(Value::Object(map)) => map.keys().cloned().collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One catalog file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolSpec {
     pub method: String,
     pub name: String,
+    #[serde(default)]
+    pub kind: Kind,
     pub title: String,
     pub scope: String,
+    /// The group `--toolsets` selects this tool by.
+    pub toolset: String,
     pub description: String,
     pub hints: Hints,
     pub input_schema: Value,
@@ -108,6 +154,8 @@ pub struct ToolSpec {
     /// How to ask for less when an answer is over the size limit.
     #[serde(default)]
     pub narrow: Option<String>,
+    #[serde(default)]
+    pub preflight: Vec<Preflight>,
 }
 
 impl ToolSpec {
@@ -249,6 +297,24 @@ impl Catalog {
     pub fn get(&self, name: &str) -> Option<&Arc<Entry>> {
         self.entries.iter().find(|e| e.spec.name == name)
     }
+
+    pub fn by_method(&self, method: &str) -> Option<&Arc<Entry>> {
+        self.entries
+            .iter()
+            .find(|e| e.spec.method.eq_ignore_ascii_case(method))
+    }
+
+    /// The toolset names, sorted.
+    pub fn toolsets(&self) -> Vec<&str> {
+        let mut sets: Vec<&str> = self
+            .entries
+            .iter()
+            .map(|e| e.spec.toolset.as_str())
+            .collect();
+        sets.sort_unstable();
+        sets.dedup();
+        sets
+    }
 }
 
 /// The tool name a REST method gets: dots become `_`, camelCase becomes snake_case.
@@ -342,7 +408,47 @@ mod tests {
             jsonschema::validator_for(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
+            assert!(
+                ["access", "sites", "workgroups", "tasks", "batch"].contains(&s.toolset.as_str()),
+                "{}: toolset {}",
+                s.name,
+                s.toolset
+            );
+            // A guard is only as good as what it calls: it must exist and be a read.
+            for p in &s.preflight {
+                let (method, pointer) = match p {
+                    Preflight::RefuseIf { method, .. } => (method.as_str(), None),
+                    Preflight::KnownAccessCodes { codes_at } => ("access.name", Some(codes_at)),
+                };
+                let target = catalog
+                    .by_method(method)
+                    .unwrap_or_else(|| panic!("{}: preflight calls unknown {method}", s.name));
+                assert!(
+                    target.spec.hints.read_only,
+                    "{}: preflight {method} writes",
+                    s.name
+                );
+                assert!(s.is_write(), "{}: only writes need preflights", s.name);
+                if let Some(pointer) = pointer {
+                    let property = pointer.trim_start_matches('/');
+                    assert!(
+                        s.input_schema["properties"].get(property).is_some(),
+                        "{}: preflight reads {pointer}, which is not an argument",
+                        s.name
+                    );
+                }
+            }
         }
+    }
+
+    #[test]
+    fn codes_are_found_in_objects_and_arrays() {
+        let args = json!({"rights": {"AU": ["read"], "U3": ["edit"]}, "codes": ["SG1_K", "U2"]});
+        let mut from_object = Preflight::codes_in("/rights", &args);
+        from_object.sort();
+        assert_eq!(from_object, ["AU", "U3"]);
+        assert_eq!(Preflight::codes_in("/codes", &args), ["SG1_K", "U2"]);
+        assert!(Preflight::codes_in("/missing", &args).is_empty());
     }
 
     #[test]

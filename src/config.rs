@@ -8,6 +8,7 @@ use clap::{Parser, builder::BoolishValueParser};
 
 use crate::{
     limits::rate::RateLimit,
+    selection::Filters,
     webhook::{WebhookError, WebhookUrl},
 };
 
@@ -63,6 +64,34 @@ pub struct Args {
     )]
     pub max_result_bytes: u64,
 
+    /// Publish only these groups of tools (comma-separated): access, sites, workgroups, tasks,
+    /// batch. Default: all.
+    #[arg(
+        long,
+        env = "BITRIX24_TOOLSETS",
+        value_delimiter = ',',
+        value_name = "SETS"
+    )]
+    pub toolsets: Option<Vec<String>>,
+
+    /// Publish these tools (comma-separated), in addition to any --toolsets.
+    #[arg(
+        long,
+        env = "BITRIX24_TOOLS",
+        value_delimiter = ',',
+        value_name = "TOOLS"
+    )]
+    pub tools: Option<Vec<String>>,
+
+    /// Never publish these tools (comma-separated); beats --tools and --toolsets.
+    #[arg(
+        long,
+        env = "BITRIX24_EXCLUDE_TOOLS",
+        value_delimiter = ',',
+        value_name = "TOOLS"
+    )]
+    pub exclude_tools: Vec<String>,
+
     /// Publish only read-only tools; write tools are neither listed nor callable.
     /// Beats every other setting.
     #[arg(
@@ -99,7 +128,8 @@ pub struct Config {
     pub timeout: Duration,
     pub rate_limit: RateLimit,
     pub max_result_bytes: usize,
-    pub read_only: bool,
+    /// Which tools to publish; checked against the catalog when the server is built.
+    pub filters: Filters,
 }
 
 impl Config {
@@ -122,13 +152,27 @@ impl Config {
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
-            read_only: args.read_only,
+            filters: Filters {
+                toolsets: args.toolsets.clone().map(trimmed),
+                tools: args.tools.clone().map(trimmed),
+                exclude_tools: trimmed(args.exclude_tools.clone()),
+                read_only: args.read_only,
+            },
         })
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::resolve(&Args::parse(), std::env::var(WEBHOOK_ENV).ok())
     }
+}
+
+/// Drops blanks and surrounding spaces, so "sites, tasks" and a trailing comma both work.
+fn trimmed(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,7 +189,12 @@ mod tests {
     fn defaults() {
         let c = Config::resolve(&args(&[]), Some(URL.into())).unwrap();
         assert_eq!(c.timeout, Duration::from_secs(30));
-        assert!(!c.read_only);
+        assert!(!c.filters.read_only);
+        let c = Config::resolve(&args(&["--toolsets", "sites, tasks,"]), Some(URL.into())).unwrap();
+        assert_eq!(
+            c.filters.toolsets,
+            Some(vec!["sites".to_owned(), "tasks".to_owned()])
+        );
         assert!(args(&["--read-only"]).read_only);
         assert!(args(&["--read-only=yes"]).read_only);
         assert!(!args(&["--read-only=false"]).read_only);

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    catalog::{ArgumentProblem, Catalog, Entry},
+    batch,
+    catalog::{ArgumentProblem, Catalog, Entry, Kind, Preflight, ToolSpec},
     explain::{explain, oversized},
-    limits::{Gateway, Progress},
+    limits::{CallError, Gateway, Progress},
+    selection::{Hidden, Selection},
 };
 
 /// Longest argument-problem message passed on; a huge bad value must not flood the context.
@@ -31,13 +33,17 @@ pub enum LookupError {
         "tool `{name}` writes to the portal and this server runs read-only (BITRIX24_READ_ONLY / --read-only)"
     )]
     ReadOnly { name: String },
+    #[error(
+        "tool `{name}` is not enabled on this server (BITRIX24_TOOLSETS / BITRIX24_TOOLS / BITRIX24_EXCLUDE_TOOLS)"
+    )]
+    Filtered { name: String },
 }
 
 #[derive(Debug)]
 pub struct Dispatcher {
     catalog: Arc<Catalog>,
     gateway: Gateway,
-    read_only: bool,
+    selection: Selection,
     max_result_bytes: usize,
 }
 
@@ -45,13 +51,13 @@ impl Dispatcher {
     pub fn new(
         catalog: Arc<Catalog>,
         gateway: Gateway,
-        read_only: bool,
+        selection: Selection,
         max_result_bytes: usize,
     ) -> Self {
         Self {
             catalog,
             gateway,
-            read_only,
+            selection,
             max_result_bytes,
         }
     }
@@ -60,27 +66,35 @@ impl Dispatcher {
         &self.gateway
     }
 
-    /// The tools this configuration publishes, in catalog order. Read-only mode wins over
-    /// every other setting.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The tools this configuration publishes, in catalog order.
     pub fn published(&self) -> impl Iterator<Item = &Arc<Entry>> {
         self.catalog
             .entries()
-            .filter(move |e| !(self.read_only && e.spec.is_write()))
+            .filter(move |e| self.selection.allows(&e.spec.name))
     }
 
     pub fn lookup(&self, name: &str) -> Result<&Arc<Entry>, LookupError> {
-        match self.catalog.get(name) {
-            Some(e) if self.read_only && e.spec.is_write() => Err(LookupError::ReadOnly {
-                name: name.to_owned(),
-            }),
-            Some(e) => Ok(e),
-            None => Err(LookupError::Unknown {
+        let Some(entry) = self.catalog.get(name) else {
+            return Err(LookupError::Unknown {
                 name: name.to_owned(),
                 known: self
                     .published()
                     .map(|e| e.spec.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
+            });
+        };
+        match self.selection.hidden(&self.catalog, name) {
+            None => Ok(entry),
+            Some(Hidden::ReadOnly) => Err(LookupError::ReadOnly {
+                name: name.to_owned(),
+            }),
+            Some(Hidden::Filtered) => Err(LookupError::Filtered {
+                name: name.to_owned(),
             }),
         }
     }
@@ -98,17 +112,12 @@ impl Dispatcher {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
             return Outcome::ToolError(self.describe_problems(&spec.name, &problems));
         }
-        tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
-        let redactor = self.gateway.portal().redactor();
-        match self
-            .gateway
-            .call(&spec.method, &args, spec.hints.idempotent, progress)
-            .await
-        {
-            Ok(success) => {
-                let mut result = success.result;
-                spec.normalize.apply(&mut result);
-                let structured = json!({ "result": result });
+        let structured = match spec.kind {
+            Kind::Batch => batch::run(self, &args, progress).await,
+            Kind::Rest => self.call_rest(spec, &args, progress).await,
+        };
+        match structured {
+            Ok(structured) => {
                 let size = structured.to_string().len();
                 if size > self.max_result_bytes {
                     tracing::warn!(tool = %spec.name, size, "answer over the size limit");
@@ -116,14 +125,107 @@ impl Dispatcher {
                 }
                 Outcome::Success(structured)
             }
-            Err(err) => {
-                tracing::warn!(tool = %spec.name, error = %err, "call failed");
-                Outcome::ToolError(redactor.redact(&explain(&err, spec)).into_owned())
-            }
+            Err(text) => Outcome::ToolError(self.redact(&text)),
         }
     }
 
-    fn describe_problems(&self, tool: &str, problems: &[ArgumentProblem]) -> String {
+    async fn call_rest(
+        &self,
+        spec: &ToolSpec,
+        args: &Value,
+        progress: &dyn Progress,
+    ) -> Result<Value, String> {
+        self.preflight(spec, args, progress).await?;
+        tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
+        let mut result = self
+            .gateway
+            .call(&spec.method, args, spec.hints.idempotent, progress)
+            .await
+            .map_err(|err| {
+                tracing::warn!(tool = %spec.name, error = %err, "call failed");
+                explain(&err, spec)
+            })?
+            .result;
+        spec.normalize.apply(&mut result);
+        Ok(json!({ "result": result }))
+    }
+
+    /// Runs the write guards the catalog declares for `spec`. Any refusal, or any failure to
+    /// check, means nothing is written.
+    async fn preflight(
+        &self,
+        spec: &ToolSpec,
+        args: &Value,
+        progress: &dyn Progress,
+    ) -> Result<(), String> {
+        for check in &spec.preflight {
+            match check {
+                Preflight::RefuseIf {
+                    method,
+                    equals,
+                    message,
+                } => {
+                    let answer = self.read(method, json!({}), spec, progress).await?;
+                    if answer == *equals {
+                        tracing::info!(tool = %spec.name, %method, "preflight refused the write");
+                        return Err(message.clone());
+                    }
+                }
+                Preflight::KnownAccessCodes { codes_at } => {
+                    let codes = Preflight::codes_in(codes_at, args);
+                    if codes.is_empty() {
+                        continue;
+                    }
+                    let known = self
+                        .read("access.name", json!({ "ACCESS": codes }), spec, progress)
+                        .await?;
+                    let unknown: Vec<&str> = codes
+                        .iter()
+                        .filter(|c| known.get(c.as_str()).is_none())
+                        .map(String::as_str)
+                        .collect();
+                    if !unknown.is_empty() {
+                        tracing::info!(tool = %spec.name, unknown = unknown.len(), "unknown access codes");
+                        return Err(format!(
+                            "The portal does not know these access codes: {}. Nothing was written: {} would save them \
+                             without an error and they would grant nothing. What to do: correct them (access_name explains \
+                             codes, sonet_group_user_groups lists workgroups, profile shows your own user id) and call again.",
+                            unknown.join(", "),
+                            spec.method
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A read made on behalf of a write's guard, repaired like the read tool's own answer.
+    async fn read(
+        &self,
+        method: &str,
+        params: Value,
+        for_write: &ToolSpec,
+        progress: &dyn Progress,
+    ) -> Result<Value, String> {
+        let reader = self.catalog.by_method(method).map(|e| &e.spec);
+        match self.gateway.call(method, &params, true, progress).await {
+            Ok(success) => {
+                let mut result = success.result;
+                if let Some(reader) = reader {
+                    reader.normalize.apply(&mut result);
+                }
+                Ok(result)
+            }
+            Err(err) => Err(guard_failed(&err, method, reader.unwrap_or(for_write))),
+        }
+    }
+
+    pub(crate) fn redact(&self, text: &str) -> String {
+        self.gateway.portal().redactor().redact(text).into_owned()
+    }
+
+    pub(crate) fn describe_problems(&self, tool: &str, problems: &[ArgumentProblem]) -> String {
         let mut text = format!("Invalid arguments for {tool}; nothing was sent to Bitrix24.");
         for p in problems {
             let place = if p.path.is_empty() {
@@ -142,4 +244,11 @@ impl Dispatcher {
         );
         self.gateway.portal().redactor().redact(&text).into_owned()
     }
+}
+
+fn guard_failed(err: &CallError, method: &str, spec: &ToolSpec) -> String {
+    format!(
+        "Nothing was written: the check made before this write ({method}) failed. {}",
+        explain(err, spec)
+    )
 }

@@ -133,8 +133,14 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
             } else {
                 format!(": {description}")
             };
+            // Sub-calls of a batch carry no HTTP status of their own.
+            let http = if *status == 0 {
+                String::new()
+            } else {
+                format!(" (HTTP {status})")
+            };
             format!(
-                "Bitrix24 rejected {method}: {shown_code} (HTTP {status}){said}. What to do: {advice}",
+                "Bitrix24 rejected {method}: {shown_code}{http}{said}. What to do: {advice}",
                 method = spec.method
             )
         }

@@ -6,7 +6,8 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -19,6 +20,7 @@ use rmcp::{
 use crate::{
     dispatch::{Dispatcher, LookupError, Outcome},
     limits::{NoProgress, Progress},
+    resources,
 };
 
 /// Sent on both lifecycles (`initialize` and `server/discover`); under 2 KB, key sentence first.
@@ -54,12 +56,17 @@ pub fn to_call_result(outcome: Outcome) -> CallToolResult {
 
 impl ServerHandler for PermissionsServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Bitrix24 permissions"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Bitrix24 permissions"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -68,6 +75,36 @@ impl ServerHandler for PermissionsServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        match resources::read(&request.uri) {
+            Some(contents) => Ok(ReadResourceResult::new(vec![contents]).into()),
+            None => Err(McpError::resource_not_found(
+                format!(
+                    "no resource {}; the resources are: {}",
+                    request.uri,
+                    resources::PAGES
+                        .iter()
+                        .map(|p| p.uri)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None,
+            )),
+        }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -80,9 +117,9 @@ impl ServerHandler for PermissionsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let entry = self.dispatcher.lookup(&request.name).map_err(|e| match e {
-            LookupError::Unknown { .. } | LookupError::ReadOnly { .. } => {
-                McpError::invalid_params(e.to_string(), None)
-            }
+            LookupError::Unknown { .. }
+            | LookupError::ReadOnly { .. }
+            | LookupError::Filtered { .. } => McpError::invalid_params(e.to_string(), None),
         })?;
         let progress: Box<dyn Progress> = match context.meta.get_progress_token() {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),

@@ -73,6 +73,31 @@ pub fn error(status: u16, code: &str, description: &str) -> Reply {
     )
 }
 
+/// Answers the reads that guard writes as a portal in the extended permission model does,
+/// knowing every access code it is asked about; everything else goes to `rest`.
+pub fn guarded(
+    rest: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Received) -> Reply + Send + Sync + 'static {
+    move |r| match r.method.as_str() {
+        "landing.role.isEnabled" => ok(Value::Bool(false)),
+        "access.name" => {
+            let known: serde_json::Map<String, Value> = r.body["ACCESS"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|code| {
+                    let about =
+                        serde_json::json!({"name": code, "provider": "", "provider_id": "other"});
+                    (code.to_owned(), about)
+                })
+                .collect();
+            ok(Value::Object(known))
+        }
+        _ => rest(r),
+    }
+}
+
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
 pub struct TestPortal {
@@ -119,9 +144,10 @@ impl TestPortal {
         }
     }
 
-    /// A portal that answers every method with the same reply.
+    /// A portal in the extended permission model that knows every access code (so write
+    /// guards pass) and answers every other method with the same reply.
     pub async fn always(reply: Reply) -> Self {
-        Self::start(move |_| reply.clone()).await
+        Self::start(guarded(move |_| reply.clone())).await
     }
 
     pub fn webhook_url(&self) -> String {
@@ -134,6 +160,16 @@ impl TestPortal {
 
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+
+    /// Requests for one REST method.
+    pub fn count_of(&self, method: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
     }
 
     /// How many clients hung up while a delayed answer was pending.
