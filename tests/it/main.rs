@@ -12,4 +12,5 @@ mod readme;
 mod robustness;
 mod secrets;
 mod startup;
+mod toolkit;
 mod tools_meta;

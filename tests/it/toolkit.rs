@@ -1,0 +1,705 @@
+//! The wider permission family: forwarding and errors for every tool, the write guards,
+//! batch, filters and resources.
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    portal::{Received, Reply, TestPortal, error, guarded, ok},
+    util::{Launch, Server, is_error, text_of},
+};
+
+/// One valid call per tool, with a portal answer of the documented shape.
+fn valid_calls() -> Vec<(&'static str, &'static str, Value, Value)> {
+    vec![
+        (
+            "scope",
+            "scope",
+            json!({"full": false}),
+            json!(["landing", "task", "sonet_group"]),
+        ),
+        (
+            "method_get",
+            "method.get",
+            json!({"name": "landing.site.getrights"}),
+            json!({"isExisting": true, "isAvailable": false}),
+        ),
+        (
+            "access_name",
+            "access.name",
+            json!({"ACCESS": ["G2", "AU"]}),
+            // As the guard-aware test portal answers it: every code asked about is known.
+            json!({
+                "G2": {"provider": "", "name": "G2", "provider_id": "other"},
+                "AU": {"provider": "", "name": "AU", "provider_id": "other"}
+            }),
+        ),
+        (
+            "user_access",
+            "user.access",
+            json!({"ACCESS": ["D1", "SG1_K"]}),
+            json!(true),
+        ),
+        ("user_admin", "user.admin", json!({}), json!(false)),
+        (
+            "profile",
+            "profile",
+            json!({}),
+            json!({"ID": "7", "ADMIN": false, "NAME": "Ann", "LAST_NAME": "Lee"}),
+        ),
+        (
+            "sonet_group_user_groups",
+            "sonet_group.user.groups",
+            json!({}),
+            json!([{"GROUP_ID": "77", "GROUP_NAME": "Launch", "ROLE": "K"}]),
+        ),
+        (
+            "sonet_group_user_get",
+            "sonet_group.user.get",
+            json!({"ID": 69}),
+            json!([{"USER_ID": "1269", "ROLE": "A"}]),
+        ),
+        (
+            "landing_role_is_enabled",
+            "landing.role.isEnabled",
+            json!({}),
+            json!(false),
+        ),
+        (
+            "landing_role_get_list",
+            "landing.role.getList",
+            json!({"scope": "KNOWLEDGE"}),
+            json!([{"ID": "3", "TITLE": "Administrator", "XML_ID": "ADMIN"}]),
+        ),
+        (
+            "landing_role_get_rights",
+            "landing.role.getRights",
+            json!({"id": 2}),
+            json!({"0": ["read", "edit"], "5": ["read"]}),
+        ),
+        (
+            "landing_role_set_rights",
+            "landing.role.setRights",
+            json!({"id": 11, "rights": {"0": ["read"], "66": ["read", "edit", "sett"]}, "additional": ["menu24"]}),
+            json!(true),
+        ),
+        (
+            "landing_role_set_access_codes",
+            "landing.role.setAccessCodes",
+            json!({"id": 11, "codes": ["U45", "DR7", "SG3_A"]}),
+            json!(true),
+        ),
+        (
+            "landing_role_enable",
+            "landing.role.enable",
+            json!({"mode": 1}),
+            json!(true),
+        ),
+        (
+            "landing_site_get_rights",
+            "landing.site.getRights",
+            json!({"id": 645}),
+            json!(["read"]),
+        ),
+        (
+            "landing_site_set_rights",
+            "landing.site.setRights",
+            json!({"id": 645, "rights": {"AU": ["read"]}}),
+            json!(true),
+        ),
+        (
+            "sonet_group_feature_access",
+            "sonet_group.feature.access",
+            json!({"GROUP_ID": 1, "FEATURE": "tasks", "OPERATION": "view"}),
+            json!(true),
+        ),
+        (
+            "tasks_task_get_access",
+            "tasks.task.getaccess",
+            json!({"taskId": 1}),
+            json!({"allowedActions": {"7": {"EDIT": true}}}),
+        ),
+    ]
+}
+
+fn output_problems(tool: &rmcp::model::Tool, structured: &Value) -> Vec<String> {
+    let schema = Value::Object(tool.output_schema.as_deref().unwrap().clone());
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(structured)
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_tool_forwards_and_matches_its_output_schema() {
+    let portal = TestPortal::start(guarded(|r: &Received| {
+        let answer = valid_calls()
+            .into_iter()
+            .find(|(_, method, _, _)| *method == r.method)
+            .map_or(Value::Null, |(_, _, _, answer)| answer);
+        ok(answer)
+    }))
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let tools = server.client.list_all_tools().await.unwrap();
+    let calls = valid_calls();
+    let rest_tools: Vec<_> = tools.iter().filter(|t| t.name != "batch").collect();
+    assert_eq!(
+        rest_tools.len(),
+        calls.len(),
+        "every REST tool has a case here"
+    );
+    for (tool, method, args, answer) in calls {
+        let result = server.call(tool, args.clone()).await;
+        assert!(!is_error(&result), "{tool}: {}", text_of(&result));
+        let sent: Vec<_> = portal
+            .received()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect();
+        assert_eq!(
+            sent.last().map(|r| &r.body),
+            Some(&args),
+            "{tool}: forwarded verbatim"
+        );
+        let structured = result.structured_content.clone().unwrap();
+        assert_eq!(structured, json!({"result": answer}), "{tool}");
+        let listed = tools.iter().find(|t| t.name == tool).unwrap();
+        let problems = output_problems(listed, &structured);
+        assert!(problems.is_empty(), "{tool}: {problems:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_tool_names_its_scope_when_the_webhook_lacks_it() {
+    // Every method lacks its scope, except the access.name a write's guard asks (basic scope,
+    // always there); the access_name tool's own call is told apart by its codes.
+    let guard = guarded(|_| Reply::Reset);
+    let portal = TestPortal::start(move |r: &Received| {
+        if r.method == "access.name" && r.body["ACCESS"] != json!(["G2", "AU"]) {
+            guard(r)
+        } else {
+            error(
+                403,
+                "insufficient_scope",
+                "The request requires higher privileges than provided by the webhook token",
+            )
+        }
+    })
+    .await;
+    let server = Launch::new(&portal.webhook_url())
+        .env("BITRIX24_RATE_LIMIT", "50/50")
+        .start()
+        .await;
+    for (tool, method, args, _) in valid_calls() {
+        let result = server.call(tool, args).await;
+        let text = text_of(&result);
+        assert!(is_error(&result), "{tool}");
+        let scope = match method.split('.').next().unwrap() {
+            "landing" => "landing",
+            "sonet_group" => "sonet_group",
+            "tasks" => "task",
+            _ => "basic",
+        };
+        assert!(text.contains(&format!("`{scope}` scope")), "{tool}: {text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn normalised_empty_answers() {
+    let portal = TestPortal::start(|_| ok(json!([]))).await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let names = server
+        .call("access_name", json!({"ACCESS": ["U999999"]}))
+        .await;
+    assert_eq!(names.structured_content, Some(json!({"result": {}})));
+    let rights = server
+        .call("landing_role_get_rights", json!({"id": 99}))
+        .await;
+    assert_eq!(rights.structured_content, Some(json!({"result": {}})));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn set_rights_is_refused_under_the_role_model_and_nothing_is_written() {
+    let portal = TestPortal::start(|r: &Received| match r.method.as_str() {
+        "landing.role.isEnabled" => ok(json!(true)),
+        _ => ok(json!(true)),
+    })
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let result = server
+        .call(
+            "landing_site_set_rights",
+            json!({"id": 645, "rights": {"AU": ["read"]}}),
+        )
+        .await;
+    let text = text_of(&result);
+    assert!(is_error(&result));
+    assert!(
+        text.contains("role model")
+            && text.contains("nothing was written")
+            && text.contains("landing_role_set_rights"),
+        "{text}"
+    );
+    assert_eq!(
+        portal.count_of("landing.site.setRights"),
+        0,
+        "the guard let a write through"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_access_codes_are_named_and_nothing_is_written() {
+    // The portal knows AU and U3 only.
+    let portal = TestPortal::start(|r: &Received| match r.method.as_str() {
+        "landing.role.isEnabled" => ok(json!(false)),
+        "access.name" => ok(json!({
+            "AU": {"name": "All authorized users", "provider": "", "provider_id": "other"},
+            "U3": {"name": "Ann Lee", "provider": "User", "provider_id": "user"}
+        })),
+        _ => ok(json!(true)),
+    })
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let cases = [
+        (
+            "landing_site_set_rights",
+            json!({"id": 645, "rights": {"AU": ["read"], "U3": ["edit"], "SG404_K": ["read"], "DR9": ["read"]}}),
+            "landing.site.setRights",
+        ),
+        (
+            "landing_role_set_access_codes",
+            json!({"id": 11, "codes": ["U3", "G77"]}),
+            "landing.role.setAccessCodes",
+        ),
+    ];
+    for (tool, args, method) in cases {
+        let result = server.call(tool, args).await;
+        let text = text_of(&result);
+        assert!(is_error(&result), "{tool}");
+        assert!(text.contains("does not know these access codes"), "{text}");
+        for unknown in ["SG404_K", "DR9", "G77"]
+            .iter()
+            .filter(|c| text.contains(*c))
+        {
+            assert!(!["AU", "U3"].contains(unknown));
+        }
+        assert_eq!(
+            portal.count_of(method),
+            0,
+            "{tool}: written despite unknown codes"
+        );
+    }
+    let first = server
+        .call(
+            "landing_site_set_rights",
+            json!({"id": 1, "rights": {"SG404_K": ["read"], "AU": ["read"]}}),
+        )
+        .await;
+    let text = text_of(&first);
+    assert!(
+        text.contains("SG404_K") && !text.contains("AU,") && !text.contains(": AU"),
+        "{text}"
+    );
+    // Known codes only: written, once.
+    let fine = server
+        .call(
+            "landing_role_set_access_codes",
+            json!({"id": 11, "codes": ["AU", "U3"]}),
+        )
+        .await;
+    assert!(!is_error(&fine), "{}", text_of(&fine));
+    assert_eq!(portal.count_of("landing.role.setAccessCodes"), 1);
+    // Clearing needs no codes checked.
+    let before = portal.count_of("access.name");
+    let cleared = server
+        .call("landing_site_set_rights", json!({"id": 1, "rights": {}}))
+        .await;
+    assert!(!is_error(&cleared));
+    assert_eq!(portal.count_of("access.name"), before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_guard_that_cannot_check_writes_nothing() {
+    let portal = TestPortal::start(|r: &Received| match r.method.as_str() {
+        "landing.role.isEnabled" => error(
+            400,
+            "IS_NOT_ADMIN",
+            "To perform this action, you must be an administrator.",
+        ),
+        _ => ok(json!(true)),
+    })
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let result = server
+        .call(
+            "landing_site_set_rights",
+            json!({"id": 645, "rights": {"AU": ["read"]}}),
+        )
+        .await;
+    let text = text_of(&result);
+    assert!(is_error(&result));
+    assert!(
+        text.starts_with("Nothing was written") && text.contains("IS_NOT_ADMIN"),
+        "{text}"
+    );
+    assert_eq!(portal.count_of("landing.site.setRights"), 0);
+    server.stop().await;
+}
+
+/// Answers Bitrix24 `batch` requests the way the portal does: each command is
+/// `method?query`, results and errors come back in two maps keyed like `cmd`.
+fn batch_portal(r: &Received) -> Reply {
+    let Some(cmd) = r.body["cmd"].as_object() else {
+        return error(400, "ERROR_BATCH", "no cmd");
+    };
+    assert!(cmd.len() <= 50, "more than 50 commands in one batch");
+    let mut results = Map::new();
+    let mut errors = Map::new();
+    for (key, command) in cmd {
+        let (method, query) = command.as_str().unwrap().split_once('?').unwrap();
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        match method {
+            "tasks.task.getaccess" => {
+                let task: u64 = param("taskId").unwrap().parse().unwrap();
+                if task.is_multiple_of(7) {
+                    errors.insert(
+                        key.clone(),
+                        json!({"error": "", "error_description": "wrong task id"}),
+                    );
+                } else if task.is_multiple_of(11) {
+                    results.insert(key.clone(), json!({"allowedActions": []}));
+                } else {
+                    let user = param("users[0]").unwrap();
+                    results.insert(
+                        key.clone(),
+                        json!({"allowedActions": {user: {"EDIT": task.is_multiple_of(2), "taskId": task}}}),
+                    );
+                }
+            }
+            "user.access" => {
+                results.insert(
+                    key.clone(),
+                    json!(param("ACCESS[0]").as_deref() == Some("AU")),
+                );
+            }
+            other => panic!("unexpected {other} in batch"),
+        }
+    }
+    let empty_as_list = |m: Map<String, Value>| {
+        if m.is_empty() {
+            json!([])
+        } else {
+            Value::Object(m)
+        }
+    };
+    ok(
+        json!({"result": empty_as_list(results), "result_error": empty_as_list(errors), "result_total": [], "result_next": [], "result_time": []}),
+    )
+}
+
+#[tokio::test]
+async fn batch_of_120_makes_3_requests_and_answers_in_order() {
+    let portal = TestPortal::start(|r: &Received| {
+        assert_eq!(r.method, "batch", "everything goes through batch");
+        batch_portal(r)
+    })
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let items: Vec<Value> = (1..=120)
+        .map(|task| json!({"tool": "tasks_task_get_access", "arguments": {"taskId": task, "users": [503]}}))
+        .collect();
+    let result = server.call("batch", json!({"items": items})).await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    assert_eq!(portal.count(), 3, "120 checks in ceil(120/50) requests");
+    let out = result.structured_content.clone().unwrap();
+    let answers = out["items"].as_array().unwrap();
+    assert_eq!(answers.len(), 120);
+    for (i, answer) in answers.iter().enumerate() {
+        let task = i as u64 + 1;
+        assert_eq!(answer["tool"], "tasks_task_get_access");
+        if task.is_multiple_of(7) {
+            assert_eq!(answer["ok"], false, "task {task}");
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("No task has this taskId"),
+                "{answer}"
+            );
+        } else if task.is_multiple_of(11) {
+            assert_eq!(
+                answer["result"],
+                json!({"allowedActions": {}}),
+                "normalised per item"
+            );
+        } else {
+            assert_eq!(
+                answer["result"]["allowedActions"]["503"]["taskId"], task,
+                "item {i} out of order"
+            );
+        }
+    }
+    let failed = (1..=120u64).filter(|t| t.is_multiple_of(7)).count();
+    assert_eq!(out["failed"], failed);
+    assert_eq!(out["succeeded"], 120 - failed);
+    assert_eq!(out["requests"], 3);
+    let tools = server.client.list_all_tools().await.unwrap();
+    let batch_tool = tools.iter().find(|t| t.name == "batch").unwrap();
+    assert!(output_problems(batch_tool, &out).is_empty());
+    // Parameters arrive PHP-encoded, one command per item, keyed by position.
+    let first = &portal.received()[0];
+    assert_eq!(first.body["halt"], 0);
+    assert_eq!(
+        first.body["cmd"]["i0"],
+        "tasks.task.getaccess?taskId=1&users%5B0%5D=503"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn batch_items_that_cannot_run_fail_alone_and_are_never_sent() {
+    let portal = TestPortal::start(batch_portal).await;
+    let server = Launch::new(&portal.webhook_url())
+        .env("BITRIX24_EXCLUDE_TOOLS", "profile")
+        .start()
+        .await;
+    let items = json!([
+        {"tool": "user_access", "arguments": {"ACCESS": ["AU"]}},
+        {"tool": "landing_site_set_rights", "arguments": {"id": 1, "rights": {}}},
+        {"tool": "tasks_task_get_access", "arguments": {"taskId": "x"}},
+        {"tool": "no_such_tool", "arguments": {}},
+        {"tool": "batch", "arguments": {"items": []}},
+        {"tool": "profile"},
+        {"tool": "user_access", "arguments": {"ACCESS": ["$result[i0]"]}},
+        {"tool": "user_access", "arguments": {"ACCESS": ["G1"]}},
+    ]);
+    let result = server.call("batch", json!({"items": items})).await;
+    let out = result
+        .structured_content
+        .clone()
+        .expect("per-item errors are not a tool error");
+    let answers = out["items"].as_array().unwrap();
+    let expect = [
+        (true, ""),
+        (false, "batch runs read-only tools only"),
+        (false, "taskId"),
+        (false, "unknown tool"),
+        (false, "batch cannot contain batch"),
+        (false, "not enabled"),
+        (false, "$result["),
+        (true, ""),
+    ];
+    for (answer, (ok, needle)) in answers.iter().zip(expect) {
+        assert_eq!(answer["ok"], ok, "{answer}");
+        if !ok {
+            assert!(
+                answer["error"].as_str().unwrap().contains(needle),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(answers[0]["result"], true);
+    assert_eq!(answers[7]["result"], false);
+    assert_eq!(portal.count(), 1);
+    assert_eq!(
+        portal.received()[0].body["cmd"].as_object().unwrap().len(),
+        2,
+        "only runnable items are sent"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_batch_request_fails_its_items_with_the_reason() {
+    let portal = TestPortal::always(error(401, "NO_AUTH_FOUND", "Wrong authorization data")).await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let items: Vec<Value> = (0..3).map(|_| json!({"tool": "user_admin"})).collect();
+    let result = server.call("batch", json!({"items": items})).await;
+    let out = result.structured_content.clone().unwrap();
+    assert_eq!(out["failed"], 3);
+    for item in out["items"].as_array().unwrap() {
+        assert!(
+            item["error"].as_str().unwrap().contains("NO_AUTH_FOUND"),
+            "{item}"
+        );
+    }
+    server.stop().await;
+}
+
+async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
+    let portal = TestPortal::always(ok(Value::Null)).await;
+    let url = portal.webhook_url();
+    let mut launch = Launch::new(&url);
+    for (k, v) in env {
+        launch = launch.env(k, v);
+    }
+    for a in args {
+        launch = launch.arg(a);
+    }
+    let server = launch.start().await;
+    let names = server
+        .client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    server.stop().await;
+    names
+}
+
+#[tokio::test]
+async fn filters_snapshot() {
+    type Env<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, Env, Vec<&str>)> = vec![
+        ("default", vec![], vec![]),
+        ("read_only", vec![("BITRIX24_READ_ONLY", "true")], vec![]),
+        (
+            "toolsets_sites",
+            vec![("BITRIX24_TOOLSETS", "sites")],
+            vec![],
+        ),
+        (
+            "toolsets_access_tasks_flag",
+            vec![],
+            vec!["--toolsets", "access,tasks"],
+        ),
+        (
+            "tools_plus_toolset",
+            vec![
+                ("BITRIX24_TOOLSETS", "workgroups"),
+                ("BITRIX24_TOOLS", "profile,batch"),
+            ],
+            vec![],
+        ),
+        (
+            "exclude_beats_include",
+            vec![
+                ("BITRIX24_TOOLS", "profile,scope"),
+                ("BITRIX24_EXCLUDE_TOOLS", "scope"),
+            ],
+            vec![],
+        ),
+        (
+            "read_only_beats_tools",
+            vec![
+                ("BITRIX24_TOOLSETS", "sites"),
+                ("BITRIX24_READ_ONLY", "true"),
+            ],
+            vec!["--tools", "landing_role_enable"],
+        ),
+    ];
+    let mut all = Map::new();
+    for (name, env, args) in cases {
+        all.insert(name.to_owned(), json!(names_with(&env, &args).await));
+    }
+    insta::assert_json_snapshot!("tools_list_filters", all);
+}
+
+#[tokio::test]
+async fn filtered_tools_are_not_callable() {
+    let portal = TestPortal::always(ok(json!(true))).await;
+    let server = Launch::new(&portal.webhook_url())
+        .env("BITRIX24_TOOLSETS", "tasks")
+        .start()
+        .await;
+    let params = rmcp::model::CallToolRequestParams::new("profile").with_arguments(Map::new());
+    let err = server
+        .client
+        .call_tool(params)
+        .await
+        .expect_err("filtered out");
+    assert!(err.to_string().contains("not enabled"), "{err}");
+    assert_eq!(portal.count(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_filter_names_refuse_start_up() {
+    for (key, value, expected) in [
+        (
+            "BITRIX24_TOOLSETS",
+            "sites,site",
+            "valid toolsets: access, batch, sites, tasks, workgroups",
+        ),
+        (
+            "BITRIX24_TOOLS",
+            "landing_site_getrights",
+            "landing_site_get_rights",
+        ),
+        ("BITRIX24_EXCLUDE_TOOLS", "nope", "valid tools"),
+    ] {
+        let out = crate::util::command(
+            &[
+                (
+                    "BITRIX24_WEBHOOK_URL",
+                    "https://p.example.com/rest/1/abcdefgh1234/",
+                ),
+                (key, value),
+            ],
+            &[],
+        )
+        .output()
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{key}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn reference_resources_are_readable() {
+    let portal = TestPortal::always(ok(Value::Null)).await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let resources = server.client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "bitrix24://reference/scopes",
+            "bitrix24://reference/access-codes",
+            "bitrix24://reference/sonet-features",
+            "bitrix24://reference/task-actions"
+        ]
+    );
+    for (uri, needle) in [
+        ("bitrix24://reference/scopes", "sonet_group"),
+        ("bitrix24://reference/access-codes", "SG<id>_K"),
+        ("bitrix24://reference/sonet-features", "create_tasks"),
+        ("bitrix24://reference/task-actions", "CHANGE_DEADLINE"),
+    ] {
+        let read = server
+            .client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&read).unwrap();
+        assert!(text.contains(needle), "{uri}");
+    }
+    assert!(
+        server
+            .client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(
+                "bitrix24://reference/nope"
+            ))
+            .await
+            .is_err()
+    );
+    server.stop().await;
+}
