@@ -15,27 +15,83 @@ use crate::{
 pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
 pub const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
 
+const EXAMPLES: &str = "\
+Examples:
+  Try it on the built-in sandbox portal (no Bitrix24 needed):
+    bitrix24-permissions-mcp --sandbox call landing_site_get_rights '{\"id\": 645}'
+    bitrix24-permissions-mcp --sandbox tools
+  Check a real webhook: who it acts as, which scopes it lacks:
+    BITRIX24_WEBHOOK_URL=https://<portal>/rest/<user_id>/<secret>/ bitrix24-permissions-mcp doctor
+  Call one tool from the shell (exit 0 success, 1 tool error, 2 usage error):
+    bitrix24-permissions-mcp call tasks_task_get_access '{\"taskId\": 8017, \"users\": [503]}'
+  List the tools as full MCP definitions:
+    bitrix24-permissions-mcp --read-only tools --json
+
+Register it with your assistant (it then runs with no subcommand, serving MCP on stdio):
+  Claude Code:
+    claude mcp add bitrix24-permissions -e BITRIX24_WEBHOOK_URL=https://<portal>/rest/<user_id>/<secret>/ -- bitrix24-permissions-mcp
+  Cursor (.cursor/mcp.json):
+    {\"mcpServers\": {\"bitrix24-permissions\": {\"command\": \"bitrix24-permissions-mcp\",
+      \"env\": {\"BITRIX24_WEBHOOK_URL\": \"https://<portal>/rest/<user_id>/<secret>/\"}}}}
+  Codex (~/.codex/config.toml):
+    [mcp_servers.bitrix24-permissions]
+    command = \"bitrix24-permissions-mcp\"
+    env = { BITRIX24_WEBHOOK_URL = \"https://<portal>/rest/<user_id>/<secret>/\" }
+
+Without a webhook the server runs on the sandbox portal, and says so in every answer.";
+
+/// The command line: options, then an optional subcommand (none means `serve`).
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "bitrix24-permissions-mcp",
     version,
-    about = "MCP stdio server for Bitrix24 access permissions (workgroups, sites, tasks).",
-    long_about = "MCP stdio server for Bitrix24 access permissions.\n\n\
+    about = "MCP server for Bitrix24 access permissions (workgroups, sites, tasks).",
+    long_about = "MCP server for Bitrix24 access permissions.\n\n\
         It publishes one tool per Bitrix24 REST permission method and forwards each call to the \
         portal through the inbound webhook in BITRIX24_WEBHOOK_URL (or the file named by \
         BITRIX24_WEBHOOK_URL_FILE). The webhook URL is never accepted as a command-line argument.",
-    after_help = "Register it in Claude Code:\n  \
-        claude mcp add bitrix24-permissions -e BITRIX24_WEBHOOK_URL=https://<portal>/rest/<user_id>/<secret>/ \
-        -- bitrix24-permissions-mcp"
+    after_long_help = EXAMPLES,
+    after_help = "Run with --help for examples and how to register the server in Claude Code, Cursor and Codex."
 )]
+pub struct Cli {
+    #[command(flatten)]
+    pub args: Args,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout (the default).
+    Serve,
+    /// List the published tools (every filter applies).
+    Tools {
+        /// Print the full MCP tool definitions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool call through the same pipeline as MCP and print its JSON result.
+    Call {
+        /// Tool name, e.g. landing_site_get_rights.
+        tool: String,
+        /// Arguments as a JSON object, e.g. '{"id": 645}'. Default: {}.
+        arguments: Option<String>,
+    },
+    /// Check the configuration and the webhook: who it acts as, its scopes, which tools work.
+    Doctor,
+}
+
+/// Options shared by every subcommand; each may also come after the subcommand.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// File holding the webhook URL (instead of BITRIX24_WEBHOOK_URL).
-    #[arg(long, env = WEBHOOK_FILE_ENV, value_name = "PATH")]
+    #[arg(long, global = true, env = WEBHOOK_FILE_ENV, value_name = "PATH")]
     pub webhook_url_file: Option<PathBuf>,
 
     /// Upper bound, in seconds, for each HTTP request to the portal.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_TIMEOUT_SECS",
         default_value_t = 30,
         value_name = "SECONDS",
@@ -47,6 +103,7 @@ pub struct Args {
     /// Enterprise. Other clients may share the portal's bucket; the server adapts to them.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_RATE_LIMIT",
         default_value = "2/50",
         value_name = "RATE/BURST"
@@ -57,6 +114,7 @@ pub struct Args {
     /// advice on a narrower call.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_MAX_RESULT_BYTES",
         default_value_t = 40_000,
         value_name = "BYTES",
@@ -68,6 +126,7 @@ pub struct Args {
     /// batch. Default: all.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_TOOLSETS",
         value_delimiter = ',',
         value_name = "SETS"
@@ -77,6 +136,7 @@ pub struct Args {
     /// Publish these tools (comma-separated), in addition to any --toolsets.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_TOOLS",
         value_delimiter = ',',
         value_name = "TOOLS"
@@ -86,19 +146,37 @@ pub struct Args {
     /// Never publish these tools (comma-separated); beats --tools and --toolsets.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_EXCLUDE_TOOLS",
         value_delimiter = ',',
         value_name = "TOOLS"
     )]
     pub exclude_tools: Vec<String>,
 
+    /// Use the built-in sandbox portal (invented data, no network), even if a webhook is set.
+    #[arg(long, global = true, env = "BITRIX24_SANDBOX", value_parser = BoolishValueParser::new(),
+          num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true",
+          value_name = "BOOL")]
+    pub sandbox: bool,
+
+    /// Write logs to this file (appending) instead of stderr, for clients that hide stderr.
+    #[arg(long, global = true, env = "BITRIX24_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
+    /// Default: RUST_LOG, else info when serving and warn for the other commands.
+    #[arg(long, global = true, env = "BITRIX24_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
     /// Publish only read-only tools; write tools are neither listed nor callable.
     /// Beats every other setting.
     #[arg(
         long,
+        global = true,
         env = "BITRIX24_READ_ONLY",
         value_parser = BoolishValueParser::new(),
         num_args = 0..=1,
+        require_equals = true,
         default_value = "false",
         default_missing_value = "true",
         value_name = "BOOL"
@@ -108,11 +186,6 @@ pub struct Args {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "no webhook configured: set {WEBHOOK_ENV} to https://<portal>/rest/<user_id>/<secret>/ \
-         (Bitrix24: Developer resources → Other → Inbound webhook), or {WEBHOOK_FILE_ENV} to a file holding it"
-    )]
-    MissingWebhook,
     #[error("set only one of {WEBHOOK_ENV} and {WEBHOOK_FILE_ENV}")]
     TwoWebhooks,
     #[error("cannot read {WEBHOOK_FILE_ENV} file {path}: {reason}")]
@@ -121,10 +194,20 @@ pub enum ConfigError {
     Webhook(#[from] WebhookError),
 }
 
+/// Where calls go.
+#[derive(Debug, Clone)]
+pub enum PortalChoice {
+    Webhook(WebhookUrl),
+    /// The built-in sandbox; `asked` is false when it was chosen because no webhook is set.
+    Sandbox {
+        asked: bool,
+    },
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub webhook: WebhookUrl,
+    pub portal: PortalChoice,
     pub timeout: Duration,
     pub rate_limit: RateLimit,
     pub max_result_bytes: usize,
@@ -145,10 +228,17 @@ impl Config {
                     reason: e.kind().to_string(),
                 })?
             }
-            (None, None) => return Err(ConfigError::MissingWebhook),
+            (None, None) => String::new(),
+        };
+        let portal = if args.sandbox {
+            PortalChoice::Sandbox { asked: true }
+        } else if raw.trim().is_empty() {
+            PortalChoice::Sandbox { asked: false }
+        } else {
+            PortalChoice::Webhook(WebhookUrl::parse(&raw)?)
         };
         Ok(Self {
-            webhook: WebhookUrl::parse(&raw)?,
+            portal,
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
@@ -161,8 +251,8 @@ impl Config {
         })
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::resolve(&Args::parse(), std::env::var(WEBHOOK_ENV).ok())
+    pub fn load(args: &Args) -> Result<Self, ConfigError> {
+        Self::resolve(args, std::env::var(WEBHOOK_ENV).ok())
     }
 }
 
@@ -182,7 +272,9 @@ mod tests {
     const URL: &str = "https://example.bitrix24.com/rest/1/abcd1234efgh5678/";
 
     fn args(flags: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("x").chain(flags.iter().copied())).unwrap()
+        Cli::try_parse_from(std::iter::once("x").chain(flags.iter().copied()))
+            .unwrap()
+            .args
     }
 
     #[test]
@@ -203,8 +295,14 @@ mod tests {
     #[test]
     fn webhook_sources() {
         assert!(matches!(
-            Config::resolve(&args(&[]), None),
-            Err(ConfigError::MissingWebhook)
+            Config::resolve(&args(&[]), None).unwrap().portal,
+            PortalChoice::Sandbox { asked: false }
+        ));
+        assert!(matches!(
+            Config::resolve(&args(&["--sandbox"]), Some(URL.into()))
+                .unwrap()
+                .portal,
+            PortalChoice::Sandbox { asked: true }
         ));
         let dir = std::env::temp_dir().join(format!("b24cfg-{}", std::process::id()));
         std::fs::write(&dir, format!("{URL}\n")).unwrap();
@@ -225,12 +323,18 @@ mod tests {
     fn rate_limit_flag() {
         assert_eq!(args(&[]).rate_limit, RateLimit::default());
         assert_eq!(args(&["--rate-limit", "5/250"]).rate_limit.burst, 250);
-        assert!(Args::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
     }
 
     #[test]
     fn timeout_bounds() {
-        assert!(Args::try_parse_from(["x", "--timeout-secs", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--timeout-secs", "0"]).is_err());
+        // Options may follow the subcommand.
+        let cli =
+            Cli::try_parse_from(["x", "--sandbox", "tools", "--json", "--read-only"]).unwrap();
+        assert!(cli.args.sandbox);
+        assert_eq!(cli.command, Some(Command::Tools { json: true }));
+        assert!(cli.args.read_only);
         assert_eq!(args(&["--timeout-secs", "5"]).timeout_secs, 5);
     }
 }

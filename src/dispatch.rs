@@ -45,6 +45,8 @@ pub struct Dispatcher {
     gateway: Gateway,
     selection: Selection,
     max_result_bytes: usize,
+    /// Set when calls go to the built-in sandbox: added to every answer.
+    sandbox_notice: Option<&'static str>,
 }
 
 impl Dispatcher {
@@ -59,7 +61,18 @@ impl Dispatcher {
             gateway,
             selection,
             max_result_bytes,
+            sandbox_notice: None,
         }
+    }
+
+    /// Marks every answer as coming from the sandbox, not the user's portal.
+    pub fn with_sandbox_notice(mut self, notice: &'static str) -> Self {
+        self.sandbox_notice = Some(notice);
+        self
+    }
+
+    pub fn sandboxed(&self) -> bool {
+        self.sandbox_notice.is_some()
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -116,16 +129,27 @@ impl Dispatcher {
             Kind::Batch => batch::run(self, &args, progress).await,
             Kind::Rest => self.call_rest(spec, &args, progress).await,
         };
-        match structured {
+        let outcome = match structured {
             Ok(structured) => {
                 let size = structured.to_string().len();
                 if size > self.max_result_bytes {
                     tracing::warn!(tool = %spec.name, size, "answer over the size limit");
-                    return Outcome::ToolError(oversized(spec, size, self.max_result_bytes));
+                    Outcome::ToolError(oversized(spec, size, self.max_result_bytes))
+                } else {
+                    Outcome::Success(structured)
                 }
-                Outcome::Success(structured)
             }
             Err(text) => Outcome::ToolError(self.redact(&text)),
+        };
+        match (outcome, self.sandbox_notice) {
+            (Outcome::Success(Value::Object(mut map)), Some(notice)) => {
+                map.insert("sandbox".to_owned(), Value::from(notice));
+                Outcome::Success(Value::Object(map))
+            }
+            (Outcome::ToolError(text), Some(notice)) => {
+                Outcome::ToolError(format!("{notice}\n{text}"))
+            }
+            (outcome, _) => outcome,
         }
     }
 
@@ -142,7 +166,7 @@ impl Dispatcher {
             .call(&spec.method, args, spec.hints.idempotent, progress)
             .await
             .map_err(|err| {
-                tracing::warn!(tool = %spec.name, error = %err, "call failed");
+                tracing::info!(tool = %spec.name, error = %err, "call failed");
                 explain(&err, spec)
             })?
             .result;

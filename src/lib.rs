@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod explain;
@@ -10,6 +11,7 @@ pub mod limits;
 pub mod logging;
 pub mod portal;
 pub mod resources;
+pub mod sandbox;
 pub mod selection;
 pub mod server;
 pub mod transport;

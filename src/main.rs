@@ -1,46 +1,98 @@
-use std::{process::ExitCode, sync::Arc};
+use std::{io::Write, process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 use bitrix24_permissions_mcp::{
-    catalog::Catalog, config::Config, dispatch::Dispatcher, limits::Gateway, logging,
-    portal::PortalClient, selection::Selection, server::PermissionsServer, transport,
+    catalog::Catalog,
+    cli,
+    config::{Cli, Command, Config, PortalChoice},
+    dispatch::Dispatcher,
+    limits::Gateway,
+    logging,
+    portal::PortalClient,
+    sandbox,
+    selection::Selection,
+    server::PermissionsServer,
+    transport,
 };
+use clap::Parser;
 use rmcp::ServiceExt;
 
 // One thread serves stdio well: calls are I/O-bound, and worker threads would only cost memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let (config, dispatcher) = match prepare() {
+    let cli = Cli::parse();
+    let command = cli.command.clone().unwrap_or(Command::Serve);
+    let (config, dispatcher) = match prepare(&cli, &command).await {
         Ok(ready) => ready,
         Err(err) => {
             eprintln!("bitrix24-permissions-mcp: {err:#}");
-            return ExitCode::from(2);
+            return ExitCode::from(cli::USAGE);
         }
     };
-    logging::init(config.webhook.redactor());
-    match serve(config, dispatcher).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err:#}");
-            ExitCode::FAILURE
+    let result = match command {
+        Command::Serve => serve(&config, dispatcher).await.map(|()| ExitCode::SUCCESS),
+        Command::Tools { json } => {
+            cli::tools(&dispatcher, json, &mut std::io::stdout().lock()).map_err(Into::into)
         }
-    }
+        Command::Call { tool, arguments } => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            cli::call(&dispatcher, &tool, arguments.as_deref(), &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Doctor => cli::doctor(&config, &dispatcher, &mut std::io::stdout())
+            .await
+            .map_err(Into::into),
+    };
+    let _ = std::io::stdout().flush();
+    result.unwrap_or_else(|err: anyhow::Error| {
+        tracing::error!("{err:#}");
+        ExitCode::FAILURE
+    })
 }
 
-/// Everything that can be wrong with the configuration is found here, before serving.
-fn prepare() -> anyhow::Result<(Config, Arc<Dispatcher>)> {
-    let config = Config::from_env()?;
+/// Everything that can be wrong with the configuration is found here, before anything runs.
+async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Dispatcher>)> {
+    let config = Config::load(&cli.args)?;
     let catalog = Arc::new(Catalog::embedded()?);
     let selection = Selection::resolve(&catalog, &config.filters)?;
-    let portal = PortalClient::new(config.webhook.clone(), config.timeout);
+    let (webhook, sandboxed) = match &config.portal {
+        PortalChoice::Webhook(w) => (w.clone(), false),
+        PortalChoice::Sandbox { .. } => (
+            sandbox::start()
+                .await
+                .context("cannot start the sandbox portal")?,
+            true,
+        ),
+    };
+    let default_level = if *command == Command::Serve {
+        "info,rmcp=warn"
+    } else {
+        "warn"
+    };
+    logging::init(
+        webhook.redactor(),
+        cli.args.log_level.as_deref(),
+        default_level,
+        cli.args.log_file.as_deref(),
+    )?;
+    if let PortalChoice::Sandbox { asked: false } = config.portal {
+        tracing::warn!(
+            "no webhook configured (BITRIX24_WEBHOOK_URL): answering from the built-in sandbox portal"
+        );
+    }
+    let portal = PortalClient::new(webhook, config.timeout);
     let gateway = Gateway::new(portal, config.rate_limit, config.timeout);
-    let dispatcher = Dispatcher::new(catalog, gateway, selection, config.max_result_bytes);
+    let mut dispatcher = Dispatcher::new(catalog, gateway, selection, config.max_result_bytes);
+    if sandboxed {
+        dispatcher = dispatcher.with_sandbox_notice(sandbox::NOTICE);
+    }
     Ok((config, Arc::new(dispatcher)))
 }
 
-async fn serve(config: Config, dispatcher: Arc<Dispatcher>) -> anyhow::Result<()> {
+async fn serve(config: &Config, dispatcher: Arc<Dispatcher>) -> anyhow::Result<()> {
     tracing::info!(
-        portal = %config.webhook,
+        portal = %dispatcher.gateway().portal().webhook(),
         read_only = config.filters.read_only,
         rate_limit = %config.rate_limit,
         tools = dispatcher.published().count(),

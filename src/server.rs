@@ -17,7 +17,10 @@ use rmcp::{
     model::{ProgressNotificationParam, ProgressToken},
 };
 
+use serde_json::{Value, json};
+
 use crate::{
+    catalog::ToolSpec,
     dispatch::{Dispatcher, LookupError, Outcome},
     limits::{NoProgress, Progress},
     resources,
@@ -31,6 +34,9 @@ Reads and changes access permissions on one Bitrix24 portal through its inbound 
 - A tool error says what happened and what to do; follow it rather than retrying unchanged. An insufficient_scope error names the webhook scope to tick.
 - IDs of groups, sites, tasks and users come from the user or from the portal; do not guess them.";
 
+/// Put first in the instructions when calls go to the sandbox.
+const SANDBOX_INSTRUCTIONS: &str = "SANDBOX MODE: this server answers from a built-in sandbox portal with invented data, not the user's Bitrix24; say so when you report results.\n";
+
 #[derive(Clone)]
 pub struct PermissionsServer {
     dispatcher: Arc<Dispatcher>,
@@ -39,12 +45,32 @@ pub struct PermissionsServer {
 
 impl PermissionsServer {
     pub fn new(dispatcher: Arc<Dispatcher>) -> Self {
-        let tools = dispatcher.published().map(|e| e.spec.to_tool()).collect();
+        let sandbox = dispatcher.sandboxed();
+        let tools = dispatcher
+            .published()
+            .map(|e| tool_definition(&e.spec, sandbox))
+            .collect();
         Self {
             dispatcher,
             tools: Arc::new(tools),
         }
     }
+}
+
+/// A tool as published. In the sandbox every answer carries a `sandbox` notice, so the output
+/// schema says so too.
+pub fn tool_definition(spec: &ToolSpec, sandbox: bool) -> Tool {
+    let mut tool = spec.to_tool();
+    if sandbox && let Some(schema) = tool.output_schema.as_mut() {
+        let schema = Arc::make_mut(schema);
+        if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+            properties.insert(
+                "sandbox".to_owned(),
+                json!({"type": "string", "description": "Present only in sandbox mode: this answer is invented data."}),
+            );
+        }
+    }
+    tool
 }
 
 pub fn to_call_result(outcome: Outcome) -> CallToolResult {
@@ -66,7 +92,11 @@ impl ServerHandler for PermissionsServer {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Bitrix24 permissions"),
         )
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions(if self.dispatcher.sandboxed() {
+            format!("{SANDBOX_INSTRUCTIONS}{INSTRUCTIONS}")
+        } else {
+            INSTRUCTIONS.to_owned()
+        })
     }
 
     async fn list_tools(

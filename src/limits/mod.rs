@@ -39,7 +39,7 @@ impl Progress for NoProgress {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
-    #[error("{error} (after {attempts} attempts)")]
+    #[error("{error} (attempt {attempts})")]
     Portal { error: PortalError, attempts: u32 },
     /// The method's run-time budget is used up for longer than is worth waiting.
     #[error("run-time budget of {method} exhausted until unix {resume_unix}")]

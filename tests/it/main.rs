@@ -3,6 +3,7 @@
 mod portal;
 mod util;
 
+mod cli;
 mod errors;
 mod forwarding;
 mod lifecycle;

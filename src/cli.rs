@@ -1,0 +1,244 @@
+//! The `tools`, `call` and `doctor` commands. Unlike `serve`, their stdout is for a person or
+//! a script, so they write to it; each takes its writers so tests can read what they print.
+
+use std::{collections::BTreeSet, io::Write, process::ExitCode};
+
+use serde_json::{Map, Value};
+
+use crate::{
+    config::{Config, PortalChoice},
+    dispatch::{Dispatcher, Outcome},
+    limits::NoProgress,
+    server::tool_definition,
+};
+
+/// Exit codes shared by the commands.
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+
+pub fn tools(d: &Dispatcher, json: bool, out: &mut dyn Write) -> std::io::Result<ExitCode> {
+    if json {
+        let tools: Vec<_> = d
+            .published()
+            .map(|e| tool_definition(&e.spec, d.sandboxed()))
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&tools)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:<32} {:<48} {:<12} ACCESS", "TOOL", "TITLE", "SCOPE")?;
+    let mut count = 0;
+    for e in d.published() {
+        let s = &e.spec;
+        let access = if s.is_write() { "write" } else { "read" };
+        writeln!(
+            out,
+            "{:<32} {:<48} {:<12} {access}",
+            s.name, s.title, s.scope
+        )?;
+        count += 1;
+    }
+    writeln!(out, "\n{count} tools")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn call(
+    d: &Dispatcher,
+    tool: &str,
+    arguments: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let args: Map<String, Value> = match arguments.map(serde_json::from_str::<Value>) {
+        None => Map::new(),
+        Some(Ok(Value::Object(map))) => map,
+        Some(Ok(_)) => {
+            writeln!(
+                err,
+                "the arguments must be a JSON object, e.g. '{{\"id\": 645}}'"
+            )?;
+            return Ok(ExitCode::from(USAGE));
+        }
+        Some(Err(e)) => {
+            writeln!(
+                err,
+                "the arguments are not valid JSON ({e}); quote them for the shell, e.g. '{{\"id\": 645}}'"
+            )?;
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let entry = match d.lookup(tool) {
+        Ok(entry) => entry,
+        Err(e) => {
+            writeln!(err, "{e}")?;
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    match d.call(entry, Some(args), &NoProgress).await {
+        Outcome::Success(value) => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::ToolError(text) => {
+            writeln!(err, "{text}")?;
+            Ok(ExitCode::from(FAILED))
+        }
+    }
+}
+
+/// Checks the configuration and the portal. Exit 0 when everything the published tools need
+/// is there, 1 when something is wrong.
+pub async fn doctor(
+    config: &Config,
+    d: &Dispatcher,
+    out: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    writeln!(out, "Configuration")?;
+    match &config.portal {
+        PortalChoice::Webhook(w) => writeln!(out, "  webhook        {w}")?,
+        PortalChoice::Sandbox { asked: true } => {
+            writeln!(out, "  portal         built-in sandbox (--sandbox)")?
+        }
+        PortalChoice::Sandbox { asked: false } => {
+            writeln!(
+                out,
+                "  portal         built-in sandbox: no webhook configured"
+            )?;
+            problems.push(
+                "No webhook is configured, so the server runs on invented sandbox data. Set BITRIX24_WEBHOOK_URL \
+                 to https://<portal>/rest/<user_id>/<secret>/ (Developer resources → Other → Inbound webhook)."
+                    .to_owned(),
+            );
+        }
+    }
+    let secs = config.timeout.as_secs();
+    writeln!(out, "  timeout        {secs} s per request")?;
+    if secs > 60 {
+        notes.push(format!(
+            "BITRIX24_TIMEOUT_SECS is {secs}: Bitrix24 cloud stops a request at 60 s, so waiting longer only delays the error."
+        ));
+    } else if secs < 5 {
+        notes.push(format!("BITRIX24_TIMEOUT_SECS is {secs}: slow portals answer in several seconds; 10–30 is safer."));
+    }
+    let rate = config.rate_limit;
+    writeln!(out, "  rate limit     {rate} (requests per second / burst)")?;
+    if rate.per_second > 5.0 || rate.burst > 250 {
+        notes.push(format!(
+            "BITRIX24_RATE_LIMIT {rate} is above Bitrix24's largest plan (Enterprise: 5/250); expect QUERY_LIMIT_EXCEEDED and slowdowns."
+        ));
+    } else if rate.per_second > 2.0 || rate.burst > 50 {
+        notes.push(format!(
+            "BITRIX24_RATE_LIMIT {rate} fits only the Enterprise plan; most plans allow 2/50."
+        ));
+    }
+    writeln!(out, "  tools          {} published", d.published().count())?;
+
+    writeln!(out, "\nPortal")?;
+    let profile = d
+        .call(
+            d.lookup("profile").map_err(std::io::Error::other)?,
+            None,
+            &NoProgress,
+        )
+        .await;
+    let reached = match profile {
+        Outcome::Success(v) => {
+            let p = &v["result"];
+            let name = format!(
+                "{} {}",
+                p["NAME"].as_str().unwrap_or(""),
+                p["LAST_NAME"].as_str().unwrap_or("")
+            );
+            let admin = if p["ADMIN"] == true { "yes" } else { "no" };
+            writeln!(
+                out,
+                "  acts as        {} (user {}), administrator: {admin}",
+                name.trim(),
+                id_text(&p["ID"])
+            )?;
+            true
+        }
+        Outcome::ToolError(text) => {
+            writeln!(out, "  unreachable")?;
+            problems.push(format!(
+                "The portal could not be reached through the webhook. {text}"
+            ));
+            false
+        }
+    };
+
+    if reached {
+        let scopes = d
+            .call(
+                d.lookup("scope").map_err(std::io::Error::other)?,
+                None,
+                &NoProgress,
+            )
+            .await;
+        match scopes {
+            Outcome::Success(v) => {
+                let have: BTreeSet<String> = v["result"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect();
+                writeln!(
+                    out,
+                    "  scopes         {}",
+                    have.iter().cloned().collect::<Vec<_>>().join(", ")
+                )?;
+                writeln!(out, "\nTools")?;
+                let mut missing: BTreeSet<&str> = BTreeSet::new();
+                for e in d.published() {
+                    let scope = e.spec.scope.as_str();
+                    let usable = scope == "basic" || have.contains(scope);
+                    if !usable {
+                        missing.insert(scope);
+                    }
+                    let state = if usable {
+                        "ok".to_owned()
+                    } else {
+                        format!("needs scope {scope}")
+                    };
+                    writeln!(out, "  {:<32} {state}", e.spec.name)?;
+                }
+                for scope in missing {
+                    problems.push(format!(
+                        "The webhook lacks the `{scope}` scope: edit the inbound webhook on the portal, tick `{scope}`, and save."
+                    ));
+                }
+            }
+            Outcome::ToolError(text) => {
+                problems.push(format!("The webhook's scopes could not be read. {text}"))
+            }
+        }
+    }
+
+    if !notes.is_empty() {
+        writeln!(out, "\nWarnings")?;
+        for n in &notes {
+            writeln!(out, "  - {n}")?;
+        }
+    }
+    if problems.is_empty() {
+        writeln!(out, "\nEverything needed is in place.")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        writeln!(out, "\nProblems")?;
+        for p in &problems {
+            writeln!(out, "  - {p}")?;
+        }
+        Ok(ExitCode::from(FAILED))
+    }
+}
+
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,809 @@
+//! The sandbox's Bitrix24: a small company with users, workgroups, sites and tasks, answering
+//! every catalog method the way the documentation says a real portal does, quirks included.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+/// The user the sandbox webhook acts as.
+pub const ME: u64 = 7;
+
+const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
+const TASK_ACTIONS: [&str; 21] = [
+    "ACCEPT",
+    "DECLINE",
+    "COMPLETE",
+    "APPROVE",
+    "DISAPPROVE",
+    "START",
+    "PAUSE",
+    "DELEGATE",
+    "REMOVE",
+    "EDIT",
+    "DEFER",
+    "RENEW",
+    "CREATE",
+    "CHANGE_DEADLINE",
+    "CHECKLIST_ADD_ITEMS",
+    "ADD_FAVORITE",
+    "DELETE_FAVORITE",
+    "RATE",
+    "TAKE",
+    "EDIT.ORIGINATOR",
+    "ELAPSEDTIME.ADD",
+];
+
+/// The answer to one call: HTTP status and JSON body (envelope included).
+pub type Answer = (u16, Value);
+
+struct User {
+    name: &'static str,
+    last_name: &'static str,
+    admin: bool,
+    department: u64,
+}
+
+struct Group {
+    name: &'static str,
+    /// user → role (A owner, E moderator, K member)
+    members: BTreeMap<u64, char>,
+}
+
+struct Site {
+    in_trash: bool,
+    rights: BTreeMap<String, Vec<String>>,
+}
+
+struct Task {
+    creator: u64,
+    responsible: u64,
+    /// Only these users (and administrators) can see the task.
+    visible_to: BTreeSet<u64>,
+}
+
+struct Role {
+    title: &'static str,
+    xml_id: &'static str,
+    rights: BTreeMap<String, Vec<String>>,
+    codes: Vec<String>,
+}
+
+pub struct Portal {
+    users: BTreeMap<u64, User>,
+    departments: BTreeMap<u64, &'static str>,
+    groups: BTreeMap<u64, Group>,
+    sites: BTreeMap<u64, Site>,
+    default_site_rights: BTreeMap<String, Vec<String>>,
+    tasks: BTreeMap<u64, Task>,
+    roles: BTreeMap<u64, Role>,
+    role_model: bool,
+    scopes: Vec<&'static str>,
+}
+
+/// An integer parameter, given as a number (JSON) or a string (a batch command's query).
+fn int(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn ok(result: Value) -> Answer {
+    (200, json!({ "result": result }))
+}
+
+fn err(status: u16, code: &str, description: &str) -> Answer {
+    (
+        status,
+        json!({ "error": code, "error_description": description }),
+    )
+}
+
+fn rights(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(code, ops)| {
+            (
+                (*code).to_owned(),
+                ops.iter().map(|o| (*o).to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        let user = |name, last_name, admin, department| User {
+            name,
+            last_name,
+            admin,
+            department,
+        };
+        let group = |name, members: &[(u64, char)]| Group {
+            name,
+            members: members.iter().copied().collect(),
+        };
+        Self {
+            users: BTreeMap::from([
+                (1, user("Maria", "Ivanova", true, 1)),
+                (ME, user("Ann", "Lee", false, 2)),
+                (503, user("Oleg", "Petrov", false, 2)),
+                (547, user("Sara", "Kim", false, 3)),
+            ]),
+            departments: BTreeMap::from([(1, "Company"), (2, "Marketing"), (3, "Sales")]),
+            groups: BTreeMap::from([
+                (
+                    77,
+                    group("Website relaunch", &[(ME, 'K'), (503, 'A'), (547, 'E')]),
+                ),
+                (79, group("Scrum project", &[(ME, 'A'), (503, 'K')])),
+                (12, group("Board", &[(1, 'A')])),
+            ]),
+            sites: BTreeMap::from([
+                (
+                    645,
+                    // The company site.
+                    Site {
+                        in_trash: false,
+                        rights: rights(&[
+                            ("AU", &["read"]),
+                            ("U7", &["read", "edit", "sett", "public"]),
+                        ]),
+                    },
+                ),
+                (
+                    646,
+                    // The online store.
+                    Site {
+                        in_trash: false,
+                        rights: rights(&[("SG77_K", &["read", "edit"]), ("U547", &["denied"])]),
+                    },
+                ),
+                (
+                    650,
+                    // An old promo site, in the trash.
+                    Site {
+                        in_trash: true,
+                        rights: BTreeMap::new(),
+                    },
+                ),
+            ]),
+            default_site_rights: rights(&[("G1", &["read", "edit", "sett", "public", "delete"])]),
+            tasks: BTreeMap::from([
+                (
+                    8017,
+                    Task {
+                        creator: ME,
+                        responsible: 503,
+                        visible_to: BTreeSet::from([ME, 503]),
+                    },
+                ),
+                (
+                    8020,
+                    Task {
+                        creator: 1,
+                        responsible: 1,
+                        visible_to: BTreeSet::from([1]),
+                    },
+                ),
+            ]),
+            roles: BTreeMap::from([
+                (
+                    3,
+                    Role {
+                        title: "Administrator",
+                        xml_id: "ADMIN",
+                        rights: rights(&[("0", &["read", "edit", "sett", "public", "delete"])]),
+                        codes: vec!["G1".into()],
+                    },
+                ),
+                (
+                    5,
+                    Role {
+                        title: "Manager",
+                        xml_id: "MANAGER",
+                        rights: rights(&[("0", &["read"]), ("645", &["read", "edit"])]),
+                        codes: vec!["D2".into()],
+                    },
+                ),
+            ]),
+            role_model: false,
+            scopes: vec!["landing", "sonet_group", "task"],
+        }
+    }
+}
+
+impl Portal {
+    /// The access codes a user holds.
+    fn codes_of(&self, user: u64) -> BTreeSet<String> {
+        let mut codes = BTreeSet::from([format!("U{user}"), "AU".into(), "UA".into(), "G2".into()]);
+        if let Some(u) = self.users.get(&user) {
+            codes.insert(format!("D{}", u.department));
+            codes.insert(format!("DR{}", u.department));
+            codes.insert("DR1".into());
+            if u.admin {
+                codes.insert("G1".into());
+            }
+        }
+        for (id, g) in &self.groups {
+            if let Some(role) = g.members.get(&user) {
+                codes.insert(format!("SG{id}"));
+                codes.insert(format!("SG{id}_K"));
+                if matches!(role, 'A' | 'E') {
+                    codes.insert(format!("SG{id}_E"));
+                }
+                if *role == 'A' {
+                    codes.insert(format!("SG{id}_A"));
+                }
+            }
+        }
+        codes
+    }
+
+    fn access_name(&self, code: &str) -> Option<Value> {
+        let about = |name: String, provider: &str, id: &str| {
+            Some(json!({"name": name, "provider": provider, "provider_id": id}))
+        };
+        let number = |prefix: &str| {
+            code.strip_prefix(prefix)
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        match code {
+            "AU" => return about("All authorized users".into(), "", "other"),
+            "G2" => return about("All visitors".into(), "", "other"),
+            "CR" => return about("Author".into(), "", "other"),
+            "UA" => return about("All users".into(), "", "other"),
+            "G1" => return about("Administrators".into(), "User groups", "group"),
+            _ => {}
+        }
+        if let Some((group, suffix)) = code.strip_prefix("SG").map(|rest| {
+            let (id, suffix) = rest.split_once('_').unwrap_or((rest, ""));
+            (id.parse::<u64>().ok(), suffix)
+        }) {
+            let g = self.groups.get(&group?)?;
+            let who = match suffix {
+                "" => "",
+                "A" => ": owner",
+                "E" => ": moderators",
+                "K" => ": all members",
+                _ => return None,
+            };
+            return about(format!("{}{who}", g.name), "Workgroups", "socnetgroup");
+        }
+        if let Some(d) = number("DR") {
+            return about(
+                format!("{} (with sub-departments)", self.departments.get(&d)?),
+                "Departments",
+                "intranet",
+            );
+        }
+        if let Some(d) = number("D") {
+            return about(
+                (*self.departments.get(&d)?).to_owned(),
+                "Departments",
+                "intranet",
+            );
+        }
+        if let Some(u) = number("IU").or_else(|| number("U")) {
+            let user = self.users.get(&u)?;
+            return about(format!("{} {}", user.name, user.last_name), "Users", "user");
+        }
+        None
+    }
+
+    /// The rights `user` holds on `site`, the way landing.site.getRights reports them.
+    fn site_rights_for(&self, site: &Site, user: u64) -> Vec<String> {
+        let held = self.codes_of(user);
+        let mut ops = BTreeSet::new();
+        for (code, granted) in site.rights.iter().chain(&self.default_site_rights) {
+            if held.contains(code) {
+                ops.extend(granted.iter().cloned());
+            }
+        }
+        SITE_OPS
+            .iter()
+            .filter(|op| ops.contains(**op))
+            .map(|op| (*op).to_owned())
+            .collect()
+    }
+
+    /// Applies setRights' documented rules to one code's operations.
+    fn clean_ops(ops: &Value) -> Vec<String> {
+        let given: BTreeSet<&str> = ops
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|op| SITE_OPS.contains(op)) // unknown operations are dropped silently
+            .collect();
+        if given.contains("denied") {
+            return vec!["denied".into()];
+        }
+        let mut kept: Vec<String> = SITE_OPS
+            .iter()
+            .filter(|op| given.contains(**op))
+            .map(|op| (*op).to_owned())
+            .collect();
+        if !kept.iter().any(|op| op == "read") {
+            kept.insert(0, "read".into());
+        }
+        kept
+    }
+
+    fn task_actions(&self, task: &Task, user: u64) -> Value {
+        let known = self.users.contains_key(&user);
+        let admin = self.users.get(&user).is_some_and(|u| u.admin);
+        let creator = known && (task.creator == user || admin);
+        let responsible = known && task.responsible == user;
+        let sees = known && (task.visible_to.contains(&user) || admin);
+        let actions: Map<String, Value> = TASK_ACTIONS
+            .iter()
+            .map(|action| {
+                let allowed = match *action {
+                    "ACCEPT" | "DECLINE" => false,
+                    "EDIT" | "REMOVE" | "CHANGE_DEADLINE" | "DELEGATE" | "EDIT.ORIGINATOR"
+                    | "APPROVE" | "DISAPPROVE" => creator,
+                    "COMPLETE" | "START" | "PAUSE" | "DEFER" | "RENEW" | "TAKE" => {
+                        creator || responsible
+                    }
+                    "CREATE" => known,
+                    _ => sees,
+                };
+                ((*action).to_owned(), Value::Bool(allowed))
+            })
+            .collect();
+        Value::Object(actions)
+    }
+
+    /// Answers one REST call. `method` is case-insensitive, as on a real portal.
+    pub fn call(&mut self, method: &str, p: &Value) -> Answer {
+        let method = method.to_ascii_lowercase();
+        let scope_of = |m: &str| -> Option<&str> {
+            match m.split('.').next()? {
+                "landing" => Some("landing"),
+                "sonet_group" => Some("sonet_group"),
+                "tasks" => Some("task"),
+                _ => None,
+            }
+        };
+        if let Some(scope) = scope_of(&method)
+            && !self.scopes.contains(&scope)
+        {
+            return err(
+                403,
+                "insufficient_scope",
+                "The request requires higher privileges than provided by the webhook token",
+            );
+        }
+        match method.as_str() {
+            "scope" => {
+                if p["full"].as_bool() == Some(true) || p["full"] == 1 {
+                    ok(json!(["calendar", "crm", "department", "disk", "im", "landing", "lists", "sonet_group", "task", "user"]))
+                } else {
+                    ok(json!(self.scopes))
+                }
+            }
+            "method.get" => {
+                let name = p["name"].as_str().unwrap_or_default();
+                let known = crate::catalog::Catalog::embedded()
+                    .ok()
+                    .is_some_and(|c| c.entries().any(|e| e.spec.method.to_ascii_lowercase() == name));
+                let available = known && scope_of(name).is_none_or(|s| self.scopes.contains(&s));
+                ok(json!({"isExisting": known, "isAvailable": available}))
+            }
+            "access.name" => {
+                let codes: Vec<&str> = p["ACCESS"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                if codes.is_empty() {
+                    return ok(json!(false));
+                }
+                let found: Map<String, Value> = codes
+                    .iter()
+                    .filter_map(|c| Some(((*c).to_owned(), self.access_name(c)?)))
+                    .collect();
+                ok(if found.is_empty() { json!([]) } else { Value::Object(found) })
+            }
+            "user.access" => {
+                let held = self.codes_of(ME);
+                let me_admin = self.users[&ME].admin;
+                let any = p["ACCESS"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|c| held.contains(c));
+                ok(json!(me_admin || any))
+            }
+            "user.admin" => ok(json!(self.users[&ME].admin)),
+            "profile" => {
+                let me = &self.users[&ME];
+                ok(json!({"ID": ME.to_string(), "ADMIN": me.admin, "NAME": me.name, "LAST_NAME": me.last_name,
+                          "PERSONAL_GENDER": "", "TIME_ZONE": "Europe/Berlin"}))
+            }
+            "sonet_group.user.groups" => ok(Value::Array(
+                self.groups
+                    .iter()
+                    .filter_map(|(id, g)| {
+                        let role = g.members.get(&ME)?;
+                        Some(json!({"GROUP_ID": id.to_string(), "GROUP_NAME": g.name, "ROLE": role.to_string(),
+                                    "GROUP_IMAGE_ID": null, "GROUP_IMAGE": ""}))
+                    })
+                    .collect(),
+            )),
+            "sonet_group.user.get" => {
+                let Some(id) = int(&p["ID"]) else {
+                    return err(400, "", "Wrong socialnetwork group ID");
+                };
+                match self.groups.get(&id) {
+                    Some(g) if g.members.contains_key(&ME) => ok(Value::Array(
+                        g.members
+                            .iter()
+                            .map(|(u, r)| json!({"USER_ID": u.to_string(), "ROLE": r.to_string()}))
+                            .collect(),
+                    )),
+                    _ => err(400, "", "Socialnetwork group not found"),
+                }
+            }
+            "sonet_group.feature.access" => self.feature_access(p),
+            "landing.site.getrights" => {
+                let Some(id) = int(&p["id"]) else {
+                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
+                };
+                match self.sites.get(&id) {
+                    Some(site) if !site.in_trash => ok(json!(self.site_rights_for(site, ME))),
+                    _ => ok(json!([])),
+                }
+            }
+            "landing.site.setrights" => {
+                let Some(id) = int(&p["id"]) else {
+                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
+                };
+                let new: BTreeMap<String, Vec<String>> = p["rights"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(code, ops)| (code.clone(), Self::clean_ops(ops)))
+                    .collect();
+                if self.role_model {
+                    // Documented: under the role model the portal answers true and applies nothing.
+                    return ok(json!(true));
+                }
+                if id == 0 {
+                    self.default_site_rights = new;
+                    return ok(json!(true));
+                }
+                match self.sites.get_mut(&id) {
+                    Some(site) if !site.in_trash => {
+                        site.rights = new;
+                        ok(json!(true))
+                    }
+                    _ => ok(json!(false)),
+                }
+            }
+            "landing.role.isenabled" => ok(json!(self.role_model)),
+            "landing.role.enable" => match int(&p["mode"]) {
+                Some(mode) => {
+                    self.role_model = mode == 1;
+                    ok(json!(true))
+                }
+                None => err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: mode"),
+            },
+            "landing.role.getlist" => ok(Value::Array(
+                self.roles
+                    .iter()
+                    .map(|(id, r)| json!({"ID": id.to_string(), "TITLE": r.title, "XML_ID": r.xml_id}))
+                    .collect(),
+            )),
+            "landing.role.getrights" => match int(&p["id"]).and_then(|id| self.roles.get(&id)) {
+                Some(role) if !role.rights.is_empty() => ok(json!(role.rights)),
+                _ => ok(json!([])),
+            },
+            "landing.role.setrights" => {
+                let Some(id) = int(&p["id"]) else {
+                    return err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: id");
+                };
+                let Some(given) = p["rights"].as_object() else {
+                    return err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: rights");
+                };
+                if let Some(role) = self.roles.get_mut(&id) {
+                    role.rights = given
+                        .iter()
+                        .filter(|(site, _)| *site == "0" || site.parse().is_ok_and(|s: u64| self.sites.contains_key(&s)))
+                        .map(|(site, ops)| (site.clone(), Self::clean_ops(ops)))
+                        .collect();
+                }
+                ok(json!(true))
+            }
+            "landing.role.setaccesscodes" => {
+                let Some(id) = int(&p["id"]) else {
+                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
+                };
+                if !p["codes"].is_array() && !p["codes"].is_null() {
+                    return err(400, "ERROR_ARGUMENT", "codes must be an array");
+                }
+                if let Some(role) = self.roles.get_mut(&id) {
+                    role.codes = p["codes"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_owned)).collect();
+                }
+                ok(json!(true))
+            }
+            "tasks.task.getaccess" => {
+                let Some(task_id) = int(&p["taskId"]) else {
+                    return err(400, "", "CTaskItem All parameters in the constructor must have real class type");
+                };
+                let Some(task) = self.tasks.get(&task_id) else {
+                    return err(400, "", "wrong task id");
+                };
+                if !task.visible_to.contains(&ME) && !self.users[&ME].admin {
+                    return ok(json!({"allowedActions": []}));
+                }
+                let users: Vec<u64> = match &p["users"] {
+                    Value::Null => vec![ME],
+                    Value::Array(items) => items.iter().filter_map(int).collect(),
+                    _ => return err(400, "100", "Invalid value {} to match with parameter {users}. Should be value of type array."),
+                };
+                let actions: Map<String, Value> =
+                    users.iter().map(|u| (u.to_string(), self.task_actions(task, *u))).collect();
+                ok(json!({"allowedActions": actions}))
+            }
+            "batch" => self.batch(p),
+            _ => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+        }
+    }
+
+    fn feature_access(&self, p: &Value) -> Answer {
+        const FEATURES: &[(&str, &[&str])] = &[
+            ("forum", &["full", "newtopic", "answer", "view"]),
+            ("photo", &["write", "view"]),
+            ("calendar", &["write", "view"]),
+            (
+                "tasks",
+                &[
+                    "view",
+                    "view_all",
+                    "sort",
+                    "create_tasks",
+                    "edit_tasks",
+                    "delete_tasks",
+                    "modify_folders",
+                    "modify_common_views",
+                ],
+            ),
+            ("files", &["view", "write_limited", "write"]),
+            (
+                "blog",
+                &[
+                    "view_post",
+                    "premoderate_post",
+                    "write_post",
+                    "moderate_post",
+                    "full_post",
+                    "view_comment",
+                    "premoderate_comment",
+                    "write_comment",
+                    "moderate_comment",
+                    "full_comment",
+                ],
+            ),
+            ("search", &["view"]),
+            ("wiki", &["view", "write", "delete"]),
+            ("group_lists", &["write", "view"]),
+            ("chat", &[]),
+        ];
+        let Some(group) = int(&p["GROUP_ID"]).and_then(|id| self.groups.get(&id)) else {
+            return err(400, "", "Wrong socialnetwork group ID");
+        };
+        let feature = p["FEATURE"].as_str().unwrap_or_default();
+        let Some((_, operations)) = FEATURES.iter().find(|(f, _)| *f == feature) else {
+            return err(400, "", "Wrong feature");
+        };
+        let operation = p["OPERATION"].as_str().unwrap_or_default();
+        if !operations.contains(&operation) {
+            return err(400, "", "Wrong operation");
+        }
+        let allowed = match group.members.get(&ME) {
+            Some('A') => true,
+            Some('E') => !operation.starts_with("full") && !operation.starts_with("delete"),
+            Some(_) => {
+                operation.starts_with("view")
+                    || matches!(
+                        operation,
+                        "answer"
+                            | "newtopic"
+                            | "write_post"
+                            | "write_comment"
+                            | "create_tasks"
+                            | "write_limited"
+                    )
+            }
+            None => self.users[&ME].admin,
+        };
+        ok(json!(allowed))
+    }
+
+    /// `batch`: each command is `method?query`, answered into `result` / `result_error`.
+    fn batch(&mut self, p: &Value) -> Answer {
+        let Some(cmd) = p["cmd"].as_object() else {
+            return err(400, "INVALID_ARG_VALUE", "cmd must be an object");
+        };
+        if cmd.len() > 50 {
+            return err(
+                400,
+                "ERROR_BATCH_LENGTH_EXCEEDED",
+                "Max batch length exceeded",
+            );
+        }
+        let mut results = Map::new();
+        let mut errors = Map::new();
+        for (key, command) in cmd {
+            let command = command.as_str().unwrap_or_default();
+            let (method, query) = command.split_once('?').unwrap_or((command, ""));
+            let params = php_params(query);
+            let (status, body) = if method.eq_ignore_ascii_case("batch") {
+                err(
+                    405,
+                    "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                    "Method is not allowed for batch usage",
+                )
+            } else {
+                self.call(method, &params)
+            };
+            match (status, body) {
+                (200, mut body) => {
+                    results.insert(key.clone(), body["result"].take());
+                }
+                (_, body) => {
+                    errors.insert(key.clone(), body);
+                }
+            }
+        }
+        let map_or_list = |m: Map<String, Value>| {
+            if m.is_empty() {
+                json!([])
+            } else {
+                Value::Object(m)
+            }
+        };
+        ok(
+            json!({"result": map_or_list(results), "result_error": map_or_list(errors),
+                  "result_total": [], "result_next": [], "result_time": []}),
+        )
+    }
+}
+
+/// Reads a PHP-style query string (`users[0]=503&rights[AU][0]=read`) back into JSON, the
+/// way the portal's PHP does. Numbers stay strings, as they do in PHP.
+fn php_params(query: &str) -> Value {
+    let mut root = Value::Object(Map::new());
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let mut path: Vec<String> = Vec::new();
+        let (head, rest) = key
+            .split_once('[')
+            .map_or((key.as_ref(), ""), |(h, r)| (h, r));
+        path.push(head.to_owned());
+        for part in rest.split('[').filter(|s| !s.is_empty()) {
+            path.push(part.trim_end_matches(']').to_owned());
+        }
+        let mut node = &mut root;
+        for (i, segment) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            let is_index = path
+                .get(i + 1)
+                .is_some_and(|next| next.parse::<usize>().is_ok());
+            if !node.is_object() && !node.is_array() {
+                *node = Value::Object(Map::new());
+            }
+            let slot = match node {
+                Value::Array(items) => {
+                    let idx: usize = segment.parse().unwrap_or(items.len());
+                    while items.len() <= idx {
+                        items.push(Value::Null);
+                    }
+                    &mut items[idx]
+                }
+                Value::Object(map) => map.entry(segment.clone()).or_insert(Value::Null),
+                _ => unreachable!(),
+            };
+            if last {
+                *slot = Value::String(value.to_string());
+            } else if slot.is_null() {
+                *slot = if is_index {
+                    Value::Array(Vec::new())
+                } else {
+                    Value::Object(Map::new())
+                };
+            }
+            node = slot;
+        }
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_rights_follows_the_documented_rules() {
+        let mut p = Portal::default();
+        let (_, a) = p.call(
+            "landing.site.setRights",
+            &json!({"id": 645, "rights": {"U7": ["edit"], "U503": ["denied", "edit"]}}),
+        );
+        assert_eq!(a["result"], true);
+        assert_eq!(
+            p.sites[&645].rights["U7"],
+            ["read", "edit"],
+            "read is added"
+        );
+        assert_eq!(p.sites[&645].rights["U503"], ["denied"], "denied overrides");
+        assert!(
+            !p.sites[&645].rights.contains_key("AU"),
+            "everything else is replaced"
+        );
+        let (_, trash) = p.call("landing.site.setRights", &json!({"id": 650, "rights": {}}));
+        assert_eq!(trash["result"], false);
+        // Under the role model: true, and nothing changes.
+        p.call("landing.role.enable", &json!({"mode": 1}));
+        p.call("landing.site.setRights", &json!({"id": 645, "rights": {}}));
+        assert!(p.sites[&645].rights.contains_key("U7"));
+    }
+
+    #[test]
+    fn get_rights_and_quirks() {
+        let mut p = Portal::default();
+        assert_eq!(
+            p.call("landing.site.getRights", &json!({"id": 645})).1["result"],
+            json!(["read", "edit", "sett", "public"])
+        );
+        assert_eq!(
+            p.call("landing.site.getRights", &json!({"id": 9999})).1["result"],
+            json!([])
+        );
+        assert_eq!(
+            p.call("tasks.task.getaccess", &json!({"taskId": 8020})).1["result"],
+            json!({"allowedActions": []})
+        );
+        let (status, e) = p.call("tasks.task.getaccess", &json!({"taskId": 1}));
+        assert_eq!(
+            (status, e["error_description"].as_str()),
+            (400, Some("wrong task id"))
+        );
+        let (_, unknown) = p.call(
+            "tasks.task.getaccess",
+            &json!({"taskId": 8017, "users": [99999]}),
+        );
+        assert!(
+            unknown["result"]["allowedActions"]["99999"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|v| v == false)
+        );
+        assert_eq!(
+            p.call("access.name", &json!({"ACCESS": ["XX9"]})).1["result"],
+            json!([])
+        );
+        assert_eq!(
+            p.call(
+                "sonet_group.feature.access",
+                &json!({"GROUP_ID": 77, "FEATURE": "chat", "OPERATION": "view"})
+            )
+            .1["error_description"],
+            "Wrong operation"
+        );
+    }
+
+    #[test]
+    fn batch_reads_php_queries() {
+        assert_eq!(
+            php_params("taskId=8017&users%5B0%5D=503&users%5B1%5D=7"),
+            json!({"taskId": "8017", "users": ["503", "7"]})
+        );
+        assert_eq!(
+            php_params("r%5BAU%5D%5B0%5D=read"),
+            json!({"r": {"AU": ["read"]}})
+        );
+        let mut p = Portal::default();
+        let (_, a) = p.call("batch", &json!({"halt": 0, "cmd": {"a": "tasks.task.getaccess?taskId=8017&users%5B0%5D=503", "b": "tasks.task.getaccess?taskId=1"}}));
+        assert_eq!(
+            a["result"]["result"]["a"]["allowedActions"]["503"]["COMPLETE"],
+            true
+        );
+        assert_eq!(
+            a["result"]["result_error"]["b"]["error_description"],
+            "wrong task id"
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The `tools`, `call` and `doctor` commands, help and version, log options, and the sandbox,
+//! run as a newcomer would: the real binary, its exit codes and what it prints.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    portal::{SECRET, TestPortal, error, ok},
+    util::{Launch, command, is_error, text_of},
+};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(env: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(20), command(env, args).output())
+        .await
+        .expect("the command finished")
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn readme_first_command_answers_from_the_sandbox() {
+    let r = run(
+        &[],
+        &[
+            "--sandbox",
+            "call",
+            "landing_site_get_rights",
+            r#"{"id": 645}"#,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let answer: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(answer["result"], json!(["read", "edit", "sett", "public"]));
+    assert!(answer["sandbox"].as_str().unwrap().starts_with("SANDBOX"));
+}
+
+#[tokio::test]
+async fn call_exit_codes() {
+    let tool_error = run(
+        &[],
+        &[
+            "--sandbox",
+            "call",
+            "tasks_task_get_access",
+            r#"{"taskId": 1}"#,
+        ],
+    )
+    .await;
+    assert_eq!(tool_error.code, Some(1));
+    assert!(
+        tool_error.stderr.contains("wrong task id") && tool_error.stderr.contains("What to do"),
+        "{}",
+        tool_error.stderr
+    );
+    let bad_argument = run(
+        &[],
+        &[
+            "--sandbox",
+            "call",
+            "tasks_task_get_access",
+            r#"{"taskId": "x"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(bad_argument.code, Some(1));
+    assert!(bad_argument.stderr.contains("taskId"));
+    for (args, needle) in [
+        (
+            vec!["--sandbox", "call", "tasks_task_get_access", "{taskId: 1}"],
+            "not valid JSON",
+        ),
+        (
+            vec!["--sandbox", "call", "tasks_task_get_access", "[1]"],
+            "JSON object",
+        ),
+        (vec!["--sandbox", "call", "no_such_tool"], "unknown tool"),
+        (
+            vec![
+                "--sandbox",
+                "--read-only",
+                "call",
+                "landing_site_set_rights",
+                r#"{"id": 1, "rights": {}}"#,
+            ],
+            "read-only",
+        ),
+        (
+            vec!["--sandbox", "--toolsets", "tasks", "call", "profile"],
+            "not enabled",
+        ),
+        (vec!["call"], "required"),
+    ] {
+        let r = run(&[], &args).await;
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn call_goes_through_the_real_pipeline_to_a_portal() {
+    let portal = TestPortal::always(ok(json!({"allowedActions": {"503": {"EDIT": false}}}))).await;
+    let url = portal.webhook_url();
+    let r = run(
+        &[("BITRIX24_WEBHOOK_URL", &url)],
+        &[
+            "call",
+            "tasks_task_get_access",
+            r#"{"taskId": 8017, "users": [503]}"#,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let answer: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        answer,
+        json!({"result": {"allowedActions": {"503": {"EDIT": false}}}}),
+        "no sandbox notice on a real portal"
+    );
+    assert_eq!(portal.received().len(), 1);
+    assert_eq!(
+        portal.received()[0].body,
+        json!({"taskId": 8017, "users": [503]})
+    );
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));
+}
+
+#[tokio::test]
+async fn tools_lists_what_is_published() {
+    let all = run(&[], &["--sandbox", "tools"]).await;
+    assert_eq!(all.code, Some(0));
+    assert!(all.stdout.starts_with("TOOL"));
+    assert!(all.stdout.contains("landing_site_set_rights") && all.stdout.contains("write"));
+    assert!(all.stdout.contains("19 tools"), "{}", all.stdout);
+    let read_only = run(&[("BITRIX24_READ_ONLY", "true")], &["tools"]).await;
+    assert!(!read_only.stdout.contains("landing_site_set_rights"));
+    assert!(!read_only.stdout.contains(" write"));
+    let json_out = run(&[], &["tools", "--json", "--toolsets", "tasks"]).await;
+    let tools: Value = serde_json::from_str(&json_out.stdout).unwrap();
+    let tools = tools.as_array().unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["name"], "tasks_task_get_access");
+    assert!(tools[0]["inputSchema"]["properties"]["taskId"].is_object());
+    assert_eq!(tools[0]["annotations"]["readOnlyHint"], true);
+}
+
+#[tokio::test]
+async fn doctor_on_the_sandbox_and_without_a_webhook() {
+    let r = run(&[], &["--sandbox", "doctor"]).await;
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("acts as        Ann Lee (user 7)")
+            && r.stdout.contains("Everything needed is in place"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&[], &["doctor"]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("No webhook is configured"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn doctor_names_the_missing_landing_scope() {
+    let portal = TestPortal::start(|r: &crate::portal::Received| match r.method.as_str() {
+        "profile" => {
+            ok(json!({"ID": "12", "ADMIN": true, "NAME": "Maria", "LAST_NAME": "Ivanova"}))
+        }
+        "scope" => ok(json!(["sonet_group", "task", "user"])),
+        _ => error(403, "insufficient_scope", ""),
+    })
+    .await;
+    let url = portal.webhook_url();
+    let r = run(
+        &[
+            ("BITRIX24_WEBHOOK_URL", &url),
+            ("BITRIX24_RATE_LIMIT", "10/300"),
+        ],
+        &["doctor"],
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("acts as        Maria Ivanova (user 12), administrator: yes"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("landing_site_get_rights          needs scope landing"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("tick `landing`"), "{}", r.stdout);
+    assert!(!r.stdout.contains("tick `task`") && !r.stdout.contains("tick `sonet_group`"));
+    assert!(
+        r.stdout.contains("above Bitrix24's largest plan"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("/rest/7/***/") && !r.stdout.contains(SECRET));
+}
+
+#[tokio::test]
+async fn doctor_reports_an_unreachable_portal() {
+    let portal = TestPortal::always(error(401, "NO_AUTH_FOUND", "Wrong authorization data")).await;
+    let url = portal.webhook_url();
+    let r = run(&[("BITRIX24_WEBHOOK_URL", &url)], &["doctor"]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("NO_AUTH_FOUND") && r.stdout.contains("deleted or has expired"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn help_and_version() {
+    let help = run(&[], &["--help"]).await;
+    assert_eq!(help.code, Some(0));
+    for needle in [
+        "call landing_site_get_rights",
+        "doctor",
+        "tools --json",
+        "claude mcp add",
+        ".cursor/mcp.json",
+        "[mcp_servers.bitrix24-permissions]",
+    ] {
+        assert!(help.stdout.contains(needle), "--help lacks {needle:?}");
+    }
+    let version = run(&[], &["--version"]).await;
+    assert_eq!(
+        version.stdout.trim(),
+        format!("bitrix24-permissions-mcp {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn log_file_takes_the_logs_and_masks_the_secret() {
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    let log = crate::util::stderr_path().with_extension("log");
+    let log_arg = log.to_str().unwrap().to_owned();
+    let server = Launch::new(&url)
+        .arg("--log-file")
+        .arg(&log_arg)
+        .arg("--log-level=debug")
+        .start()
+        .await;
+    assert!(!is_error(
+        &server
+            .call("landing_site_get_rights", json!({"id": 1}))
+            .await
+    ));
+    let stderr = server.stop().await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert!(
+        logged.contains("forwarding") && logged.contains("/rest/7/***/"),
+        "{logged}"
+    );
+    assert!(!logged.contains(SECRET));
+    assert!(stderr.is_empty(), "logs went to stderr too: {stderr}");
+}
+
+#[tokio::test]
+async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
+    let server = Launch {
+        env: vec![],
+        args: vec![],
+        lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
+    }
+    .start()
+    .await;
+    let info = server.client.peer_info().unwrap();
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap()
+            .starts_with("SANDBOX MODE")
+    );
+    let tools = server.client.list_all_tools().await.unwrap();
+    // Replace semantics, visible through the real pipeline: the write, then the read.
+    let before = server
+        .call("landing_site_get_rights", json!({"id": 646}))
+        .await;
+    assert_eq!(
+        before.structured_content.as_ref().unwrap()["result"],
+        json!(["read", "edit"]),
+        "member of SG77"
+    );
+    let set = server
+        .call(
+            "landing_site_set_rights",
+            json!({"id": 646, "rights": {"U7": ["sett"], "AU": ["denied"]}}),
+        )
+        .await;
+    assert!(!is_error(&set), "{}", text_of(&set));
+    let after = server
+        .call("landing_site_get_rights", json!({"id": 646}))
+        .await;
+    let structured = after.structured_content.clone().unwrap();
+    assert_eq!(
+        structured["result"],
+        json!(["denied", "read", "sett"]),
+        "denied comes with the granting codes"
+    );
+    assert!(
+        structured["sandbox"]
+            .as_str()
+            .unwrap()
+            .starts_with("SANDBOX")
+    );
+    let schema = Value::Object(
+        tools
+            .iter()
+            .find(|t| t.name == "landing_site_get_rights")
+            .unwrap()
+            .output_schema
+            .as_deref()
+            .unwrap()
+            .clone(),
+    );
+    assert!(
+        jsonschema::validator_for(&schema)
+            .unwrap()
+            .is_valid(&structured)
+    );
+    // Errors say it too.
+    let failed = server
+        .call("tasks_task_get_access", json!({"taskId": 1}))
+        .await;
+    assert!(text_of(&failed).starts_with("SANDBOX"));
+    // Under the role model the guard refuses, as on a real portal.
+    assert!(!is_error(
+        &server.call("landing_role_enable", json!({"mode": 1})).await
+    ));
+    let refused = server
+        .call("landing_site_set_rights", json!({"id": 645, "rights": {}}))
+        .await;
+    assert!(is_error(&refused) && text_of(&refused).contains("role model"));
+    server.stop().await;
+}
