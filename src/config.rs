@@ -26,6 +26,8 @@ Examples:
     bitrix24-permissions-mcp call tasks_task_get_access '{\"taskId\": 8017, \"users\": [503]}'
   List the tools as full MCP definitions:
     bitrix24-permissions-mcp --read-only tools --json
+  One shared server over Streamable HTTP (endpoint /mcp; other addresses need BITRIX24_HTTP_TOKEN):
+    bitrix24-permissions-mcp serve --http 127.0.0.1:8808
 
 Register it with your assistant (it then runs with no subcommand, serving MCP on stdio):
   Claude Code:
@@ -62,8 +64,13 @@ pub struct Cli {
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
-    /// Serve MCP over stdin/stdout (the default).
-    Serve,
+    /// Serve MCP over stdin/stdout (the default), or over Streamable HTTP with --http.
+    Serve {
+        /// Serve Streamable HTTP at this address (endpoint /mcp) instead of stdio, e.g.
+        /// 127.0.0.1:8808. A non-loopback address needs BITRIX24_HTTP_TOKEN.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+    },
     /// List the published tools (every filter applies).
     Tools {
         /// Print the full MCP tool definitions as JSON.

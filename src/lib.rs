@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod explain;
+pub mod http;
 pub mod limits;
 pub mod logging;
 pub mod portal;

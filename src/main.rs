@@ -6,6 +6,7 @@ use bitrix24_permissions_mcp::{
     cli,
     config::{Cli, Command, Config, PortalChoice},
     dispatch::Dispatcher,
+    http,
     limits::Gateway,
     logging,
     portal::PortalClient,
@@ -21,7 +22,7 @@ use rmcp::ServiceExt;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.clone().unwrap_or(Command::Serve);
+    let command = cli.command.clone().unwrap_or(Command::Serve { http: None });
     let (config, dispatcher) = match prepare(&cli, &command).await {
         Ok(ready) => ready,
         Err(err) => {
@@ -30,7 +31,27 @@ async fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Command::Serve => serve(&config, dispatcher).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { http: None } => {
+            serve(&config, dispatcher).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Serve { http: Some(addr) } => {
+            match http::HttpSetup::new(addr, std::env::var(http::TOKEN_ENV).ok()) {
+                Err(err) => {
+                    eprintln!("bitrix24-permissions-mcp: {err}");
+                    return ExitCode::from(cli::USAGE);
+                }
+                Ok(setup) => http::serve(setup, dispatcher, |bound| {
+                    // Printed, not only logged, so scripts (and tests) can find a port chosen with :0.
+                    eprintln!(
+                        "bitrix24-permissions-mcp: serving MCP at http://{bound}{}",
+                        http::PATH
+                    );
+                })
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into),
+            }
+        }
         Command::Tools { json } => {
             cli::tools(&dispatcher, json, &mut std::io::stdout().lock()).map_err(Into::into)
         }
@@ -65,7 +86,7 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Di
             true,
         ),
     };
-    let default_level = if *command == Command::Serve {
+    let default_level = if matches!(command, Command::Serve { .. }) {
         "info,rmcp=warn"
     } else {
         "warn"

@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod errors;
 mod forwarding;
+mod http;
 mod lifecycle;
 mod limits;
 mod read_only;

@@ -1,0 +1,166 @@
+//! `serve --http`: the same handler over Streamable HTTP, guarded by Host, Origin and an
+//! optional bearer token.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::util::command;
+
+struct HttpServer {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+async fn start(env: &[(&str, &str)]) -> HttpServer {
+    let mut child = command(env, &["--sandbox", "serve", "--http", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.split("serving MCP at ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the server ended before listening");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    HttpServer { _child: child, url }
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+           "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+async fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, response.text().await.unwrap(), session)
+}
+
+/// The JSON-RPC answer inside a JSON or SSE body.
+fn answer(body: &str) -> Value {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body))
+        .find_map(|d| {
+            serde_json::from_str::<Value>(d.trim())
+                .ok()
+                .filter(|v| v.get("id").is_some())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC answer in {body:?}"))
+}
+
+#[tokio::test]
+async fn serves_the_same_tools_over_http() {
+    let server = start(&[]).await;
+    assert!(server.url.ends_with("/mcp"));
+    let (status, body, session) = post(&server.url, &initialize(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        answer(&body)["result"]["instructions"]
+            .as_str()
+            .unwrap()
+            .starts_with("SANDBOX MODE")
+    );
+    let session = session.expect("a session id");
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&server.url, &note, &headers).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (_, body, _) = post(&server.url, &list, &headers).await;
+    let tools = answer(&body)["result"]["tools"].as_array().unwrap().len();
+    assert_eq!(tools, 19);
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "landing_site_get_rights", "arguments": {"id": 645}}});
+    let (_, body, _) = post(&server.url, &call, &headers).await;
+    assert_eq!(
+        answer(&body)["result"]["structuredContent"]["result"],
+        json!(["read", "edit", "sett", "public"])
+    );
+}
+
+#[tokio::test]
+async fn rejects_foreign_origins_hosts_and_paths() {
+    let server = start(&[]).await;
+    let (status, _, _) = post(
+        &server.url,
+        &initialize(),
+        &[("origin", "http://evil.example.com")],
+    )
+    .await;
+    assert_eq!(status, 403, "DNS rebinding: a foreign Origin");
+    let (status, _, _) = post(&server.url, &initialize(), &[("host", "evil.example.com")]).await;
+    assert_eq!(status, 403, "DNS rebinding: a foreign Host");
+    let (status, _, _) = post(
+        &server.url,
+        &initialize(),
+        &[("origin", "http://localhost:3000")],
+    )
+    .await;
+    assert_eq!(status, 200, "a local page may connect");
+    let other = server.url.replace("/mcp", "/other");
+    let (status, _, _) = post(&other, &initialize(), &[]).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_on_every_request() {
+    let token = "a-long-random-token-for-tests";
+    let server = start(&[("BITRIX24_HTTP_TOKEN", token)]).await;
+    let (status, _, _) = post(&server.url, &initialize(), &[]).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = post(
+        &server.url,
+        &initialize(),
+        &[("authorization", "Bearer wrong-token-of-some-length")],
+    )
+    .await;
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {token}");
+    let (status, body, _) = post(&server.url, &initialize(), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_public_address_without_a_token_is_refused() {
+    let out = command(&[], &["--sandbox", "serve", "--http", "0.0.0.0:0"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("BITRIX24_HTTP_TOKEN"),
+        "{stderr}"
+    );
+    let out = command(
+        &[("BITRIX24_HTTP_TOKEN", "short")],
+        &["--sandbox", "serve", "--http", "0.0.0.0:0"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
