@@ -28,11 +28,13 @@ use crate::{
 
 /// Sent on both lifecycles (`initialize` and `server/discover`); under 2 KB, key sentence first.
 pub const INSTRUCTIONS: &str = "\
-Reads and changes access permissions on one Bitrix24 portal through its inbound webhook; every call acts with the rights of the webhook's user.
-- Reading tools (read-only) check workgroup features, site rights and task actions; they never change anything.
-- landing_site_set_rights REPLACES all individual rights of a site: send the complete set, never a single grant, and confirm with the user first.
-- A tool error says what happened and what to do; follow it rather than retrying unchanged. An insufficient_scope error names the webhook scope to tick.
-- IDs of groups, sites, tasks and users come from the user or from the portal; do not guess them.";
+Reads and changes access permissions on one Bitrix24 portal through its inbound webhook; every call acts with the rights of the webhook's user, not the person chatting.
+- Start with profile (who the webhook acts as) and scope (what it may call) when an answer looks wrong; an insufficient_scope error names the scope to tick on the webhook.
+- Read tools check workgroup features, site and role rights, task actions and access codes (access_name explains codes like SG12_K); they never change anything.
+- For many checks at once use batch: 50 checks cost one request.
+- Writes (landing_site_set_rights, landing_role_*) REPLACE the whole set: send the complete set, never a single grant, and confirm with the user first. landing_role_enable switches the whole portal's model.
+- A tool error says what happened and what to do; follow it rather than retrying unchanged.
+- IDs of groups, sites, tasks, roles and users come from the user or the portal; do not guess them.";
 
 /// Put first in the instructions when calls go to the sandbox.
 const SANDBOX_INSTRUCTIONS: &str = "SANDBOX MODE: this server answers from a built-in sandbox portal with invented data, not the user's Bitrix24; say so when you report results.\n";

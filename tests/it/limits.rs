@@ -12,7 +12,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
-    portal::{LeakyBucket, Reply, TestPortal, error, guarded, ok},
+    portal::{Reply, TestPortal, error, guarded, ok},
     util::{Launch, is_error, text_of},
 };
 
@@ -550,20 +550,7 @@ async fn under_load_the_limiter_keeps_every_call_alive() {
     const CALLS: usize = 30;
     const RATE: f64 = 10.0;
     const BURST: u32 = 5;
-    let bucket = Arc::new(LeakyBucket::new(RATE, BURST));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let portal = {
-        let refused = refused.clone();
-        TestPortal::start(move |_| {
-            if bucket.admit() {
-                ok(json!(["read"]))
-            } else {
-                refused.fetch_add(1, Ordering::SeqCst);
-                error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-            }
-        })
-        .await
-    };
+    let (portal, refused) = TestPortal::rate_limited(RATE, BURST, ok(json!(["read"]))).await;
     let url = portal.webhook_url();
     let server = Arc::new(
         Launch::new(&url)
@@ -603,15 +590,7 @@ async fn under_load_the_limiter_keeps_every_call_alive() {
 #[tokio::test]
 async fn a_shared_bucket_is_absorbed_without_tool_errors() {
     const CALLS: usize = 24;
-    let bucket = Arc::new(LeakyBucket::new(8.0, 4));
-    let portal = TestPortal::start(move |_| {
-        if bucket.admit() {
-            ok(json!(true))
-        } else {
-            error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-        }
-    })
-    .await;
+    let (portal, _) = TestPortal::rate_limited(8.0, 4, ok(json!(true))).await;
     let url = portal.webhook_url();
     let server = Arc::new(
         Launch::new(&url)

@@ -3,7 +3,10 @@
 //! reset connections, which a higher-level mock server cannot produce.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -314,6 +317,30 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
         headers,
         body,
     })
+}
+
+impl TestPortal {
+    /// A portal that enforces its own request bucket, answering 503 QUERY_LIMIT_EXCEEDED past
+    /// it, and `answer` otherwise; returned with the count of requests it refused.
+    pub async fn rate_limited(
+        per_second: f64,
+        burst: u32,
+        answer: Reply,
+    ) -> (Self, Arc<AtomicUsize>) {
+        let bucket = LeakyBucket::new(per_second, burst);
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counter = refused.clone();
+        let portal = Self::start(move |_| {
+            if bucket.admit() {
+                answer.clone()
+            } else {
+                counter.fetch_add(1, Ordering::SeqCst);
+                error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+            }
+        })
+        .await;
+        (portal, refused)
+    }
 }
 
 /// Bitrix24's own request bucket, to stand in for a portal that enforces its limit.
