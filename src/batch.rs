@@ -188,12 +188,6 @@ pub fn php_query(args: &Value) -> String {
     query.finish()
 }
 
-impl From<PortalError> for crate::limits::CallError {
-    fn from(error: PortalError) -> Self {
-        Self::Portal { error, attempts: 1 }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,13 +121,14 @@ impl Dispatcher {
         let spec = &entry.spec;
         let args = Value::Object(arguments.unwrap_or_default());
         let problems = entry.check_arguments(&args);
-        if !problems.is_empty() {
+        let structured = if !problems.is_empty() {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
-            return Outcome::ToolError(self.describe_problems(&spec.name, &problems));
-        }
-        let structured = match spec.kind {
-            Kind::Batch => batch::run(self, &args, progress).await,
-            Kind::Rest => self.call_rest(spec, &args, progress).await,
+            Err(self.describe_problems(&spec.name, &problems))
+        } else {
+            match spec.kind {
+                Kind::Batch => batch::run(self, &args, progress).await,
+                Kind::Rest => self.call_rest(spec, &args, progress).await,
+            }
         };
         let outcome = match structured {
             Ok(structured) => {

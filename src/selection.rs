@@ -40,11 +40,6 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Every tool, writes included: what a server with no filters publishes.
-    pub fn all(catalog: &Catalog) -> Self {
-        Self::resolve(catalog, &Filters::default()).expect("no filters, nothing unknown")
-    }
-
     pub fn resolve(catalog: &Catalog, filters: &Filters) -> Result<Self, SelectionError> {
         let names: Vec<&str> = catalog.entries().map(|e| e.spec.name.as_str()).collect();
         let valid_tools = names.join(", ");

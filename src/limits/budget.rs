@@ -91,6 +91,7 @@ impl MethodBudgets {
     }
 
     /// Seconds of server time the method used in the current window, as last reported.
+    #[cfg(test)]
     pub fn operating(&self, method: &str) -> Option<f64> {
         let map = self.methods.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&method.to_ascii_lowercase()).map(|s| s.operating)

@@ -53,6 +53,13 @@ pub enum CallError {
     Queue { wait: Duration, rate: f64 },
 }
 
+/// A portal error met without any retry, e.g. one sub-call of a batch.
+impl From<PortalError> for CallError {
+    fn from(error: PortalError) -> Self {
+        Self::Portal { error, attempts: 1 }
+    }
+}
+
 #[derive(Debug)]
 pub struct Gateway {
     portal: PortalClient,
@@ -73,10 +80,6 @@ impl Gateway {
 
     pub fn portal(&self) -> &PortalClient {
         &self.portal
-    }
-
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
     }
 
     /// Calls `method`, pacing and retrying by the policy. `idempotent` comes from the catalog.
@@ -149,6 +152,7 @@ impl Gateway {
             let error = match self.portal.call(method, params).await {
                 Ok(success) => {
                     self.limiter.on_success();
+                    tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
                         method,
                         success.operating,

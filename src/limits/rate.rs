@@ -87,10 +87,6 @@ impl RateLimiter {
         }
     }
 
-    pub fn limit(&self) -> RateLimit {
-        self.limit
-    }
-
     fn interval(&self, factor: f64) -> Duration {
         Duration::from_secs_f64(1.0 / (self.limit.per_second * factor))
     }

@@ -76,6 +76,15 @@ async fn call_exit_codes() {
     .await;
     assert_eq!(bad_argument.code, Some(1));
     assert!(bad_argument.stderr.contains("taskId"));
+    let lines: Vec<&str> = bad_argument.stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("Invalid arguments"))
+        .unwrap();
+    assert!(
+        lines[at - 1].starts_with("SANDBOX"),
+        "every answer says it is the sandbox"
+    );
     for (args, needle) in [
         (
             vec!["--sandbox", "call", "tasks_task_get_access", "{taskId: 1}"],
