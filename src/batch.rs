@@ -101,10 +101,17 @@ pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Resul
 }
 
 fn check_item<'a>(d: &'a Dispatcher, tool: &str, args: &Value) -> Result<&'a Entry, String> {
-    let entry = d.lookup(tool).map_err(|e| format!("{e}."))?;
+    let entry = d.lookup(tool).map_err(|e| {
+        format!(
+            "{e}. What to do: use one of the read-only tools this server lists, or drop the item."
+        )
+    })?;
     let spec = &entry.spec;
     if spec.kind == Kind::Batch {
-        return Err("batch cannot contain batch.".to_owned());
+        return Err(
+            "batch cannot contain batch. What to do: put these items into the outer batch directly."
+                .to_owned(),
+        );
     }
     if spec.is_write() {
         return Err(format!(

@@ -19,6 +19,15 @@ use crate::{
 const READ: &str = "landing_site_get_rights";
 const WRITE: &str = "landing_site_set_rights";
 
+/// The REST method behind READ or WRITE, for counting what reached the portal.
+fn method_of(tool: &str) -> &'static str {
+    if tool == WRITE {
+        "landing.site.setRights"
+    } else {
+        "landing.site.getRights"
+    }
+}
+
 fn read_args() -> Value {
     json!({"id": 645})
 }
@@ -161,11 +170,7 @@ async fn never_retried_failures_reach_the_portal_once() {
                 text_of(&result)
             );
             assert!(text_of(&result).contains("What to do"));
-            let method = if tool == WRITE {
-                "landing.site.setRights"
-            } else {
-                "landing.site.getRights"
-            };
+            let method = method_of(tool);
             assert_eq!(
                 portal.count_of(method),
                 1,
@@ -224,11 +229,7 @@ async fn lost_answers_are_retried_once_for_idempotent_tools() {
                 text_of(&result)
             );
             assert_eq!(result.structured_content, Some(json!({"result": answer})));
-            let method = if tool == WRITE {
-                "landing.site.setRights"
-            } else {
-                "landing.site.getRights"
-            };
+            let method = method_of(tool);
             assert_eq!(
                 portal.count_of(method),
                 2,
