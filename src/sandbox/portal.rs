@@ -78,6 +78,8 @@ pub struct Portal {
     roles: BTreeMap<u64, Role>,
     role_model: bool,
     scopes: Vec<&'static str>,
+    /// The REST methods this portal has (the catalog's), lowercased for method.get.
+    methods: BTreeSet<String>,
 }
 
 /// An integer parameter, given as a number (JSON) or a string (a batch command's query).
@@ -207,6 +209,13 @@ impl Default for Portal {
             ]),
             role_model: false,
             scopes: vec!["landing", "sonet_group", "task"],
+            methods: crate::catalog::Catalog::embedded()
+                .map(|c| {
+                    c.entries()
+                        .map(|e| e.spec.method.to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -383,9 +392,7 @@ impl Portal {
             }
             "method.get" => {
                 let name = p["name"].as_str().unwrap_or_default();
-                let known = crate::catalog::Catalog::embedded()
-                    .ok()
-                    .is_some_and(|c| c.entries().any(|e| e.spec.method.to_ascii_lowercase() == name));
+                let known = self.methods.contains(name);
                 let available = known && scope_of(name).is_none_or(|s| self.scopes.contains(&s));
                 ok(json!({"isExisting": known, "isAvailable": available}))
             }
@@ -782,6 +789,26 @@ mod tests {
             )
             .1["error_description"],
             "Wrong operation"
+        );
+    }
+
+    #[test]
+    fn method_get_matches_lowercase_names_only() {
+        let mut p = Portal::default();
+        let get = |p: &mut Portal, name: &str| {
+            p.call("method.get", &json!({"name": name})).1["result"].clone()
+        };
+        assert_eq!(
+            get(&mut p, "landing.site.getrights"),
+            json!({"isExisting": true, "isAvailable": true})
+        );
+        assert_eq!(
+            get(&mut p, "landing.site.getRights"),
+            json!({"isExisting": false, "isAvailable": false})
+        );
+        assert_eq!(
+            get(&mut p, "crm.deal.list"),
+            json!({"isExisting": false, "isAvailable": false})
         );
     }
 
