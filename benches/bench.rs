@@ -96,6 +96,13 @@ impl Raw {
         self.answer(id).await
     }
 
+    /// Spawns a server and completes the handshake.
+    async fn ready(env: &[(&str, &str)]) -> Self {
+        let mut raw = Self::spawn(env);
+        raw.initialize().await;
+        raw
+    }
+
     async fn initialize(&mut self) {
         self.request(
             "initialize",
@@ -192,16 +199,14 @@ async fn main() {
             ("BITRIX24_TOOLSETS", "tasks"),
         ),
     ] {
-        let mut raw = Raw::spawn(&[lifted[0], lifted[1], extra]);
-        raw.initialize().await;
+        let mut raw = Raw::ready(&[lifted[0], lifted[1], extra]).await;
         let (_, bytes) = raw.request("tools/list", json!({})).await;
         table.row(label, format!("{bytes} bytes"));
     }
 
     // Memory, and latency added over a direct HTTP request to the same portal.
     let calls = 1000 / scale;
-    let mut raw = Raw::spawn(&lifted);
-    raw.initialize().await;
+    let mut raw = Raw::ready(&lifted).await;
     table.row(
         "peak RSS after start",
         format!("{} KiB", raw.peak_rss_kib()),
@@ -266,8 +271,7 @@ async fn main() {
     drop(raw);
 
     // The limiter itself when it is not limiting: default 2/50, calls spaced inside the burst.
-    let mut raw = Raw::spawn(&[("BITRIX24_WEBHOOK_URL", url.as_str())]);
-    raw.initialize().await;
+    let mut raw = Raw::ready(&[("BITRIX24_WEBHOOK_URL", url.as_str())]).await;
     let mut limited_idle = Vec::new();
     for i in 0..40u64 {
         let started = Instant::now();
@@ -302,11 +306,11 @@ async fn main() {
     let (limited_portal, refused) =
         TestPortal::rate_limited(rate_cfg, burst, ok(json!(["read"]))).await;
     let limited_url = limited_portal.webhook_url();
-    let mut raw = Raw::spawn(&[
+    let mut raw = Raw::ready(&[
         ("BITRIX24_WEBHOOK_URL", limited_url.as_str()),
         ("BITRIX24_RATE_LIMIT", "10/10"),
-    ]);
-    raw.initialize().await;
+    ])
+    .await;
     let started = Instant::now();
     let errors = pipelined(&mut raw, n, n).await;
     let took = started.elapsed().as_secs_f64();
@@ -343,11 +347,11 @@ async fn main() {
     })
     .await;
     let far_url = far.webhook_url();
-    let mut raw = Raw::spawn(&[
+    let mut raw = Raw::ready(&[
         ("BITRIX24_WEBHOOK_URL", far_url.as_str()),
         ("BITRIX24_RATE_LIMIT", "10000/10000"),
-    ]);
-    raw.initialize().await;
+    ])
+    .await;
     let started = Instant::now();
     for task in 0..checks as u64 {
         let params = json!({"name": "tasks_task_get_access", "arguments": {"taskId": task + 1, "users": [503]}});

@@ -137,13 +137,7 @@ pub async fn doctor(
     writeln!(out, "  tools          {} published", d.published().count())?;
 
     writeln!(out, "\nPortal")?;
-    let profile = d
-        .call(
-            d.lookup("profile").map_err(std::io::Error::other)?,
-            None,
-            &NoProgress,
-        )
-        .await;
+    let profile = ask(d, "profile").await?;
     let reached = match profile {
         Outcome::Success(v) => {
             let p = &v["result"];
@@ -171,13 +165,7 @@ pub async fn doctor(
     };
 
     if reached {
-        let scopes = d
-            .call(
-                d.lookup("scope").map_err(std::io::Error::other)?,
-                None,
-                &NoProgress,
-            )
-            .await;
+        let scopes = ask(d, "scope").await?;
         match scopes {
             Outcome::Success(v) => {
                 let have: BTreeSet<String> = v["result"]
@@ -234,6 +222,12 @@ pub async fn doctor(
         }
         Ok(ExitCode::from(FAILED))
     }
+}
+
+/// Calls a tool that takes no arguments, through the same pipeline as MCP.
+async fn ask(d: &Dispatcher, tool: &str) -> std::io::Result<Outcome> {
+    let entry = d.lookup(tool).map_err(std::io::Error::other)?;
+    Ok(d.call(entry, None, &NoProgress).await)
 }
 
 fn id_text(v: &Value) -> String {
