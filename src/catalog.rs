@@ -9,9 +9,6 @@ use serde_json::Value;
 
 include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 
-/// Claude Code truncates descriptions around 2 KB; keep every one below that.
-pub const MAX_DESCRIPTION_BYTES: usize = 2048;
-
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("tools/{file}: {source}")]
@@ -268,6 +265,13 @@ impl Catalog {
         Self::from_files(CATALOG_FILES.iter().copied())
     }
 
+    /// The embedded catalog, parsed once for all of a test run's unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared() -> &'static Catalog {
+        static SHARED: OnceLock<Catalog> = OnceLock::new();
+        SHARED.get_or_init(|| Catalog::embedded().expect("the embedded catalog parses"))
+    }
+
     pub fn from_files<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, CatalogError> {
@@ -317,28 +321,6 @@ impl Catalog {
     }
 }
 
-/// The tool name a REST method gets: dots become `_`, camelCase becomes snake_case.
-pub fn tool_name_for(method: &str) -> String {
-    let mut out = String::with_capacity(method.len() + 4);
-    let mut prev_lower = false;
-    for ch in method.chars() {
-        if ch == '.' {
-            out.push('_');
-            prev_lower = false;
-        } else if ch.is_ascii_uppercase() {
-            if prev_lower {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-            prev_lower = false;
-        } else {
-            out.push(ch);
-            prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
-        }
-    }
-    out
-}
-
 /// Markdown table of the catalog for the README; a test keeps the README in step.
 pub fn markdown_table(catalog: &Catalog) -> String {
     let mut out = String::from(
@@ -372,6 +354,28 @@ pub fn markdown_table(catalog: &Catalog) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The tool name a REST method gets: dots become `_`, camelCase becomes snake_case.
+    fn tool_name_for(method: &str) -> String {
+        let mut out = String::with_capacity(method.len() + 4);
+        let mut prev_lower = false;
+        for ch in method.chars() {
+            if ch == '.' {
+                out.push('_');
+                prev_lower = false;
+            } else if ch.is_ascii_uppercase() {
+                if prev_lower {
+                    out.push('_');
+                }
+                out.push(ch.to_ascii_lowercase());
+                prev_lower = false;
+            } else {
+                out.push(ch);
+                prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+            }
+        }
+        out
+    }
 
     #[test]
     fn naming_rule() {

@@ -1,19 +1,25 @@
 //! bitrix24-permissions-mcp: an MCP server that publishes Bitrix24 REST permission methods
 //! as typed tools and forwards calls through an inbound webhook.
+//!
+//! The wings, in the order data walks through them: `app` (flags, config, commands) builds the
+//! `catalog` (the tools, from `tools/`), the `pipeline` (checks, guards, hooks, batch) and the
+//! `bitrix` client (credentials, limits, envelope); `mcp` serves the pipeline; `sandbox` is a
+//! stand-in portal.
 
-pub mod batch;
-pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod dispatch;
-pub mod explain;
-pub mod http;
-pub mod limits;
-pub mod logging;
-pub mod portal;
-pub mod resources;
-pub mod sandbox;
-pub mod selection;
-pub mod server;
-pub mod transport;
-pub mod webhook;
+mod app;
+mod bitrix;
+mod catalog;
+mod mcp;
+mod pipeline;
+mod sandbox;
+
+pub use app::run;
+
+/// What the integration tests and the benchmark drive directly, below the binary.
+pub mod testing {
+    pub use crate::bitrix::{
+        Credentials, PortalClient, WebhookUrl,
+        limits::{CallError, Gateway, Limiter, NoProgress, RateLimiter},
+    };
+    pub use crate::catalog::{Catalog, markdown_table};
+}

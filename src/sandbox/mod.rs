@@ -15,20 +15,20 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use portal::Portal;
+use portal::Portal;
 
-use crate::webhook::WebhookUrl;
+use crate::{bitrix::WebhookUrl, catalog::Catalog};
 
 /// Added to every answer's structured content, so no one takes sandbox data for their portal.
 pub const NOTICE: &str = "SANDBOX: invented data from the built-in sandbox portal, not your Bitrix24. Set BITRIX24_WEBHOOK_URL for a real portal.";
 
 /// Starts the sandbox portal on a free loopback port; it lives as long as the runtime.
-pub async fn start() -> std::io::Result<WebhookUrl> {
+pub async fn start(catalog: Arc<Catalog>) -> std::io::Result<WebhookUrl> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     // A fresh secret each run, so the masking of secrets is exercised here too.
     let secret: String = (0..16).map(|_| fastrand::alphanumeric()).collect();
-    let portal = Arc::new(Mutex::new(Portal::default()));
+    let portal = Arc::new(Mutex::new(Portal::new(&catalog)));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

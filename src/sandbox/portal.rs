@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::catalog::Catalog;
+
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
 
@@ -78,8 +80,8 @@ pub struct Portal {
     roles: BTreeMap<u64, Role>,
     role_model: bool,
     scopes: Vec<&'static str>,
-    /// The REST methods this portal has (the catalog's), lowercased for method.get.
-    methods: BTreeSet<String>,
+    /// The REST methods this portal has (the catalog's), lowercased, with the scope each needs.
+    methods: BTreeMap<String, String>,
 }
 
 /// An integer parameter, given as a number (JSON) or a string (a batch command's query).
@@ -111,8 +113,9 @@ fn rights(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-impl Default for Portal {
-    fn default() -> Self {
+impl Portal {
+    /// The sandbox company, with the catalog's methods and their scopes.
+    pub fn new(catalog: &Catalog) -> Self {
         let user = |name, last_name, admin, department| User {
             name,
             last_name,
@@ -209,13 +212,10 @@ impl Default for Portal {
             ]),
             role_model: false,
             scopes: vec!["landing", "sonet_group", "task"],
-            methods: crate::catalog::Catalog::embedded()
-                .map(|c| {
-                    c.entries()
-                        .map(|e| e.spec.method.to_ascii_lowercase())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            methods: catalog
+                .entries()
+                .map(|e| (e.spec.method.to_ascii_lowercase(), e.spec.scope.clone()))
+                .collect(),
         }
     }
 }
@@ -366,12 +366,10 @@ impl Portal {
     pub fn call(&mut self, method: &str, p: &Value) -> Answer {
         let method = method.to_ascii_lowercase();
         let scope_of = |m: &str| -> Option<&str> {
-            match m.split('.').next()? {
-                "landing" => Some("landing"),
-                "sonet_group" => Some("sonet_group"),
-                "tasks" => Some("task"),
-                _ => None,
-            }
+            self.methods
+                .get(m)
+                .map(String::as_str)
+                .filter(|s| *s != "basic")
         };
         if let Some(scope) = scope_of(&method)
             && !self.scopes.contains(&scope)
@@ -392,7 +390,7 @@ impl Portal {
             }
             "method.get" => {
                 let name = p["name"].as_str().unwrap_or_default();
-                let known = self.methods.contains(name);
+                let known = self.methods.contains_key(name);
                 let available = known && scope_of(name).is_none_or(|s| self.scopes.contains(&s));
                 ok(json!({"isExisting": known, "isAvailable": available}))
             }
@@ -720,6 +718,25 @@ fn php_params(query: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Default for Portal {
+        fn default() -> Self {
+            Portal::new(Catalog::shared())
+        }
+    }
+
+    #[test]
+    fn answers_every_catalog_method() {
+        let mut p = Portal::default();
+        for e in Catalog::shared().entries() {
+            let (_, body) = p.call(&e.spec.method, &json!({}));
+            assert_ne!(
+                body["error"], "ERROR_METHOD_NOT_FOUND",
+                "the sandbox has no answer for {}",
+                e.spec.method
+            );
+        }
+    }
 
     #[test]
     fn set_rights_follows_the_documented_rules() {

@@ -271,16 +271,15 @@ async fn lost_answers_are_retried_once_for_idempotent_tools() {
 /// a lost answer to a non-idempotent call is never sent twice.
 #[tokio::test]
 async fn non_idempotent_calls_are_never_repeated() {
-    use bitrix24_permissions_mcp::{
-        limits::{CallError, Gateway, NoProgress},
-        portal::PortalClient,
-        webhook::WebhookUrl,
+    use bitrix24_permissions_mcp::testing::{
+        CallError, Gateway, NoProgress, PortalClient, RateLimiter, WebhookUrl,
     };
     for reply in [Reply::Reset, Reply::CutOff(json!({"result": true}))] {
         let portal = TestPortal::always(reply).await;
         let webhook = WebhookUrl::parse(&portal.webhook_url()).unwrap();
-        let client = PortalClient::new(webhook, Duration::from_secs(5));
-        let gateway = Gateway::new(client, "20/5".parse().unwrap(), Duration::from_secs(5));
+        let client = PortalClient::new(std::sync::Arc::new(webhook), Duration::from_secs(5));
+        let limiter = std::sync::Arc::new(RateLimiter::new("20/5".parse().unwrap()));
+        let gateway = Gateway::new(client, limiter, Duration::from_secs(5));
         let err = gateway
             .call("landing.site.setRights", &write_args(), false, &NoProgress)
             .await

@@ -1,7 +1,7 @@
 //! The README's tool table is generated from the catalog; this fails when it is stale.
 //! Regenerate with `UPDATE_README=1 cargo test readme`.
 
-use bitrix24_permissions_mcp::catalog::{Catalog, markdown_table};
+use bitrix24_permissions_mcp::testing::{Catalog, markdown_table};
 
 const BEGIN: &str =
     "<!-- tool-table:begin (generated from tools/, UPDATE_README=1 cargo test readme) -->\n";

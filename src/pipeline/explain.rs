@@ -1,11 +1,41 @@
 //! Turns a failed call into text the model can act on: what happened, then what to do.
 //! Claude Code drops `structuredContent` on errors, so this text is all the model gets.
 
+use super::failure::{FailureKind, ToolFailure};
 use crate::{
+    bitrix::{
+        BadAnswerKind, PortalError, TransportKind,
+        limits::{CallError, clock_utc},
+    },
     catalog::ToolSpec,
-    limits::{CallError, clock_utc},
-    portal::{BadAnswerKind, PortalError, TransportKind},
 };
+
+/// A failed portal call of `spec` as a typed failure with its explanation.
+pub fn failure(err: &CallError, spec: &ToolSpec) -> ToolFailure {
+    let (kind, code) = match err {
+        CallError::Portal { error, .. } => match error {
+            PortalError::Api { code, .. } => (FailureKind::Portal, Some(code.clone())),
+            PortalError::Transport {
+                kind: TransportKind::Connect,
+                ..
+            } => (FailureKind::Transport, None),
+            // Sent, and the answer lost or unusable: a write may have been applied.
+            PortalError::Transport { .. } | PortalError::BadAnswer { .. } if spec.is_write() => {
+                (FailureKind::OutcomeUnknown, None)
+            }
+            PortalError::Transport { .. } | PortalError::BadAnswer { .. } => {
+                (FailureKind::Transport, None)
+            }
+        },
+        CallError::Paused { .. } | CallError::Queue { .. } => (FailureKind::Limit, None),
+    };
+    ToolFailure {
+        kind,
+        code,
+        text: explain(err, spec),
+        source: Some(err.clone()),
+    }
+}
 
 /// What a Bitrix24 error code means for the user, for codes every method can answer.
 fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
@@ -64,7 +94,7 @@ fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
 }
 
 /// The full error text for a failed call of `spec`.
-pub fn explain(err: &CallError, spec: &ToolSpec) -> String {
+fn explain(err: &CallError, spec: &ToolSpec) -> String {
     match err {
         CallError::Portal { error, attempts } => {
             let text = explain_portal(error, spec);
@@ -93,15 +123,18 @@ pub fn explain(err: &CallError, spec: &ToolSpec) -> String {
     }
 }
 
-/// The text for an answer too large to pass on.
-pub fn oversized(spec: &ToolSpec, size: usize, limit: usize) -> String {
+/// The failure for an answer too large to pass on.
+pub fn oversized(spec: &ToolSpec, size: usize, limit: usize) -> ToolFailure {
     let narrower = spec.narrow.as_deref().unwrap_or(
         "Ask for less in one call (fewer IDs), or raise BITRIX24_MAX_RESULT_BYTES if the user agrees.",
     );
-    format!(
-        "The answer of {method} is {size} bytes, above the {limit}-byte limit (BITRIX24_MAX_RESULT_BYTES), \
-         so it is not passed on. The call itself succeeded. What to do: {narrower}",
-        method = spec.method
+    ToolFailure::new(
+        FailureKind::TooLarge,
+        format!(
+            "The answer of {method} is {size} bytes, above the {limit}-byte limit (BITRIX24_MAX_RESULT_BYTES), \
+             so it is not passed on. The call itself succeeded. What to do: {narrower}",
+            method = spec.method
+        ),
     )
 }
 
@@ -207,6 +240,42 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
                 "Calling {method} {what} ({detail}). What to do: {todo}",
                 method = spec.method
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        bitrix::{Secrets, parse_envelope, properties::any_json},
+        catalog::Catalog,
+    };
+
+    /// Whatever the portal answers, every tool's error text says what to do.
+    fn check(status: u16, body: &[u8]) {
+        if let Err(error) = parse_envelope(status, body, &Secrets::default()) {
+            let error = CallError::Portal { error, attempts: 1 };
+            for entry in Catalog::shared().entries() {
+                let text = failure(&error, &entry.spec).text;
+                assert!(text.contains("What to do"), "{text}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_portal_failure_says_what_to_do(status in 100u16..600, value in any_json()) {
+            check(status, value.to_string().as_bytes());
+        }
+
+        #[test]
+        fn every_unusable_body_says_what_to_do(status in 100u16..600, body in prop::collection::vec(any::<u8>(), 0..256)) {
+            check(status, &body);
         }
     }
 }

@@ -3,15 +3,15 @@
 
 use rmcp::model::{Resource, ResourceContents};
 
-pub struct Page {
-    pub uri: &'static str,
-    pub name: &'static str,
-    pub title: &'static str,
-    pub description: &'static str,
-    pub text: &'static str,
+struct Page {
+    uri: &'static str,
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    text: &'static str,
 }
 
-pub const PAGES: &[Page] = &[
+const PAGES: &[Page] = &[
     Page {
         uri: "bitrix24://reference/scopes",
         name: "scopes",
@@ -53,6 +53,10 @@ pub fn list() -> Vec<Resource> {
                 .with_size(p.text.len() as u64)
         })
         .collect()
+}
+
+pub fn uris() -> Vec<&'static str> {
+    PAGES.iter().map(|p| p.uri).collect()
 }
 
 pub fn read(uri: &str) -> Option<ResourceContents> {

@@ -1,18 +1,37 @@
-//! The webhook URL and the masking of its secret.
+//! How calls authenticate: the [`Credentials`] seam, and today's one implementation, the
+//! inbound webhook.
 //!
-//! The whole URL is a credential (the secret is a path segment), so it lives in a
-//! `SecretString` and only a masked form can be displayed. Everything that leaves the
-//! process (tool results, error texts, logs) goes through [`Redactor`], because the portal
-//! or a proxy in front of it may echo the URL back.
+//! The whole webhook URL is a credential (the secret is a path segment), so it lives in a
+//! `SecretString`, only a masked form can be displayed, and its secret is registered with
+//! [`Secrets::global`] as soon as it is parsed, because the portal or a proxy in front of it
+//! may echo the URL back. OAuth tokens that rotate would be a second implementation: they
+//! would register each new token the same way.
 
-use std::{borrow::Cow, fmt, net::IpAddr};
+use std::{fmt, net::IpAddr};
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
-/// What replaces the secret wherever it would be shown.
-pub const MASK: &str = "***";
+use super::secrets::{MASK, Secrets};
+
+/// What the portal client needs from a way of authenticating.
+pub trait Credentials: Send + Sync + fmt::Debug + fmt::Display {
+    /// The address `method` is called at. Only the HTTP client may see it.
+    fn method_url(&self, method: &str) -> String;
+    /// The portal and the user calls act as, without any secret: it names the portal's
+    /// shared rate bucket and the rows of a journal.
+    fn identity(&self) -> Identity;
+    /// True when the portal is reached over plain http on loopback (the sandbox, tests):
+    /// such a client needs no root certificates.
+    fn is_loopback_http(&self) -> bool;
+}
+
+/// Who calls go out as: the portal's host (with port) and the acting user's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub host: String,
+    pub user_id: String,
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WebhookError {
@@ -37,8 +56,9 @@ pub enum WebhookError {
 #[derive(Clone)]
 pub struct WebhookUrl {
     base: SecretString,
-    secret: SecretString,
     masked: String,
+    identity: Identity,
+    loopback_http: bool,
 }
 
 impl fmt::Debug for WebhookUrl {
@@ -95,16 +115,21 @@ impl WebhookUrl {
                         "the secret must be the webhook code Bitrix24 generated (8 or more letters and digits)",
                     ));
                 }
-                let base = format!(
-                    "{}://{}{}/rest/{user}/{secret}/",
-                    url.scheme(),
+                let host = format!(
+                    "{}{}",
                     url.host_str().unwrap_or_default(),
                     url.port().map(|p| format!(":{p}")).unwrap_or_default()
                 );
+                let base = format!("{}://{host}/rest/{user}/{secret}/", url.scheme());
+                Secrets::global().register(secret);
                 Ok(Self {
                     base: SecretString::from(base),
-                    secret: SecretString::from(secret.to_string()),
                     masked,
+                    identity: Identity {
+                        host,
+                        user_id: (*user).to_owned(),
+                    },
+                    loopback_http: loopback && url.scheme() == "http",
                 })
             }
             ["rest", _, _, ..] => Err(bad(
@@ -113,14 +138,19 @@ impl WebhookUrl {
             _ => Err(bad("the path must be /rest/<user_id>/<secret>/")),
         }
     }
+}
 
-    /// The URL a method is called at. Only the HTTP client may see it.
-    pub(crate) fn method_url(&self, method: &str) -> String {
+impl Credentials for WebhookUrl {
+    fn method_url(&self, method: &str) -> String {
         format!("{}{method}.json", self.base.expose_secret())
     }
 
-    pub fn redactor(&self) -> Redactor {
-        Redactor::new(self.secret.expose_secret())
+    fn identity(&self) -> Identity {
+        self.identity.clone()
+    }
+
+    fn is_loopback_http(&self) -> bool {
+        self.loopback_http
     }
 }
 
@@ -172,74 +202,9 @@ fn mask_unparsed(raw: &str) -> String {
     }
 }
 
-/// Replaces the webhook secret in any text or JSON before it leaves the process.
-#[derive(Clone)]
-pub struct Redactor {
-    needle: Option<SecretString>,
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Redactor")
-    }
-}
-
-impl Redactor {
-    pub fn new(secret: &str) -> Self {
-        Self {
-            needle: (!secret.is_empty()).then(|| SecretString::from(secret.to_owned())),
-        }
-    }
-
-    /// A redactor with nothing to hide.
-    #[cfg(test)]
-    pub fn none() -> Self {
-        Self { needle: None }
-    }
-
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match &self.needle {
-            Some(n) if text.contains(n.expose_secret()) => {
-                Cow::Owned(text.replace(n.expose_secret(), MASK))
-            }
-            _ => Cow::Borrowed(text),
-        }
-    }
-
-    /// Masks the secret in every string and key of a JSON value, in place.
-    pub fn redact_value(&self, value: &mut Value) {
-        if self.needle.is_none() {
-            return;
-        }
-        match value {
-            Value::String(s) => {
-                if let Cow::Owned(r) = self.redact(s) {
-                    *s = r;
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            Value::Object(map) => {
-                let dirty_keys: Vec<String> = map
-                    .keys()
-                    .filter(|k| matches!(self.redact(k), Cow::Owned(_)))
-                    .cloned()
-                    .collect();
-                for key in dirty_keys {
-                    if let Some(v) = map.remove(&key) {
-                        map.insert(self.redact(&key).into_owned(), v);
-                    }
-                }
-                map.values_mut().for_each(|v| self.redact_value(v));
-            }
-            _ => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const SECRET: &str = "abcd1234efgh5678";
 
@@ -255,6 +220,12 @@ mod tests {
             let w = WebhookUrl::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert!(!w.to_string().contains(SECRET));
             assert!(!format!("{w:?}").contains(SECRET));
+            assert!(!w.identity().host.is_empty());
+            assert_eq!(
+                Secrets::global().redact("x abcd1234efgh5678 y"),
+                "x *** y",
+                "parsing registers the secret"
+            );
             assert!(
                 w.method_url("profile")
                     .ends_with("/abcd1234efgh5678/profile.json")
@@ -288,18 +259,5 @@ mod tests {
             assert!(err.contains(expected), "{raw}: {err}");
             assert!(!err.contains(SECRET), "{raw}: secret leaked in {err}");
         }
-    }
-
-    #[test]
-    fn redacts_text_and_json() {
-        let r = Redactor::new(SECRET);
-        assert_eq!(
-            r.redact("see /rest/1/abcd1234efgh5678/x"),
-            "see /rest/1/***/x"
-        );
-        let mut v = json!({"a": ["x abcd1234efgh5678"], "abcd1234efgh5678": 1});
-        r.redact_value(&mut v);
-        assert!(!v.to_string().contains(SECRET), "{v}");
-        assert_eq!(v["a"][0], "x ***");
     }
 }

@@ -4,34 +4,40 @@
 
 use serde_json::{Map, Value, json};
 
+use super::explain::failure;
 use crate::{
-    catalog::{Entry, Kind},
-    dispatch::Dispatcher,
-    explain::explain,
-    limits::Progress,
-    portal::PortalError,
+    bitrix::{
+        PortalError,
+        limits::{CallError, Gateway, Progress},
+    },
+    catalog::{Entry, ToolSpec},
 };
 
 /// Bitrix24 runs at most this many commands in one `batch` request.
-pub const PER_REQUEST: usize = 50;
+const PER_REQUEST: usize = 50;
 
 /// Inside `batch`, `$result[key]` in a parameter is replaced by an earlier command's answer;
 /// a value that happens to contain it would not be sent as written.
 const BATCH_REFERENCE: &str = "$result[";
 
-pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Result<Value, String> {
-    let items = args["items"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+/// One item as the pipeline checked it: the tool and its arguments, or the tool's name and
+/// why it cannot be called.
+pub type CheckedItem<'a> = Result<(&'a Entry, Value), (String, String)>;
+
+/// Sends the callable items in requests of at most [`PER_REQUEST`] and answers one result or
+/// one error per item, in order.
+pub async fn run(
+    gateway: &Gateway,
+    batch_spec: &ToolSpec,
+    items: Vec<CheckedItem<'_>>,
+    progress: &dyn Progress,
+) -> Value {
     let mut answers: Vec<Option<Value>> = vec![None; items.len()];
     let mut pending: Vec<(usize, &Entry, Value)> = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let tool = item["tool"].as_str().unwrap_or_default();
-        let item_args = item.get("arguments").cloned().unwrap_or_else(|| json!({}));
-        match check_item(d, tool, &item_args) {
-            Ok(entry) => pending.push((index, entry, item_args)),
-            Err(text) => answers[index] = Some(failed(tool, &text)),
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Ok((entry, item_args)) => pending.push((index, entry, item_args)),
+            Err((tool, text)) => answers[index] = Some(failed(&tool, &text)),
         }
     }
 
@@ -48,13 +54,7 @@ pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Resul
             })
             .collect();
         requests += 1;
-        let batch_spec = &d
-            .catalog()
-            .by_method("batch")
-            .expect("the batch tool is in the catalog")
-            .spec;
-        match d
-            .gateway()
+        match gateway
             .call("batch", &json!({"halt": 0, "cmd": cmd}), true, progress)
             .await
         {
@@ -72,7 +72,8 @@ pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Resul
                         spec.normalize.apply(&mut result);
                         json!({"tool": spec.name, "ok": true, "result": result})
                     } else if let Some(error) = errors.and_then(|e| e.get(&k)) {
-                        failed(&spec.name, &explain(&sub_error(error).into(), spec))
+                        let error = CallError::from(sub_error(error));
+                        failed(&spec.name, &failure(&error, spec).text)
                     } else {
                         failed(
                             &spec.name,
@@ -82,7 +83,7 @@ pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Resul
                 }
             }
             Err(err) => {
-                let text = explain(&err, batch_spec);
+                let text = failure(&err, batch_spec).text;
                 for (index, entry, _) in chunk {
                     answers[*index] = Some(failed(&entry.spec.name, &text));
                 }
@@ -92,42 +93,22 @@ pub async fn run(d: &Dispatcher, args: &Value, progress: &dyn Progress) -> Resul
 
     let items: Vec<Value> = answers.into_iter().map(Option::unwrap_or_default).collect();
     let succeeded = items.iter().filter(|i| i["ok"] == true).count();
-    Ok(json!({
+    json!({
         "items": items,
         "succeeded": succeeded,
         "failed": items.len() - succeeded,
         "requests": requests,
-    }))
+    })
 }
 
-fn check_item<'a>(d: &'a Dispatcher, tool: &str, args: &Value) -> Result<&'a Entry, String> {
-    let entry = d.lookup(tool).map_err(|e| {
-        format!(
-            "{e}. What to do: use one of the read-only tools this server lists, or drop the item."
-        )
-    })?;
-    let spec = &entry.spec;
-    if spec.kind == Kind::Batch {
-        return Err(
-            "batch cannot contain batch. What to do: put these items into the outer batch directly."
-                .to_owned(),
-        );
-    }
-    if spec.is_write() {
-        return Err(format!(
-            "{tool} writes to the portal; batch runs read-only tools only. What to do: call {tool} on its own."
-        ));
-    }
-    let problems = entry.check_arguments(args);
-    if !problems.is_empty() {
-        return Err(d.describe_problems(tool, &problems));
-    }
+/// Refuses arguments that Bitrix24's batch would not send as written.
+pub fn check_references(tool: &str, args: &Value) -> Result<(), String> {
     if contains_reference(args) {
         return Err(format!(
             "An argument contains \"{BATCH_REFERENCE}\", which Bitrix24 batch would replace. What to do: call {tool} on its own."
         ));
     }
-    Ok(entry)
+    Ok(())
 }
 
 fn contains_reference(v: &Value) -> bool {
@@ -163,7 +144,7 @@ fn sub_error(error: &Value) -> PortalError {
 
 /// Parameters the way Bitrix24's `batch` reads a command's query string: PHP's
 /// `http_build_query` (`users[0]=503&users[1]=547`), URL-encoded.
-pub fn php_query(args: &Value) -> String {
+fn php_query(args: &Value) -> String {
     fn flatten(prefix: String, value: &Value, out: &mut Vec<(String, String)>) {
         match value {
             Value::Object(map) => {

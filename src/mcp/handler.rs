@@ -1,4 +1,4 @@
-//! The MCP face of the server. It knows nothing of transports: `main` decides that.
+//! The MCP handler. It knows nothing of transports: the app picks one.
 
 use std::sync::Arc;
 
@@ -19,15 +19,15 @@ use rmcp::{
 
 use serde_json::{Value, json};
 
+use super::resources;
 use crate::{
+    bitrix::limits::{NoProgress, Progress},
     catalog::ToolSpec,
-    dispatch::{Dispatcher, LookupError, Outcome},
-    limits::{NoProgress, Progress},
-    resources,
+    pipeline::{Outcome, Pipeline},
 };
 
 /// Sent on both lifecycles (`initialize` and `server/discover`); under 2 KB, key sentence first.
-pub const INSTRUCTIONS: &str = "\
+const INSTRUCTIONS: &str = "\
 Reads and changes access permissions on one Bitrix24 portal through its inbound webhook; every call acts with the rights of the webhook's user, not the person chatting.
 - Start with profile (who the webhook acts as) and scope (what it may call) when an answer looks wrong; an insufficient_scope error names the scope to tick on the webhook.
 - Read tools check workgroup features, site and role rights, task actions and access codes (access_name explains codes like SG12_K); they never change anything.
@@ -41,19 +41,19 @@ const SANDBOX_INSTRUCTIONS: &str = "SANDBOX MODE: this server answers from a bui
 
 #[derive(Clone)]
 pub struct PermissionsServer {
-    dispatcher: Arc<Dispatcher>,
+    pipeline: Arc<Pipeline>,
     tools: Arc<Vec<Tool>>,
 }
 
 impl PermissionsServer {
-    pub fn new(dispatcher: Arc<Dispatcher>) -> Self {
-        let sandbox = dispatcher.sandboxed();
-        let tools = dispatcher
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        let sandbox = pipeline.sandboxed();
+        let tools = pipeline
             .published()
             .map(|e| tool_definition(&e.spec, sandbox))
             .collect();
         Self {
-            dispatcher,
+            pipeline,
             tools: Arc::new(tools),
         }
     }
@@ -75,10 +75,14 @@ pub fn tool_definition(spec: &ToolSpec, sandbox: bool) -> Tool {
     tool
 }
 
-pub fn to_call_result(outcome: Outcome) -> CallToolResult {
+/// The edge where a failure becomes text: its kind and code stay in the log.
+fn to_call_result(tool: &str, outcome: Outcome) -> CallToolResult {
     match outcome {
-        Outcome::Success(value) => CallToolResult::structured(value),
-        Outcome::ToolError(text) => CallToolResult::error(vec![ContentBlock::text(text)]),
+        Ok(value) => CallToolResult::structured(value),
+        Err(failure) => {
+            tracing::debug!(tool, kind = failure.kind.as_str(), code = ?failure.code, "tool error");
+            CallToolResult::error(vec![ContentBlock::text(failure.text)])
+        }
     }
 }
 
@@ -94,7 +98,7 @@ impl ServerHandler for PermissionsServer {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Bitrix24 permissions"),
         )
-        .with_instructions(if self.dispatcher.sandboxed() {
+        .with_instructions(if self.pipeline.sandboxed() {
             format!("{SANDBOX_INSTRUCTIONS}{INSTRUCTIONS}")
         } else {
             INSTRUCTIONS.to_owned()
@@ -128,11 +132,7 @@ impl ServerHandler for PermissionsServer {
                 format!(
                     "no resource {}; the resources are: {}",
                     request.uri,
-                    resources::PAGES
-                        .iter()
-                        .map(|p| p.uri)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    resources::uris().join(", ")
                 ),
                 None,
             )),
@@ -148,17 +148,16 @@ impl ServerHandler for PermissionsServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let entry = self.dispatcher.lookup(&request.name).map_err(|e| match e {
-            LookupError::Unknown { .. }
-            | LookupError::ReadOnly { .. }
-            | LookupError::Filtered { .. } => McpError::invalid_params(e.to_string(), None),
-        })?;
+        let entry = self
+            .pipeline
+            .lookup(&request.name)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         let progress: Box<dyn Progress> = match context.meta.get_progress_token() {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
             None => Box::new(NoProgress),
         };
         tokio::select! {
-            outcome = self.dispatcher.call(entry, request.arguments, progress.as_ref()) => Ok(to_call_result(outcome).into()),
+            outcome = self.pipeline.call(entry, request.arguments, progress.as_ref()) => Ok(to_call_result(&request.name, outcome).into()),
             // The client gave up on this call; rmcp sends no answer for it.
             () = context.ct.cancelled() => Err(McpError::internal_error("cancelled by the client", None)),
         }

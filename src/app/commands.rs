@@ -5,19 +5,18 @@ use std::{collections::BTreeSet, io::Write, process::ExitCode};
 
 use serde_json::{Map, Value};
 
+use super::config::{Config, PortalChoice};
 use crate::{
-    config::{Config, PortalChoice},
-    dispatch::{Dispatcher, Outcome},
-    limits::NoProgress,
-    server::tool_definition,
+    bitrix::limits::NoProgress,
+    mcp::tool_definition,
+    pipeline::{Outcome, Pipeline},
 };
 
 /// Exit codes shared by the commands.
-pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 
-pub fn tools(d: &Dispatcher, json: bool, out: &mut dyn Write) -> std::io::Result<ExitCode> {
+pub fn tools(d: &Pipeline, json: bool, out: &mut dyn Write) -> std::io::Result<ExitCode> {
     if json {
         let tools: Vec<_> = d
             .published()
@@ -43,7 +42,7 @@ pub fn tools(d: &Dispatcher, json: bool, out: &mut dyn Write) -> std::io::Result
 }
 
 pub async fn call(
-    d: &Dispatcher,
+    d: &Pipeline,
     tool: &str,
     arguments: Option<&str>,
     out: &mut dyn Write,
@@ -75,12 +74,12 @@ pub async fn call(
         }
     };
     match d.call(entry, Some(args), &NoProgress).await {
-        Outcome::Success(value) => {
+        Ok(value) => {
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::ToolError(text) => {
-            writeln!(err, "{text}")?;
+        Err(failure) => {
+            writeln!(err, "{}", failure.text)?;
             Ok(ExitCode::from(FAILED))
         }
     }
@@ -90,7 +89,7 @@ pub async fn call(
 /// is there, 1 when something is wrong.
 pub async fn doctor(
     config: &Config,
-    d: &Dispatcher,
+    d: &Pipeline,
     out: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
@@ -139,7 +138,7 @@ pub async fn doctor(
     writeln!(out, "\nPortal")?;
     let profile = ask(d, "profile").await?;
     let reached = match profile {
-        Outcome::Success(v) => {
+        Ok(v) => {
             let p = &v["result"];
             let name = format!(
                 "{} {}",
@@ -155,10 +154,11 @@ pub async fn doctor(
             )?;
             true
         }
-        Outcome::ToolError(text) => {
+        Err(failure) => {
             writeln!(out, "  unreachable")?;
             problems.push(format!(
-                "The portal could not be reached through the webhook. {text}"
+                "The portal could not be reached through the webhook. {}",
+                failure.text
             ));
             false
         }
@@ -167,7 +167,7 @@ pub async fn doctor(
     if reached {
         let scopes = ask(d, "scope").await?;
         match scopes {
-            Outcome::Success(v) => {
+            Ok(v) => {
                 let have: BTreeSet<String> = v["result"]
                     .as_array()
                     .into_iter()
@@ -200,9 +200,10 @@ pub async fn doctor(
                     ));
                 }
             }
-            Outcome::ToolError(text) => {
-                problems.push(format!("The webhook's scopes could not be read. {text}"))
-            }
+            Err(failure) => problems.push(format!(
+                "The webhook's scopes could not be read. {}",
+                failure.text
+            )),
         }
     }
 
@@ -225,7 +226,7 @@ pub async fn doctor(
 }
 
 /// Calls a tool that takes no arguments, through the same pipeline as MCP.
-async fn ask(d: &Dispatcher, tool: &str) -> std::io::Result<Outcome> {
+async fn ask(d: &Pipeline, tool: &str) -> std::io::Result<Outcome> {
     let entry = d.lookup(tool).map_err(std::io::Error::other)?;
     Ok(d.call(entry, None, &NoProgress).await)
 }

@@ -12,13 +12,13 @@ use rmcp::{
     transport::{Transport, async_rw::AsyncRwTransport},
 };
 
-pub struct OpeningTolerant<T> {
+struct OpeningTolerant<T> {
     inner: T,
     opened: bool,
 }
 
 impl<T> OpeningTolerant<T> {
-    pub fn new(inner: T) -> Self {
+    fn new(inner: T) -> Self {
         Self {
             inner,
             opened: false,

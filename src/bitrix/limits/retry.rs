@@ -5,7 +5,7 @@
 //! (an idempotent tool whose answer was lost). Everything a retry cannot fix, and anything
 //! unknown, goes straight back to the model with an explanation.
 
-use crate::portal::{BadAnswerKind, PortalError, TransportKind};
+use crate::bitrix::{BadAnswerKind, PortalError, TransportKind};
 
 /// What kind of failure a [`PortalError`] is, for the retry decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

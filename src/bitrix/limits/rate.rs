@@ -13,6 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::Limiter;
+
 /// Successes in a row before the rate steps back up after a slowdown.
 const RECOVERY_RUN: u32 = 10;
 /// The slowest the limiter goes, as a fraction of the configured rate.
@@ -90,16 +92,10 @@ impl RateLimiter {
     fn interval(&self, factor: f64) -> Duration {
         Duration::from_secs_f64(1.0 / (self.limit.per_second * factor))
     }
+}
 
-    /// Reserves the next slot and returns how long to wait before using it.
-    pub fn reserve(&self, now: Instant) -> Duration {
-        self.try_reserve(now, now + Duration::from_secs(86_400 * 365))
-            .unwrap_or_else(|wait| wait)
-    }
-
-    /// Reserves the next slot if it opens by `latest`; otherwise reserves nothing and returns
-    /// the wait it would have taken, so a caller that gives up does not hold a slot.
-    pub fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
+impl Limiter for RateLimiter {
+    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let interval = self.interval(s.factor);
         let tolerance = interval * (self.limit.burst - 1);
@@ -112,8 +108,8 @@ impl RateLimiter {
         Ok(allowed_at - now)
     }
 
-    /// The portal said its bucket is full: assume no burst is left and slow down.
-    pub fn on_throttled(&self, now: Instant) {
+    /// Assumes no burst is left and slows down.
+    fn on_throttled(&self, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.factor = (s.factor / 2.0).max(MIN_FACTOR);
         s.successes = 0;
@@ -123,7 +119,7 @@ impl RateLimiter {
         s.tat = s.tat.max(full);
     }
 
-    pub fn on_success(&self) {
+    fn on_success(&self) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.factor >= 1.0 {
             return;
@@ -135,8 +131,7 @@ impl RateLimiter {
         }
     }
 
-    /// The current rate in calls per second, after any slowdown.
-    pub fn current_rate(&self) -> f64 {
+    fn current_rate(&self) -> f64 {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.limit.per_second * s.factor
     }
@@ -145,6 +140,13 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl RateLimiter {
+        fn reserve(&self, now: Instant) -> Duration {
+            self.try_reserve(now, now + Duration::from_secs(86_400 * 365))
+                .unwrap_or_else(|wait| wait)
+        }
+    }
 
     #[test]
     fn parses() {

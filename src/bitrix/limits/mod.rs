@@ -2,32 +2,50 @@
 //! waits for the method's run-time budget and the shared rate limiter, calls once, and retries
 //! exactly what [`retry::POLICY`] allows, all within twice the request timeout.
 
-pub mod budget;
-pub mod rate;
-pub mod retry;
+mod budget;
+mod rate;
+mod retry;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use serde_json::Value;
 
+pub use self::rate::{RateLimit, RateLimiter};
 use self::{
     budget::{Gate, MethodBudgets},
-    rate::{RateLimit, RateLimiter},
     retry::{Failure, Retry, classify, rule},
 };
-use crate::portal::{PortalClient, PortalError, Success};
+use super::{PortalClient, PortalError, Success};
 
 /// Waits shorter than this are not worth telling the client about.
 const REPORT_AFTER: Duration = Duration::from_secs(1);
 /// While a long wait goes on, progress is repeated this often so clients keep the call alive.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// The longest pause for a method's run-time budget before answering "try again later".
-pub const MAX_BUDGET_PAUSE: Duration = Duration::from_secs(20);
+const MAX_BUDGET_PAUSE: Duration = Duration::from_secs(20);
 
 /// Receives "still waiting" messages for a call; the MCP server turns them into progress
 /// notifications when the client asked for them.
 pub trait Progress: Send + Sync {
     fn waiting(&self, message: String);
+}
+
+/// Paces the calls to one portal: the seam between the gateway and where the pacing state
+/// lives. [`RateLimiter`] keeps it in this process.
+pub trait Limiter: Send + Sync + fmt::Debug {
+    /// Reserves the next slot if it opens by `latest` and returns how long to wait for it;
+    /// otherwise reserves nothing and returns the wait it would have taken.
+    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration>;
+    /// The portal answered a call.
+    fn on_success(&self);
+    /// The portal said its bucket is full (QUERY_LIMIT_EXCEEDED).
+    fn on_throttled(&self, now: Instant);
+    /// The current rate in calls per second, after any slowdown.
+    fn current_rate(&self) -> f64;
 }
 
 /// For callers that show no progress.
@@ -63,16 +81,16 @@ impl From<PortalError> for CallError {
 #[derive(Debug)]
 pub struct Gateway {
     portal: PortalClient,
-    limiter: RateLimiter,
+    limiter: Arc<dyn Limiter>,
     budgets: MethodBudgets,
     timeout: Duration,
 }
 
 impl Gateway {
-    pub fn new(portal: PortalClient, limit: RateLimit, timeout: Duration) -> Self {
+    pub fn new(portal: PortalClient, limiter: Arc<dyn Limiter>, timeout: Duration) -> Self {
         Self {
             portal,
-            limiter: RateLimiter::new(limit),
+            limiter,
             budgets: MethodBudgets::default(),
             timeout,
         }

@@ -17,7 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-use crate::{dispatch::Dispatcher, server::PermissionsServer};
+use super::handler::PermissionsServer;
+use crate::pipeline::Pipeline;
 
 /// Where the MCP endpoint lives, as MCP clients and the conformance suite expect.
 pub const PATH: &str = "/mcp";
@@ -77,7 +78,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 /// Serves until the process ends. Calls `ready` with the bound address (port 0 picks one).
 pub async fn serve(
     setup: HttpSetup,
-    dispatcher: Arc<Dispatcher>,
+    pipeline: Arc<Pipeline>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), HttpError> {
     let listener = TcpListener::bind(setup.addr)
@@ -105,7 +106,7 @@ pub async fn serve(
         config = config.disable_allowed_hosts();
     }
     let mcp = StreamableHttpService::new(
-        move || Ok(PermissionsServer::new(dispatcher.clone())),
+        move || Ok(PermissionsServer::new(pipeline.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

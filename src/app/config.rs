@@ -7,13 +7,12 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, builder::BoolishValueParser};
 
 use crate::{
-    limits::rate::RateLimit,
-    selection::Filters,
-    webhook::{WebhookError, WebhookUrl},
+    bitrix::{WebhookError, WebhookUrl, limits::RateLimit},
+    pipeline::Filters,
 };
 
 pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
-pub const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
+const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
 
 const EXAMPLES: &str = "\
 Examples:

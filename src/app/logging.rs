@@ -1,5 +1,6 @@
-//! Logs go to stderr (stdout is the protocol) or to a file, through a writer that masks the
-//! webhook secret in every line, whatever a dependency chose to log.
+//! Logs go to stderr (stdout is the protocol) or to a file, through a writer that masks every
+//! secret the process holds in every line, whatever a dependency chose to log. It reads the
+//! shared registry at each write, so a secret registered later is masked too.
 
 use std::{
     fs::File,
@@ -10,7 +11,7 @@ use std::{
 
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
-use crate::webhook::Redactor;
+use crate::bitrix::Secrets;
 
 #[derive(Clone)]
 enum Sink {
@@ -19,15 +20,15 @@ enum Sink {
 }
 
 #[derive(Clone)]
-pub struct RedactingWriter {
-    redactor: Redactor,
+struct RedactingWriter {
+    secrets: &'static Secrets,
     sink: Sink,
 }
 
 impl Write for RedactingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let clean = self.redactor.redact(&text);
+        let clean = self.secrets.redact(&text);
         match &self.sink {
             Sink::Stderr => io::stderr().write_all(clean.as_bytes())?,
             Sink::File(file) => file
@@ -56,12 +57,7 @@ impl<'a> MakeWriter<'a> for RedactingWriter {
 
 /// Installs the global subscriber. The filter is `level` when given, else `RUST_LOG`, else
 /// `default`; rmcp's own chatter stays at `warn` unless asked for.
-pub fn init(
-    redactor: Redactor,
-    level: Option<&str>,
-    default: &str,
-    file: Option<&Path>,
-) -> io::Result<()> {
+pub fn init(level: Option<&str>, default: &str, file: Option<&Path>) -> io::Result<()> {
     let filter = match level {
         Some(level) => EnvFilter::try_new(level)
             .map_err(|e| io::Error::other(format!("--log-level {level:?}: {e}")))?,
@@ -79,7 +75,10 @@ pub fn init(
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(RedactingWriter { redactor, sink })
+        .with_writer(RedactingWriter {
+            secrets: Secrets::global(),
+            sink,
+        })
         .with_ansi(false)
         .with_target(false)
         .try_init();

@@ -1,0 +1,139 @@
+//! The app: flags and configuration, logging, and the commands. It builds the corridor
+//! config → catalog → pipeline → client once, then hands it to the command that was asked for.
+
+mod commands;
+mod config;
+mod logging;
+
+use std::{io::Write, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::Parser;
+use rmcp::ServiceExt;
+
+use self::config::{Cli, Command, Config, PortalChoice};
+use crate::{
+    bitrix::{
+        Credentials, PortalClient,
+        limits::{Gateway, RateLimiter},
+    },
+    catalog::Catalog,
+    mcp::{self, PermissionsServer},
+    pipeline::{Pipeline, Selection, WriteLog},
+    sandbox,
+};
+
+/// Runs the program as the command line asks, and says how it ended.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.clone().unwrap_or(Command::Serve { http: None });
+    let (config, pipeline) = match prepare(&cli, &command).await {
+        Ok(ready) => ready,
+        Err(err) => {
+            eprintln!("bitrix24-permissions-mcp: {err:#}");
+            return ExitCode::from(commands::USAGE);
+        }
+    };
+    let result = match command {
+        Command::Serve { http: None } => serve(&config, pipeline).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { http: Some(addr) } => {
+            match mcp::HttpSetup::new(addr, std::env::var(mcp::HTTP_TOKEN_ENV).ok()) {
+                Err(err) => {
+                    eprintln!("bitrix24-permissions-mcp: {err}");
+                    return ExitCode::from(commands::USAGE);
+                }
+                Ok(setup) => mcp::serve_http(setup, pipeline, |bound| {
+                    // Printed, not only logged, so scripts (and tests) can find a port chosen with :0.
+                    eprintln!(
+                        "bitrix24-permissions-mcp: serving MCP at http://{bound}{}",
+                        mcp::HTTP_PATH
+                    );
+                })
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into),
+            }
+        }
+        Command::Tools { json } => {
+            commands::tools(&pipeline, json, &mut std::io::stdout().lock()).map_err(Into::into)
+        }
+        Command::Call { tool, arguments } => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            commands::call(&pipeline, &tool, arguments.as_deref(), &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Doctor => commands::doctor(&config, &pipeline, &mut std::io::stdout())
+            .await
+            .map_err(Into::into),
+    };
+    let _ = std::io::stdout().flush();
+    result.unwrap_or_else(|err: anyhow::Error| {
+        tracing::error!("{err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Everything that can be wrong with the configuration is found here, before anything runs.
+async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pipeline>)> {
+    let config = Config::load(&cli.args)?;
+    let catalog = Arc::new(Catalog::embedded()?);
+    let selection = Selection::resolve(&catalog, &config.filters)?;
+    let (credentials, sandboxed): (Arc<dyn Credentials>, bool) = match &config.portal {
+        PortalChoice::Webhook(w) => (Arc::new(w.clone()), false),
+        PortalChoice::Sandbox { .. } => (
+            Arc::new(
+                sandbox::start(catalog.clone())
+                    .await
+                    .context("cannot start the sandbox portal")?,
+            ),
+            true,
+        ),
+    };
+    let default_level = if matches!(command, Command::Serve { .. }) {
+        "info,rmcp=warn"
+    } else {
+        "warn"
+    };
+    logging::init(
+        cli.args.log_level.as_deref(),
+        default_level,
+        cli.args.log_file.as_deref(),
+    )?;
+    if let PortalChoice::Sandbox { asked: false } = config.portal {
+        tracing::warn!(
+            "no webhook configured (BITRIX24_WEBHOOK_URL): answering from the built-in sandbox portal"
+        );
+    }
+    let portal = PortalClient::new(credentials, config.timeout);
+    let limiter = Arc::new(RateLimiter::new(config.rate_limit));
+    let gateway = Gateway::new(portal, limiter, config.timeout);
+    let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
+        .with_hook(Arc::new(WriteLog));
+    if sandboxed {
+        pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
+    }
+    Ok((config, Arc::new(pipeline)))
+}
+
+async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
+    tracing::info!(
+        portal = %pipeline.gateway().portal().credentials(),
+        read_only = config.filters.read_only,
+        rate_limit = %config.rate_limit,
+        tools = pipeline.published().count(),
+        "serving MCP over stdio"
+    );
+    let service = PermissionsServer::new(pipeline.clone())
+        .serve(mcp::stdio())
+        .await
+        .context("MCP handshake failed")?;
+    // The handshake is answered; get the HTTP client ready before the first call needs it.
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = pipeline.gateway().portal().warm_up() {
+            tracing::error!("{err}");
+        }
+    });
+    service.waiting().await.context("MCP service stopped")?;
+    Ok(())
+}

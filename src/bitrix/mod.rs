@@ -1,0 +1,17 @@
+//! The Bitrix24 client wing: how calls authenticate, the secrets they carry, one HTTP call and
+//! its envelope, and the limits every call passes through on its way to the portal.
+
+mod client;
+mod credentials;
+mod envelope;
+pub(crate) mod limits;
+mod secrets;
+
+pub use client::PortalClient;
+pub use credentials::{Credentials, WebhookError, WebhookUrl};
+#[cfg(test)]
+pub(crate) use envelope::parse_envelope;
+#[cfg(test)]
+pub(crate) use envelope::properties;
+pub use envelope::{BadAnswerKind, PortalError, Success, TransportKind};
+pub use secrets::Secrets;

@@ -1,0 +1,11 @@
+//! The MCP face: the handler every transport shares, the stdio and Streamable HTTP
+//! transports, and the reference pages published as resources.
+
+mod handler;
+mod http;
+mod resources;
+mod stdio;
+
+pub use handler::{PermissionsServer, tool_definition};
+pub use http::{HttpSetup, PATH as HTTP_PATH, TOKEN_ENV as HTTP_TOKEN_ENV, serve as serve_http};
+pub use stdio::stdio;

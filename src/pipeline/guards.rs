@@ -1,0 +1,100 @@
+//! The guards a write runs before it is sent, as its catalog entry declares them. Any refusal,
+//! or any failure to check, means nothing is written.
+
+use serde_json::{Value, json};
+
+use super::{
+    Pipeline,
+    explain::failure,
+    failure::{FailureKind, ToolFailure},
+};
+use crate::{
+    bitrix::limits::Progress,
+    catalog::{Preflight, ToolSpec},
+};
+
+pub async fn run(
+    p: &Pipeline,
+    spec: &ToolSpec,
+    args: &Value,
+    progress: &dyn Progress,
+) -> Result<(), ToolFailure> {
+    for check in &spec.preflight {
+        match check {
+            Preflight::RefuseIf {
+                method,
+                equals,
+                message,
+            } => {
+                let answer = read(p, method, json!({}), spec, progress).await?;
+                if answer == *equals {
+                    tracing::info!(tool = %spec.name, %method, "preflight refused the write");
+                    return Err(ToolFailure::new(FailureKind::Refused, message.clone()));
+                }
+            }
+            Preflight::KnownAccessCodes { codes_at } => {
+                let codes = Preflight::codes_in(codes_at, args);
+                if codes.is_empty() {
+                    continue;
+                }
+                let known =
+                    read(p, "access.name", json!({ "ACCESS": codes }), spec, progress).await?;
+                let unknown: Vec<&str> = codes
+                    .iter()
+                    .filter(|c| known.get(c.as_str()).is_none())
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    tracing::info!(tool = %spec.name, unknown = unknown.len(), "unknown access codes");
+                    return Err(ToolFailure::new(
+                        FailureKind::Refused,
+                        format!(
+                            "The portal does not know these access codes: {}. Nothing was written: {} would save them \
+                             without an error and they would grant nothing. What to do: correct them (access_name explains \
+                             codes, sonet_group_user_groups lists workgroups, profile shows your own user id) and call again.",
+                            unknown.join(", "),
+                            spec.method
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A read made on behalf of a write's guard, repaired like the read tool's own answer.
+async fn read(
+    p: &Pipeline,
+    method: &str,
+    params: Value,
+    for_write: &ToolSpec,
+    progress: &dyn Progress,
+) -> Result<Value, ToolFailure> {
+    let reader = p.catalog.by_method(method).map(|e| &e.spec);
+    match p.gateway.call(method, &params, true, progress).await {
+        Ok(success) => {
+            let mut result = success.result;
+            if let Some(reader) = reader {
+                reader.normalize.apply(&mut result);
+            }
+            Ok(result)
+        }
+        Err(err) => {
+            let failed = failure(&err, reader.unwrap_or(for_write));
+            Err(ToolFailure {
+                // The guard's read failed, so the write was certainly not sent.
+                kind: if failed.kind == FailureKind::OutcomeUnknown {
+                    FailureKind::Transport
+                } else {
+                    failed.kind
+                },
+                text: format!(
+                    "Nothing was written: the check made before this write ({method}) failed. {}",
+                    failed.text
+                ),
+                ..failed
+            })
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The call pipeline shared by every front end (MCP over stdio and HTTP, the `call` and
+//! `doctor` commands): look the tool up, check the arguments against its published schema,
+//! run the write's guards and the hooks, forward through the gateway, repair documented
+//! quirks, and keep the secret out of whatever comes back.
+
+mod arguments;
+mod batch;
+mod explain;
+mod failure;
+mod guards;
+mod hook;
+mod selection;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use self::{
+    arguments::describe_problems,
+    explain::{failure, oversized},
+    hook::CallInfo,
+    selection::Hidden,
+};
+pub use self::{
+    failure::ToolFailure,
+    hook::{CallHook, WriteLog},
+    selection::{Filters, Selection},
+};
+use crate::{
+    bitrix::limits::{Gateway, Progress},
+    catalog::{Catalog, Entry, Kind, ToolSpec},
+};
+
+/// What a tool call comes to, before any framing: the complete answer, already shaped as the
+/// tool's `structuredContent`, or a typed failure.
+pub type Outcome = Result<Value, ToolFailure>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("unknown tool `{name}`; the tools are: {known}")]
+    Unknown { name: String, known: String },
+    #[error(
+        "tool `{name}` writes to the portal and this server runs read-only (BITRIX24_READ_ONLY / --read-only)"
+    )]
+    ReadOnly { name: String },
+    #[error(
+        "tool `{name}` is not enabled on this server (BITRIX24_TOOLSETS / BITRIX24_TOOLS / BITRIX24_EXCLUDE_TOOLS)"
+    )]
+    Filtered { name: String },
+}
+
+pub struct Pipeline {
+    catalog: Arc<Catalog>,
+    gateway: Gateway,
+    selection: Selection,
+    max_result_bytes: usize,
+    /// Set when calls go to the built-in sandbox: added to every answer.
+    sandbox_notice: Option<&'static str>,
+    hooks: Vec<Arc<dyn CallHook>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("gateway", &self.gateway)
+            .field("hooks", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        gateway: Gateway,
+        selection: Selection,
+        max_result_bytes: usize,
+    ) -> Self {
+        Self {
+            catalog,
+            gateway,
+            selection,
+            max_result_bytes,
+            sandbox_notice: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Marks every answer as coming from the sandbox, not the user's portal.
+    pub fn with_sandbox_notice(mut self, notice: &'static str) -> Self {
+        self.sandbox_notice = Some(notice);
+        self
+    }
+
+    /// Adds a hook around every call; hooks run in the order they were added.
+    pub fn with_hook(mut self, hook: Arc<dyn CallHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    pub fn sandboxed(&self) -> bool {
+        self.sandbox_notice.is_some()
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The tools this configuration publishes, in catalog order.
+    pub fn published(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.catalog
+            .entries()
+            .filter(move |e| self.selection.allows(&e.spec.name))
+    }
+
+    pub fn lookup(&self, name: &str) -> Result<&Arc<Entry>, LookupError> {
+        let Some(entry) = self.catalog.get(name) else {
+            return Err(LookupError::Unknown {
+                name: name.to_owned(),
+                known: self
+                    .published()
+                    .map(|e| e.spec.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        match self.selection.hidden(&self.catalog, name) {
+            None => Ok(entry),
+            Some(Hidden::ReadOnly) => Err(LookupError::ReadOnly {
+                name: name.to_owned(),
+            }),
+            Some(Hidden::Filtered) => Err(LookupError::Filtered {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        entry: &Entry,
+        arguments: Option<Map<String, Value>>,
+        progress: &dyn Progress,
+    ) -> Outcome {
+        let spec = &entry.spec;
+        let args = Value::Object(arguments.unwrap_or_default());
+        let problems = entry.check_arguments(&args);
+        let outcome = if !problems.is_empty() {
+            tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
+            Err(describe_problems(&spec.name, &problems))
+        } else {
+            match spec.kind {
+                Kind::Batch => self.call_batch(&args, progress).await,
+                Kind::Rest => self.call_rest(spec, &args, progress).await,
+            }
+        };
+        let outcome = match outcome {
+            Ok(structured) => {
+                let size = structured.to_string().len();
+                if size > self.max_result_bytes {
+                    tracing::warn!(tool = %spec.name, size, "answer over the size limit");
+                    Err(oversized(spec, size, self.max_result_bytes))
+                } else {
+                    Ok(structured)
+                }
+            }
+            Err(failure) => {
+                let secrets = self.gateway.portal().secrets();
+                Err(failure.map_text(|text| secrets.redact(&text).into_owned()))
+            }
+        };
+        match (outcome, self.sandbox_notice) {
+            (Ok(Value::Object(mut map)), Some(notice)) => {
+                map.insert("sandbox".to_owned(), Value::from(notice));
+                Ok(Value::Object(map))
+            }
+            (Err(failure), Some(notice)) => {
+                Err(failure.map_text(|text| format!("{notice}\n{text}")))
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    async fn call_rest(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
+        guards::run(self, spec, args, progress).await?;
+        let info = CallInfo {
+            spec,
+            arguments: args,
+        };
+        let mut stopped = None;
+        for hook in &self.hooks {
+            if let Err(failure) = hook.before(info).await {
+                stopped = Some(failure);
+                break;
+            }
+        }
+        let outcome = match stopped {
+            Some(failure) => Err(failure),
+            None => self.forward(spec, args, progress).await,
+        };
+        for hook in &self.hooks {
+            hook.after(info, &outcome);
+        }
+        outcome
+    }
+
+    async fn forward(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
+        tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
+        let mut result = self
+            .gateway
+            .call(&spec.method, args, spec.hints.idempotent, progress)
+            .await
+            .map_err(|err| {
+                tracing::info!(tool = %spec.name, error = %err, "call failed");
+                failure(&err, spec)
+            })?
+            .result;
+        spec.normalize.apply(&mut result);
+        Ok(json!({ "result": result }))
+    }
+
+    /// Resolves and checks every item of a `batch` call here, where tools are looked up, and
+    /// hands only the callable ones to the batch sender.
+    async fn call_batch(&self, args: &Value, progress: &dyn Progress) -> Outcome {
+        let items = args["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let checked = items
+            .iter()
+            .map(|item| {
+                let tool = item["tool"].as_str().unwrap_or_default();
+                let item_args = item.get("arguments").cloned().unwrap_or_else(|| json!({}));
+                self.batch_item(tool, &item_args)
+                    .map(|entry| (entry.as_ref(), item_args))
+                    .map_err(|text| (tool.to_owned(), text))
+            })
+            .collect();
+        let batch_spec = &self
+            .catalog
+            .by_method("batch")
+            .expect("the batch tool is in the catalog")
+            .spec;
+        Ok(batch::run(&self.gateway, batch_spec, checked, progress).await)
+    }
+
+    fn batch_item(&self, tool: &str, args: &Value) -> Result<&Arc<Entry>, String> {
+        let entry = self.lookup(tool).map_err(|e| {
+            format!(
+                "{e}. What to do: use one of the read-only tools this server lists, or drop the item."
+            )
+        })?;
+        let spec = &entry.spec;
+        if spec.kind == Kind::Batch {
+            return Err(
+                "batch cannot contain batch. What to do: put these items into the outer batch directly."
+                    .to_owned(),
+            );
+        }
+        if spec.is_write() {
+            return Err(format!(
+                "{tool} writes to the portal; batch runs read-only tools only. What to do: call {tool} on its own."
+            ));
+        }
+        let problems = entry.check_arguments(args);
+        if !problems.is_empty() {
+            return Err(describe_problems(tool, &problems).text);
+        }
+        batch::check_references(tool, args)?;
+        Ok(entry)
+    }
+}
