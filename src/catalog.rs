@@ -153,6 +153,18 @@ pub struct ToolSpec {
     pub narrow: Option<String>,
     #[serde(default)]
     pub preflight: Vec<Preflight>,
+    /// One valid call and a portal answer of the documented shape. The tests forward it to a
+    /// test portal, so a new tool is covered by adding its file alone.
+    #[serde(default)]
+    pub example: Option<Example>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub arguments: Value,
+    /// The portal's `result`, before normalisation.
+    pub answer: Value,
 }
 
 impl ToolSpec {
@@ -324,7 +336,7 @@ impl Catalog {
 /// Markdown table of the catalog for the README; a test keeps the README in step.
 pub fn markdown_table(catalog: &Catalog) -> String {
     let mut out = String::from(
-        "| tool | REST method | scope | writes | what it does |\n|---|---|---|---|---|\n",
+        "| tool | REST method | scope | toolset | writes | what it does |\n|---|---|---|---|---|---|\n",
     );
     for entry in catalog.entries() {
         let s = &entry.spec;
@@ -335,10 +347,11 @@ pub fn markdown_table(catalog: &Catalog) -> String {
             .unwrap_or_default()
             .replace('|', "\\|");
         out.push_str(&format!(
-            "| `{}` | `{}` | `{}` | {} | {} |\n",
+            "| `{}` | `{}` | `{}` | `{}` | {} | {} |\n",
             s.name,
             s.method,
             s.scope,
+            s.toolset,
             if s.is_write() {
                 "**yes** (destructive)"
             } else {
@@ -346,6 +359,29 @@ pub fn markdown_table(catalog: &Catalog) -> String {
             },
             first_sentence
         ));
+    }
+    out
+}
+
+/// Which webhook scope each tool needs, as a Markdown table for the README and the scopes
+/// reference page; a test keeps both in step.
+pub fn scope_table(catalog: &Catalog) -> String {
+    let mut by_scope: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for entry in catalog.entries() {
+        by_scope
+            .entry(entry.spec.scope.as_str())
+            .or_default()
+            .push(entry.spec.name.as_str());
+    }
+    let mut out = String::from("| scope | tools |\n|---|---|\n");
+    for (scope, tools) in by_scope {
+        let shown = if scope == "basic" {
+            "`basic` (always there)".to_owned()
+        } else {
+            format!("`{scope}`")
+        };
+        let tools: Vec<String> = tools.iter().map(|t| format!("`{t}`")).collect();
+        out.push_str(&format!("| {shown} | {} |\n", tools.join(", ")));
     }
     out
 }
@@ -399,7 +435,7 @@ mod tests {
 
     #[test]
     fn embedded_catalog_is_consistent() {
-        let catalog = Catalog::embedded().expect("catalog parses");
+        let catalog = Catalog::shared();
         assert!(catalog.entries().count() >= 4);
         for e in catalog.entries() {
             let s = &e.spec;
@@ -413,11 +449,34 @@ mod tests {
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
             assert!(
-                ["access", "sites", "workgroups", "tasks", "batch"].contains(&s.toolset.as_str()),
-                "{}: toolset {}",
+                !s.toolset.is_empty()
+                    && s.toolset
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}: toolset {:?}",
                 s.name,
                 s.toolset
             );
+            match (&s.example, s.kind) {
+                (Some(example), _) => {
+                    assert!(
+                        e.check_arguments(&example.arguments).is_empty(),
+                        "{}: the example's arguments do not fit the input schema",
+                        s.name
+                    );
+                    let mut answer = example.answer.clone();
+                    s.normalize.apply(&mut answer);
+                    let output = jsonschema::validator_for(&s.output_schema).unwrap();
+                    let structured = json!({ "result": answer });
+                    assert!(
+                        output.is_valid(&structured),
+                        "{}: the example's answer does not fit the output schema",
+                        s.name
+                    );
+                }
+                (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
+                (None, Kind::Batch) => {}
+            }
             // A guard is only as good as what it calls: it must exist and be a read.
             for p in &s.preflight {
                 let (method, pointer) = match p {
@@ -482,7 +541,7 @@ mod tests {
 
     #[test]
     fn argument_problems_name_the_argument() {
-        let catalog = Catalog::embedded().unwrap();
+        let catalog = Catalog::shared();
         let e = catalog.get("landing_site_set_rights").unwrap();
         let problems = e.check_arguments(&json!({"id": 5, "rights": {"XX1": ["read"]}}));
         assert!(

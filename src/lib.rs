@@ -21,5 +21,5 @@ pub mod testing {
         Credentials, PortalClient, WebhookUrl,
         limits::{CallError, Gateway, Limiter, NoProgress, RateLimiter},
     };
-    pub use crate::catalog::{Catalog, markdown_table};
+    pub use crate::catalog::{Catalog, markdown_table, scope_table};
 }

@@ -128,8 +128,8 @@ pub struct Args {
     )]
     pub max_result_bytes: u64,
 
-    /// Publish only these groups of tools (comma-separated): access, sites, workgroups, tasks,
-    /// batch. Default: all.
+    /// Publish only these groups of tools (comma-separated, e.g. sites,tasks; `tools` shows
+    /// each tool's group). Default: all.
     #[arg(
         long,
         global = true,

@@ -174,12 +174,11 @@ async fn portal_errors_are_explained() {
 
 #[tokio::test]
 async fn unreachable_portal_says_nothing_was_sent() {
-    // Bind and drop, so the port is almost certainly closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A socket bound but never listening holds the port, so connections to it are refused and
+    // no other process can take it while the test runs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/rest/1/abcdefgh12345678/");
     let server = Server::start(&url).await;
     let result = server.call(READ.0, READ.1()).await;
@@ -190,4 +189,5 @@ async fn unreachable_portal_says_nothing_was_sent() {
         "{text}"
     );
     server.stop().await;
+    drop(socket);
 }

@@ -1,36 +1,42 @@
-//! The README's tool table is generated from the catalog; this fails when it is stale.
-//! Regenerate with `UPDATE_README=1 cargo test readme`.
+//! Tables generated from the catalog (README's tool and scope tables, the scopes reference
+//! page); these fail when one is stale. Regenerate with `UPDATE_README=1 cargo test readme`.
 
-use bitrix24_permissions_mcp::testing::{Catalog, markdown_table};
+use bitrix24_permissions_mcp::testing::{Catalog, markdown_table, scope_table};
 
-const BEGIN: &str =
-    "<!-- tool-table:begin (generated from tools/, UPDATE_README=1 cargo test readme) -->\n";
-const END: &str = "<!-- tool-table:end -->";
-
-#[test]
-fn readme_tool_table_matches_the_catalog() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let readme = std::fs::read_to_string(path).unwrap();
-    let start = readme
-        .find(BEGIN)
-        .expect("README has the tool-table begin marker")
-        + BEGIN.len();
-    let end = readme[start..]
-        .find(END)
-        .expect("README has the tool-table end marker")
-        + start;
-    let table = markdown_table(&Catalog::embedded().unwrap());
+/// Replaces the text between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->` in `file`
+/// (when UPDATE_README is set), or checks that it already is `table`.
+fn keep_in_step(file: &str, name: &str, table: &str) {
+    let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let begin = format!("<!-- {name}:begin");
+    let start = text
+        .find(&begin)
+        .unwrap_or_else(|| panic!("{file} has no {begin} marker"));
+    let start = start + text[start..].find("-->\n").unwrap() + "-->\n".len();
+    let end = format!("<!-- {name}:end -->");
+    let stop = start
+        + text[start..]
+            .find(&end)
+            .unwrap_or_else(|| panic!("{file} has no {end} marker"));
     if std::env::var_os("UPDATE_README").is_some() {
-        std::fs::write(
-            path,
-            format!("{}{table}{}", &readme[..start], &readme[end..]),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("{}{table}{}", &text[..start], &text[stop..])).unwrap();
         return;
     }
     assert_eq!(
-        &readme[start..end],
+        &text[start..stop],
         table,
-        "README tool table is stale: run UPDATE_README=1 cargo test readme"
+        "{file}: the {name} is stale: run UPDATE_README=1 cargo test readme"
+    );
+}
+
+#[test]
+fn readme_tables_match_the_catalog() {
+    let catalog = Catalog::embedded().unwrap();
+    keep_in_step("README.md", "tool-table", &markdown_table(&catalog));
+    keep_in_step("README.md", "scope-table", &scope_table(&catalog));
+    keep_in_step(
+        "src/mcp/reference/scopes.md",
+        "scope-table",
+        &scope_table(&catalog),
     );
 }

@@ -110,13 +110,38 @@ async fn every_tool_is_fully_described() {
     server.stop().await;
 }
 
+/// One snapshot per tool, so a schema change shows as one small diff next to its tool.
+/// Review changes with `cargo insta review` (or accept with `INSTA_UPDATE=always`).
 #[tokio::test]
-async fn tools_list_snapshot() {
+async fn one_snapshot_per_tool() {
+    let catalog = bitrix24_permissions_mcp::testing::Catalog::embedded().unwrap();
+    let names: Vec<String> = catalog.entries().map(|e| e.spec.name.clone()).collect();
     let portal = TestPortal::always(crate::portal::ok(Value::Null)).await;
-    let server = Server::start(&portal.webhook_url()).await;
+    let server = crate::util::Launch::new(&portal.webhook_url())
+        .env("BITRIX24_TOOLS", &names.join(","))
+        .start()
+        .await;
     let tools = server.client.list_all_tools().await.unwrap();
-    insta::assert_json_snapshot!("tools_list", tools);
+    assert_eq!(tools.len(), names.len(), "every catalog tool is published");
+    for tool in &tools {
+        insta::assert_json_snapshot!(format!("tool__{}", tool.name), tool);
+    }
     server.stop().await;
+
+    // A snapshot whose tool left the catalog would never be checked again: refuse it.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/snapshots");
+    for file in std::fs::read_dir(dir).unwrap() {
+        let file = file.unwrap().file_name().into_string().unwrap();
+        if let Some(tool) = file
+            .strip_prefix("it__tools_meta__tool__")
+            .and_then(|f| f.strip_suffix(".snap"))
+        {
+            assert!(
+                names.iter().any(|n| n == tool),
+                "{file} belongs to no catalog tool: delete it"
+            );
+        }
+    }
 }
 
 fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
