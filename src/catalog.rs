@@ -151,6 +151,10 @@ pub struct ToolSpec {
     /// How to ask for less when an answer is over the size limit.
     #[serde(default)]
     pub narrow: Option<String>,
+    /// One line of the server instructions, sent only while this tool is published; it may
+    /// name no other tool, since that one may be filtered out.
+    #[serde(default)]
+    pub instruction: Option<String>,
     #[serde(default)]
     pub preflight: Vec<Preflight>,
 }
@@ -251,6 +255,13 @@ fn describe(e: &jsonschema::ValidationError<'_>) -> ArgumentProblem {
             message: e.to_string(),
         },
     }
+}
+
+/// Whether `text` mentions the tool `name` as a word of its own (not inside a longer name).
+#[cfg(test)]
+pub(crate) fn names_tool(text: &str, name: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| word == name)
 }
 
 /// All catalog entries, sorted by tool name for a stable `tools/list`.
@@ -412,6 +423,16 @@ mod tests {
             jsonschema::validator_for(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
+            if let Some(line) = &s.instruction {
+                for other in catalog.entries().filter(|o| o.spec.name != s.name) {
+                    assert!(
+                        !names_tool(line, &other.spec.name),
+                        "{}: instruction names {}, which may not be published",
+                        s.name,
+                        other.spec.name
+                    );
+                }
+            }
             assert!(
                 ["access", "sites", "workgroups", "tasks", "batch"].contains(&s.toolset.as_str()),
                 "{}: toolset {}",
