@@ -227,16 +227,81 @@ async fn doctor_names_the_missing_landing_scope() {
 }
 
 #[tokio::test]
-async fn doctor_reports_an_unreachable_portal() {
+async fn doctor_tells_a_rejected_webhook_from_an_unreachable_portal() {
     let portal = TestPortal::always(error(401, "NO_AUTH_FOUND", "Wrong authorization data")).await;
     let url = portal.webhook_url();
     let r = run(&[("BITRIX24_WEBHOOK_URL", &url)], &["doctor"]).await;
     assert_eq!(r.code, Some(1));
     assert!(
-        r.stdout.contains("NO_AUTH_FOUND") && r.stdout.contains("deleted or has expired"),
+        r.stdout.contains("rejected the webhook (NO_AUTH_FOUND)")
+            && r.stdout.contains("deleted or has expired")
+            && !r.stdout.contains("unreachable")
+            && !r.stdout.contains("could not be reached"),
         "{}",
         r.stdout
     );
+
+    // Nothing listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/rest/7/{SECRET}/");
+    let r = run(&[("BITRIX24_WEBHOOK_URL", &url)], &["doctor"]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("unreachable (network, proxy or TLS)") && !r.stdout.contains("rejected"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn plain_messages_for_bad_arguments_and_https_to_a_plain_port() {
+    let r = run(
+        &[],
+        &[
+            "--sandbox",
+            "call",
+            "landing_site_get_rights",
+            r#"{"id": "abc"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains(r#"argument `id`: must be an integer ≥ 0 or a string of digits; got "abc""#)
+            && !r.stderr.contains("anyOf"),
+        "{}",
+        r.stderr
+    );
+
+    // A plain-HTTP server answers the TLS greeting with an HTTP error, as web servers do.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = plain.local_addr().unwrap().port();
+    let answering = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut greeting = [0u8; 512];
+            let _ = socket.read(&mut greeting).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/rest/7/{SECRET}/");
+    let r = run(
+        &[("BITRIX24_WEBHOOK_URL", &url)],
+        &["call", "landing_site_get_rights", r#"{"id": 1}"#],
+    )
+    .await;
+    answering.abort();
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("answers plain HTTP"), "{}", r.stderr);
 }
 
 #[tokio::test]
