@@ -325,6 +325,67 @@ async fn help_and_version() {
     );
 }
 
+/// `tools | head -1`: once the reader has gone, the commands stop quietly with success.
+#[tokio::test]
+async fn a_closed_stdout_ends_tools_and_call_quietly() {
+    for args in [
+        &["--sandbox", "tools"][..],
+        &["--sandbox", "tools", "--json"][..],
+        &[
+            "--sandbox",
+            "call",
+            "landing_site_get_rights",
+            r#"{"id": 645}"#,
+        ][..],
+    ] {
+        // A pipe whose reading end is already closed: every write to it fails at once.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            command(&[], args)
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::from(writer))
+                .output(),
+        )
+        .await
+        .expect("the command finished")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Claude Code files every stderr line under errors: a healthy stdio server writes none.
+#[tokio::test]
+async fn stdio_serving_is_quiet_unless_asked() {
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    // As a client spawns it: no RUST_LOG, no log flags.
+    let mut cmd = command(&[("BITRIX24_WEBHOOK_URL", &url)], &[]);
+    cmd.env_remove("RUST_LOG");
+    let stderr_file = crate::util::stderr_path();
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(&stderr_file).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let params = rmcp::model::CallToolRequestParams::new("landing_site_get_rights")
+        .with_arguments(json!({"id": 1}).as_object().unwrap().clone());
+    assert!(!is_error(&client.call_tool(params).await.unwrap()));
+    let _ = client.cancel().await;
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    std::fs::remove_file(&stderr_file).unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let server = Launch::new(&url).arg("--log-level=info").start().await;
+    let stderr = server.stop().await;
+    assert!(stderr.contains("serving MCP over stdio"), "{stderr}");
+}
+
 #[tokio::test]
 async fn log_file_takes_the_logs_and_masks_the_secret() {
     let portal = TestPortal::always(ok(json!(["read"]))).await;
