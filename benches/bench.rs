@@ -159,9 +159,10 @@ async fn main() {
         ("BITRIX24_RATE_LIMIT", "10000/10000"),
     ];
 
-    // Cold start: spawn to the initialize reply, and to the tools/list reply.
-    let spawns = 60 / scale;
-    let (mut to_init, mut to_list) = (Vec::new(), Vec::new());
+    // Cold start: spawn to the initialize reply, to the tools/list reply, and to the first
+    // tool answer, the way a client starts a session.
+    let spawns = if quick { 20 } else { 60 };
+    let (mut to_init, mut to_list, mut to_call) = (Vec::new(), Vec::new(), Vec::new());
     let mut list_bytes = 0;
     for _ in 0..spawns {
         let started = Instant::now();
@@ -176,6 +177,9 @@ async fn main() {
         let (_, bytes) = raw.request("tools/list", json!({})).await;
         to_list.push(started.elapsed());
         list_bytes = bytes;
+        let (answer, _) = raw.request("tools/call", call_params(0)).await;
+        to_call.push(started.elapsed());
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
     }
     table.row(
         format!("cold start → initialize reply (median of {spawns})"),
@@ -184,6 +188,10 @@ async fn main() {
     table.row(
         format!("cold start → tools/list reply (median of {spawns})"),
         ms(percentile(&mut to_list, 0.5)),
+    );
+    table.row(
+        format!("cold start → first tools/call answer (median of {spawns})"),
+        ms(percentile(&mut to_call, 0.5)),
     );
     table.row(
         "tools/list size, default (all 19 tools)",

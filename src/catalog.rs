@@ -151,6 +151,10 @@ pub struct ToolSpec {
     /// How to ask for less when an answer is over the size limit.
     #[serde(default)]
     pub narrow: Option<String>,
+    /// One line of the server instructions, sent only while this tool is published; it may
+    /// name no other tool, since that one may be filtered out.
+    #[serde(default)]
+    pub instruction: Option<String>,
     #[serde(default)]
     pub preflight: Vec<Preflight>,
     /// One valid call and a portal answer of the documented shape. The tests forward it to a
@@ -231,7 +235,7 @@ impl Entry {
         let mut problems: Vec<ArgumentProblem> = self
             .validator()
             .iter_errors(args)
-            .map(|e| describe(&e))
+            .map(|e| describe(&e, &self.spec.input_schema))
             .collect();
         problems.sort_by(|a, b| a.path.cmp(&b.path));
         problems.dedup();
@@ -240,8 +244,9 @@ impl Entry {
 }
 
 /// Phrases one schema violation so that it names the argument, even for the keywords whose
-/// instance path is the arguments object itself (`required`, `additionalProperties`).
-fn describe(e: &jsonschema::ValidationError<'_>) -> ArgumentProblem {
+/// instance path is the arguments object itself (`required`, `additionalProperties`), and says
+/// what the argument must be in the schema's own terms rather than the validator's keywords.
+fn describe(e: &jsonschema::ValidationError<'_>, schema: &Value) -> ArgumentProblem {
     use jsonschema::error::ValidationErrorKind as Kind;
     let path = e.instance_path().to_string();
     let join = |name: &str| format!("{path}/{name}");
@@ -258,11 +263,105 @@ fn describe(e: &jsonschema::ValidationError<'_>) -> ArgumentProblem {
             path: join(error.instance().as_str().unwrap_or_default()),
             message: "is not an accepted key here".to_owned(),
         },
-        _ => ArgumentProblem {
-            path,
-            message: e.to_string(),
-        },
+        _ => {
+            // The schema that failed is the one holding the failing keyword.
+            let keyword_at = e.schema_path().as_str();
+            let holder = keyword_at.rsplit_once('/').map_or("", |(parent, _)| parent);
+            let message = match schema.pointer(holder) {
+                Some(expected) => format!(
+                    "must be {}; got {}",
+                    expectation(expected),
+                    excerpt(e.instance())
+                ),
+                None => e.to_string(),
+            };
+            ArgumentProblem { path, message }
+        }
     }
+}
+
+/// What a value must be to fit `schema`, in words: "an integer ≥ 0 or a string of digits".
+fn expectation(schema: &Value) -> String {
+    let words = |items: &Value| -> Vec<String> {
+        items
+            .as_array()
+            .map(|list| list.iter().map(expectation).collect())
+            .unwrap_or_default()
+    };
+    for alternatives in ["anyOf", "oneOf"] {
+        if let Some(list) = schema.get(alternatives) {
+            return words(list).join(" or ");
+        }
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+        return format!("one of {}", shown.join(", "));
+    }
+    if let Some(value) = schema.get("const") {
+        return format!("exactly {value}");
+    }
+    let number = |name: &str| schema.get(name).and_then(Value::as_f64);
+    let bounds = |low: &str, high: &str| match (number(low), number(high)) {
+        (Some(a), Some(b)) => format!(" from {a} to {b}"),
+        (Some(a), None) => format!(" ≥ {a}"),
+        (None, Some(b)) => format!(" ≤ {b}"),
+        (None, None) => String::new(),
+    };
+    match schema.get("type").and_then(Value::as_str) {
+        Some("integer") => format!("an integer{}", bounds("minimum", "maximum")),
+        Some("number") => format!("a number{}", bounds("minimum", "maximum")),
+        Some("boolean") => "true or false".to_owned(),
+        Some("null") => "null".to_owned(),
+        Some("string") => {
+            let mut text = match schema.get("pattern").and_then(Value::as_str) {
+                Some("^[0-9]+$" | "^\\d+$") => "a string of digits".to_owned(),
+                Some(pattern) => format!("a string matching {pattern}"),
+                None => "a string".to_owned(),
+            };
+            let length = bounds("minLength", "maxLength");
+            if !length.is_empty() {
+                text.push_str(&format!(" of length{length}"));
+            }
+            text
+        }
+        Some("array") => {
+            let mut text = "an array".to_owned();
+            let count = bounds("minItems", "maxItems");
+            if !count.is_empty() {
+                text.push_str(&format!(" of{count} items"));
+            }
+            if let Some(items) = schema.get("items") {
+                text.push_str(&format!(", each {}", expectation(items)));
+            }
+            if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+                text.push_str(", without repeats");
+            }
+            text
+        }
+        Some("object") => "an object".to_owned(),
+        _ => schema
+            .get("description")
+            .and_then(Value::as_str)
+            .map_or_else(|| "as the input schema says".to_owned(), str::to_owned),
+    }
+}
+
+/// A short rendering of the value that failed, so a huge one cannot flood the answer.
+fn excerpt(value: &Value) -> String {
+    const MAX: usize = 60;
+    let text = value.to_string();
+    if text.chars().count() <= MAX {
+        text
+    } else {
+        format!("{}…", text.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// Whether `text` mentions the tool `name` as a word of its own (not inside a longer name).
+#[cfg(test)]
+pub(crate) fn names_tool(text: &str, name: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| word == name)
 }
 
 /// All catalog entries, sorted by tool name for a stable `tools/list`.
@@ -448,6 +547,16 @@ mod tests {
             jsonschema::validator_for(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
+            if let Some(line) = &s.instruction {
+                for other in catalog.entries().filter(|o| o.spec.name != s.name) {
+                    assert!(
+                        !names_tool(line, &other.spec.name),
+                        "{}: instruction names {}, which may not be published",
+                        s.name,
+                        other.spec.name
+                    );
+                }
+            }
             assert!(
                 !s.toolset.is_empty()
                     && s.toolset
@@ -550,6 +659,18 @@ mod tests {
         );
         let problems = e.check_arguments(&json!({"id": 5, "rights": {"AU": ["reed"]}}));
         assert_eq!(problems[0].path, "/rights/AU/0", "{problems:?}");
+        assert!(
+            problems[0].message.starts_with("must be one of"),
+            "{problems:?}"
+        );
+        let problems = e.check_arguments(&json!({"id": "abc", "rights": {}}));
+        assert_eq!(
+            problems,
+            [ArgumentProblem {
+                path: "/id".to_owned(),
+                message: r#"must be an integer ≥ 0 or a string of digits; got "abc""#.to_owned()
+            }]
+        );
         assert!(
             e.check_arguments(&json!({"id": 5, "rights": {"AU": ["read"], "SG3_K": ["edit"]}}))
                 .is_empty()

@@ -9,7 +9,7 @@ use super::config::{Config, PortalChoice};
 use crate::{
     bitrix::limits::NoProgress,
     mcp::tool_definition,
-    pipeline::{Outcome, Pipeline},
+    pipeline::{FailureKind, Outcome, Pipeline, ToolFailure},
 };
 
 /// Exit codes shared by the commands.
@@ -155,11 +155,9 @@ pub async fn doctor(
             true
         }
         Err(failure) => {
-            writeln!(out, "  unreachable")?;
-            problems.push(format!(
-                "The portal could not be reached through the webhook. {}",
-                failure.text
-            ));
+            let (state, problem) = not_reached(&failure);
+            writeln!(out, "  {state}")?;
+            problems.push(problem);
             false
         }
     };
@@ -222,6 +220,40 @@ pub async fn doctor(
             writeln!(out, "  - {p}")?;
         }
         Ok(ExitCode::from(FAILED))
+    }
+}
+
+/// Why the portal gave no profile, told apart by the failure's kind and code: a portal that
+/// could not be reached needs network or address fixes, one that answered and refused needs a
+/// new webhook or rights, and a missing scope needs one tick on the webhook.
+fn not_reached(failure: &ToolFailure) -> (String, String) {
+    let code = failure.code.as_deref().unwrap_or_default();
+    match failure.kind {
+        FailureKind::Transport | FailureKind::OutcomeUnknown => (
+            "unreachable (network, proxy or TLS)".to_owned(),
+            format!(
+                "The portal could not be reached, so it never saw the webhook. {}",
+                failure.text
+            ),
+        ),
+        FailureKind::Portal if code.eq_ignore_ascii_case("insufficient_scope") => (
+            "reached, but a scope is missing".to_owned(),
+            format!(
+                "The portal answered, but the webhook lacks a scope. {}",
+                failure.text
+            ),
+        ),
+        FailureKind::Portal => (
+            format!("reached, and it rejected the webhook ({code})"),
+            format!(
+                "The portal answered and rejected the webhook. {}",
+                failure.text
+            ),
+        ),
+        _ => (
+            "not checked".to_owned(),
+            format!("The portal could not be asked. {}", failure.text),
+        ),
     }
 }
 

@@ -69,6 +69,14 @@ pub async fn run() -> ExitCode {
     };
     let _ = std::io::stdout().flush();
     result.unwrap_or_else(|err: anyhow::Error| {
+        // `tools | head -1`: the reader has what it wanted, so a closed pipe is a normal end.
+        if err.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            return ExitCode::SUCCESS;
+        }
         tracing::error!("{err:#}");
         ExitCode::FAILURE
     })
@@ -90,7 +98,9 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
             true,
         ),
     };
-    let default_level = if matches!(command, Command::Serve { .. }) {
+    // Clients such as Claude Code file every stderr line of a stdio server under errors, so
+    // stdio says only what needs attention; the HTTP server is run by people who read logs.
+    let default_level = if matches!(command, Command::Serve { http: Some(_) }) {
         "info,rmcp=warn"
     } else {
         "warn"

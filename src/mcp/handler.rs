@@ -19,30 +19,18 @@ use rmcp::{
 
 use serde_json::{Value, json};
 
-use super::resources;
+use super::{instructions, resources};
 use crate::{
     bitrix::limits::{NoProgress, Progress},
     catalog::ToolSpec,
     pipeline::{Outcome, Pipeline},
 };
 
-/// Sent on both lifecycles (`initialize` and `server/discover`); under 2 KB, key sentence first.
-const INSTRUCTIONS: &str = "\
-Reads and changes access permissions on one Bitrix24 portal through its inbound webhook; every call acts with the rights of the webhook's user, not the person chatting.
-- Start with profile (who the webhook acts as) and scope (what it may call) when an answer looks wrong; an insufficient_scope error names the scope to tick on the webhook.
-- Read tools check workgroup features, site and role rights, task actions and access codes (access_name explains codes like SG12_K); they never change anything.
-- For many checks at once use batch: 50 checks cost one request.
-- Writes (landing_site_set_rights, landing_role_*) REPLACE the whole set: send the complete set, never a single grant, and confirm with the user first. landing_role_enable switches the whole portal's model.
-- A tool error says what happened and what to do; follow it rather than retrying unchanged.
-- IDs of groups, sites, tasks, roles and users come from the user or the portal; do not guess them.";
-
-/// Put first in the instructions when calls go to the sandbox.
-const SANDBOX_INSTRUCTIONS: &str = "SANDBOX MODE: this server answers from a built-in sandbox portal with invented data, not the user's Bitrix24; say so when you report results.\n";
-
 #[derive(Clone)]
 pub struct PermissionsServer {
     pipeline: Arc<Pipeline>,
     tools: Arc<Vec<Tool>>,
+    instructions: Arc<str>,
 }
 
 impl PermissionsServer {
@@ -52,9 +40,11 @@ impl PermissionsServer {
             .published()
             .map(|e| tool_definition(&e.spec, sandbox))
             .collect();
+        let instructions = instructions::build(pipeline.published().map(|e| &e.spec), sandbox);
         Self {
             pipeline,
             tools: Arc::new(tools),
+            instructions: instructions.into(),
         }
     }
 }
@@ -98,11 +88,7 @@ impl ServerHandler for PermissionsServer {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Bitrix24 permissions"),
         )
-        .with_instructions(if self.pipeline.sandboxed() {
-            format!("{SANDBOX_INSTRUCTIONS}{INSTRUCTIONS}")
-        } else {
-            INSTRUCTIONS.to_owned()
-        })
+        .with_instructions(self.instructions.to_string())
     }
 
     async fn list_tools(

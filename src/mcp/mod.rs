@@ -3,6 +3,7 @@
 
 mod handler;
 mod http;
+mod instructions;
 mod resources;
 mod stdio;
 

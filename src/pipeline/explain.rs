@@ -213,6 +213,16 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
                 method = spec.method
             )
         }
+        PortalError::Transport {
+            kind: TransportKind::Connect,
+            detail,
+        } if speaks_plain_http(detail) => format!(
+            "Calling {method} could not start TLS: the webhook URL says https://, but the server at that \
+             address and port answers plain HTTP ({detail}). Nothing was sent. What to do: use the portal's \
+             HTTPS address in BITRIX24_WEBHOOK_URL (usually without a port, i.e. 443), or http:// if that \
+             port really serves plain HTTP, then restart this server.",
+            method = spec.method
+        ),
         PortalError::Transport { kind, detail } => {
             let (what, todo) = match kind {
                 TransportKind::Connect => (
@@ -242,6 +252,19 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
             )
         }
     }
+}
+
+/// Whether a failed TLS handshake met a plain-HTTP server: rustls reports the HTTP reply as
+/// a record of an unknown content type, OpenSSL as a wrong version number.
+fn speaks_plain_http(detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    [
+        "invalidcontenttype",
+        "corrupt message",
+        "wrong version number",
+    ]
+    .iter()
+    .any(|sign| detail.contains(sign))
 }
 
 #[cfg(test)]

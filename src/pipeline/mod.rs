@@ -22,7 +22,7 @@ use self::{
     selection::Hidden,
 };
 pub use self::{
-    failure::ToolFailure,
+    failure::{FailureKind, ToolFailure},
     hook::{CallHook, WriteLog},
     selection::{Filters, Selection},
 };

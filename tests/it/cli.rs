@@ -235,16 +235,81 @@ async fn doctor_names_the_missing_landing_scope() {
 }
 
 #[tokio::test]
-async fn doctor_reports_an_unreachable_portal() {
+async fn doctor_tells_a_rejected_webhook_from_an_unreachable_portal() {
     let portal = TestPortal::always(error(401, "NO_AUTH_FOUND", "Wrong authorization data")).await;
     let url = portal.webhook_url();
     let r = run(&[("BITRIX24_WEBHOOK_URL", &url)], &["doctor"]).await;
     assert_eq!(r.code, Some(1));
     assert!(
-        r.stdout.contains("NO_AUTH_FOUND") && r.stdout.contains("deleted or has expired"),
+        r.stdout.contains("rejected the webhook (NO_AUTH_FOUND)")
+            && r.stdout.contains("deleted or has expired")
+            && !r.stdout.contains("unreachable")
+            && !r.stdout.contains("could not be reached"),
         "{}",
         r.stdout
     );
+
+    // Nothing listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/rest/7/{SECRET}/");
+    let r = run(&[("BITRIX24_WEBHOOK_URL", &url)], &["doctor"]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("unreachable (network, proxy or TLS)") && !r.stdout.contains("rejected"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn plain_messages_for_bad_arguments_and_https_to_a_plain_port() {
+    let r = run(
+        &[],
+        &[
+            "--sandbox",
+            "call",
+            "landing_site_get_rights",
+            r#"{"id": "abc"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains(r#"argument `id`: must be an integer ≥ 0 or a string of digits; got "abc""#)
+            && !r.stderr.contains("anyOf"),
+        "{}",
+        r.stderr
+    );
+
+    // A plain-HTTP server answers the TLS greeting with an HTTP error, as web servers do.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = plain.local_addr().unwrap().port();
+    let answering = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut greeting = [0u8; 512];
+            let _ = socket.read(&mut greeting).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/rest/7/{SECRET}/");
+    let r = run(
+        &[("BITRIX24_WEBHOOK_URL", &url)],
+        &["call", "landing_site_get_rights", r#"{"id": 1}"#],
+    )
+    .await;
+    answering.abort();
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("answers plain HTTP"), "{}", r.stderr);
 }
 
 #[tokio::test]
@@ -266,6 +331,67 @@ async fn help_and_version() {
         version.stdout.trim(),
         format!("bitrix24-permissions-mcp {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// `tools | head -1`: once the reader has gone, the commands stop quietly with success.
+#[tokio::test]
+async fn a_closed_stdout_ends_tools_and_call_quietly() {
+    for args in [
+        &["--sandbox", "tools"][..],
+        &["--sandbox", "tools", "--json"][..],
+        &[
+            "--sandbox",
+            "call",
+            "landing_site_get_rights",
+            r#"{"id": 645}"#,
+        ][..],
+    ] {
+        // A pipe whose reading end is already closed: every write to it fails at once.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            command(&[], args)
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::from(writer))
+                .output(),
+        )
+        .await
+        .expect("the command finished")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Claude Code files every stderr line under errors: a healthy stdio server writes none.
+#[tokio::test]
+async fn stdio_serving_is_quiet_unless_asked() {
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    // As a client spawns it: no RUST_LOG, no log flags.
+    let mut cmd = command(&[("BITRIX24_WEBHOOK_URL", &url)], &[]);
+    cmd.env_remove("RUST_LOG");
+    let stderr_file = crate::util::stderr_path();
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(&stderr_file).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let params = rmcp::model::CallToolRequestParams::new("landing_site_get_rights")
+        .with_arguments(json!({"id": 1}).as_object().unwrap().clone());
+    assert!(!is_error(&client.call_tool(params).await.unwrap()));
+    let _ = client.cancel().await;
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    std::fs::remove_file(&stderr_file).unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let server = Launch::new(&url).arg("--log-level=info").start().await;
+    let stderr = server.stop().await;
+    assert!(stderr.contains("serving MCP over stdio"), "{stderr}");
 }
 
 #[tokio::test]

@@ -47,3 +47,49 @@ async fn discover_lifecycle_carries_instructions_and_serves_tools() {
     assert_eq!(portal.received().len(), 1);
     server.stop().await;
 }
+
+/// The instructions speak only of what the filters publish: no tool outside the list, and no
+/// advice about writing when nothing can write.
+#[tokio::test]
+async fn instructions_follow_the_filters() {
+    let portal = TestPortal::always(ok(json!(true))).await;
+    let url = portal.webhook_url();
+    for (args, forbidden) in [
+        (
+            vec!["--toolsets", "tasks"],
+            &["profile", "scope", "batch", "landing_site_set_rights"][..],
+        ),
+        (
+            vec!["--read-only"],
+            &["REPLACE", "Writes", "landing_role_enable"][..],
+        ),
+    ] {
+        let mut launch = Launch::new(&url);
+        for arg in &args {
+            launch = launch.arg(arg);
+        }
+        let server = launch.start().await;
+        let instructions = server
+            .client
+            .peer_info()
+            .and_then(|info| info.instructions.clone())
+            .unwrap_or_default();
+        let tools = server.client.list_all_tools().await.unwrap();
+        for word in forbidden {
+            assert!(
+                !instructions.contains(word),
+                "{args:?}: {word} in\n{instructions}"
+            );
+        }
+        // Every tool-like word (snake_case) it names is published.
+        for word in instructions.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.contains('_') && word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                assert!(
+                    word == "insufficient_scope" || tools.iter().any(|t| t.name == word),
+                    "{args:?}: names {word}:\n{instructions}"
+                );
+            }
+        }
+        server.stop().await;
+    }
+}
