@@ -14,8 +14,10 @@ pub fn describe_problems(tool: &str, problems: &[ArgumentProblem]) -> ToolFailur
         } else {
             format!("argument `{}`", p.path.trim_start_matches('/'))
         };
-        let mut message: String = p.message.chars().take(MAX_PROBLEM_CHARS).collect();
-        if message.len() < p.message.len() {
+        // Masked before the cut, so a cut cannot leave most of a secret standing.
+        let full = Secrets::global().redact(&p.message);
+        let mut message: String = full.chars().take(MAX_PROBLEM_CHARS).collect();
+        if message.len() < full.len() {
             message.push('…');
         }
         text.push_str(&format!("\n- {place}: {message}"));

@@ -164,7 +164,9 @@ impl Pipeline {
             }
             Err(failure) => {
                 let secrets = self.gateway.portal().secrets();
-                Err(failure.map_text(|text| secrets.redact(&text).into_owned()))
+                Err(failure
+                    .map_text(|text| secrets.redact(&text).into_owned())
+                    .capped(self.max_result_bytes))
             }
         };
         match (outcome, self.sandbox_notice) {
