@@ -1,10 +1,13 @@
 //! The attacks from the hardening review, each kept as a case: the secret at every cut,
 //! bad messages on stdin, hostile configuration, and the HTTP transport under load.
 
-use std::time::Duration;
+use std::{process::Stdio, time::Duration};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::{
-    portal::{Reply, SECRET, TestPortal, error},
+    portal::{Reply, SECRET, TestPortal, error, ok},
     util::command,
 };
 
@@ -140,4 +143,143 @@ async fn error_texts_obey_the_result_size_limit() {
     assert_eq!(r.code, Some(1));
     assert!(r.stderr.len() <= 1_001, "{} bytes", r.stderr.len());
     assert!(r.stderr.contains("error text cut"), "{}", r.stderr);
+}
+
+/// The server on raw stdio: lines in, reply lines out, for messages no SDK would send.
+struct RawStdio {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl RawStdio {
+    async fn start(env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut cmd = command(env, args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut raw = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        raw.send(INITIALIZE.as_bytes()).await;
+        assert_eq!(raw.reply().await["id"], 0);
+        raw.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        raw
+    }
+
+    async fn send(&mut self, line: &[u8]) {
+        self.stdin.write_all(line).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next line on stdout, which must be JSON.
+    async fn reply(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(20), self.stdout.next_line())
+            .await
+            .expect("a reply within 20 s")
+            .unwrap()
+            .expect("stdout still open");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON on stdout ({e}): {line}"))
+    }
+
+    /// Peak resident memory so far, from /proc (Linux only), in MiB.
+    fn peak_mib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024)
+    }
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+#[tokio::test]
+async fn every_bad_line_on_stdin_is_answered() {
+    let mut raw = RawStdio::start(&[], &["--sandbox"]).await;
+    let unparseable: [&[u8]; 3] = [
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"\xff\xfe\"}}",
+        br#"{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":"\ud800"}}"#,
+        br#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"x":1e309}}"#,
+    ];
+    for line in unparseable {
+        raw.send(line).await;
+        let r = raw.reply().await;
+        assert_eq!(r["error"]["code"], -32700, "{r}");
+        assert_eq!(r["id"], Value::Null, "{r}");
+    }
+    raw.send(br#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#)
+        .await;
+    let r = raw.reply().await;
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    for (id, arguments) in [(5, "[1]"), (6, r#""x""#), (7, "8")] {
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"profile","arguments":{arguments}}}}}"#
+        );
+        raw.send(line.as_bytes()).await;
+        let r = raw.reply().await;
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        assert_eq!(r["id"], id, "{r}");
+    }
+    // The session is still there after all that.
+    raw.send(br#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#)
+        .await;
+    let r = raw.reply().await;
+    assert_eq!(r["id"], 8, "{r}");
+    assert!(r.get("result").is_some(), "{r}");
+}
+
+#[tokio::test]
+async fn an_oversized_line_is_refused_unread() {
+    let mut raw = RawStdio::start(&[], &["--sandbox"]).await;
+    // 9 MB and 17 MB lines: over the 4 MiB line limit and over rmcp's own 16 MiB one.
+    for size in [9_000_000, 17_000_000] {
+        let padding = "x".repeat(size);
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"profile","arguments":{{"pad":"{padding}"}}}}}}"#
+        );
+        raw.send(line.as_bytes()).await;
+        let r = raw.reply().await;
+        assert_eq!(r["error"]["code"], -32600, "{r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap().contains("4194304"),
+            "{r}"
+        );
+    }
+    raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#)
+        .await;
+    assert_eq!(raw.reply().await["id"], 2);
+    if let Some(peak) = raw.peak_mib() {
+        assert!(peak < 100, "peak resident memory {peak} MiB");
+    }
+}
+
+#[tokio::test]
+async fn integers_are_sent_as_integers_or_refused() {
+    let portal = TestPortal::always(ok(json!({"allowedActions": {}}))).await;
+    let url = portal.webhook_url();
+    let env = [("BITRIX24_WEBHOOK_URL", url.as_str())];
+    let r = run(
+        &env,
+        &["call", "tasks_task_get_access", r#"{"taskId": 8017.0}"#],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let sent = &portal.received()[0].body;
+    assert!(sent["taskId"].is_i64(), "sent {sent}");
+    assert_eq!(sent["taskId"], 8017);
+    for huge in ["18446744073709551616", "1e300", "8017.5"] {
+        let args = format!(r#"{{"taskId": {huge}, "users": [1]}}"#);
+        let r = run(&env, &["call", "tasks_task_get_access", &args]).await;
+        assert_eq!(r.code, Some(1), "{huge}: {}", r.stderr);
+        assert!(r.stderr.contains("taskId"), "{}", r.stderr);
+    }
+    assert_eq!(portal.count(), 1, "nothing out of range was sent");
 }
