@@ -283,3 +283,89 @@ async fn integers_are_sent_as_integers_or_refused() {
     }
     assert_eq!(portal.count(), 1, "nothing out of range was sent");
 }
+
+#[tokio::test]
+async fn start_up_numbers_are_checked() {
+    for rate in ["1e-20/1", "NaN/1", "inf/50", "2/0"] {
+        let r = run(&[], &["--sandbox", "--rate-limit", rate, "tools"]).await;
+        assert_eq!(r.code, Some(2), "{rate}: {}", r.stdout);
+        assert!(r.stderr.contains("rate"), "{rate}: {}", r.stderr);
+    }
+}
+
+#[tokio::test]
+async fn read_only_wins_from_any_source() {
+    let r = run(
+        &[("BITRIX24_READ_ONLY", "true")],
+        &["--sandbox", "--read-only=false", "tools"],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stdout.contains(" write"), "{}", r.stdout);
+    assert!(r.stdout.contains(" read"), "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn the_url_file_takes_a_bom_and_refuses_an_endless_file() {
+    let portal = TestPortal::always(ok(json!([]))).await;
+    let path = crate::util::stderr_path().with_extension("url");
+    std::fs::write(&path, format!("\u{feff} {}\r\n", portal.webhook_url())).unwrap();
+    let file = path.to_str().unwrap();
+    let r = run(&[("BITRIX24_WEBHOOK_URL_FILE", file)], &["tools"]).await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    if std::path::Path::new("/dev/zero").exists() {
+        let r = run(&[("BITRIX24_WEBHOOK_URL_FILE", "/dev/zero")], &["tools"]).await;
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        assert!(r.stderr.contains("4096"), "{}", r.stderr);
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_log_file_is_private_and_never_stdout() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = crate::util::stderr_path().with_extension("log");
+    let log = path.to_str().unwrap();
+    let r = run(&[], &["--sandbox", "--log-file", log, "tools"]).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(mode, 0o600, "{mode:o}");
+    // Serving: stdout is the protocol stream here.
+    let r = run(&[], &["--sandbox", "--log-file", "/dev/stdout"]).await;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("stdout"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn call_and_doctor_print_no_terminal_escapes() {
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}red \u{9b}31m text";
+    for reply in [
+        error(400, "ERROR_CORE", hostile),
+        html(502, format!("<html><title>{hostile}</title></html>")),
+    ] {
+        let portal = TestPortal::always(reply).await;
+        let url = portal.webhook_url();
+        let env = [
+            ("BITRIX24_WEBHOOK_URL", url.as_str()),
+            ("BITRIX24_LOG_LEVEL", "off"),
+        ];
+        let call = run(&env, &["call", "landing_site_get_rights", r#"{"id": 1}"#]).await;
+        let doctor = run(&env, &["doctor"]).await;
+        for (what, text) in [
+            ("call stdout", &call.stdout),
+            ("call stderr", &call.stderr),
+            ("doctor", &doctor.stdout),
+        ] {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{what}: {text:?}"
+            );
+        }
+        assert!(call.stderr.contains("red"), "{}", call.stderr);
+    }
+}
