@@ -41,6 +41,27 @@ pub fn tools(d: &Pipeline, json: bool, out: &mut dyn Write) -> std::io::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// A writer that drops control characters (all but newline and tab) on the way to a
+/// person's terminal: portal text could otherwise carry escape sequences that rewrite the
+/// screen or the window title.
+pub struct Printable<W>(pub W);
+
+impl<W: Write> Write for Printable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let clean: String = text
+            .chars()
+            .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+            .collect();
+        self.0.write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 pub async fn call(
     d: &Pipeline,
     tool: &str,
@@ -48,6 +69,8 @@ pub async fn call(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
+    let (mut out, mut err) = (Printable(out), Printable(err));
+    let (out, err): (&mut dyn Write, &mut dyn Write) = (&mut out, &mut err);
     let args: Map<String, Value> = match arguments.map(serde_json::from_str::<Value>) {
         None => Map::new(),
         Some(Ok(Value::Object(map))) => map,
@@ -92,6 +115,8 @@ pub async fn doctor(
     d: &Pipeline,
     out: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
+    let mut out = Printable(out);
+    let out: &mut dyn Write = &mut out;
     let mut problems: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 

@@ -13,6 +13,11 @@ use crate::{
 
 pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
 const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
+const READ_ONLY_ENV: &str = "BITRIX24_READ_ONLY";
+
+/// The most of the URL file read: a webhook URL is a few hundred bytes, and a file like
+/// `/dev/zero` must not be read without end.
+const WEBHOOK_FILE_MAX: u64 = 4096;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -179,7 +184,7 @@ pub struct Args {
     #[arg(
         long,
         global = true,
-        env = "BITRIX24_READ_ONLY",
+        env = READ_ONLY_ENV,
         value_parser = BoolishValueParser::new(),
         num_args = 0..=1,
         require_equals = true,
@@ -228,14 +233,11 @@ impl Config {
         let raw = match (webhook_env, &args.webhook_url_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoWebhooks),
             (Some(url), None) => url,
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|e| ConfigError::WebhookFile {
-                    path: path.display().to_string(),
-                    reason: e.kind().to_string(),
-                })?
-            }
+            (None, Some(path)) => read_webhook_file(path)?,
             (None, None) => String::new(),
         };
+        // Editors and PowerShell put a byte-order mark in front; it is never part of a URL.
+        let raw = raw.trim().trim_start_matches('\u{feff}').trim().to_owned();
         let portal = if args.sandbox {
             PortalChoice::Sandbox { asked: true }
         } else if raw.trim().is_empty() {
@@ -258,8 +260,38 @@ impl Config {
     }
 
     pub fn load(args: &Args) -> Result<Self, ConfigError> {
-        Self::resolve(args, std::env::var(WEBHOOK_ENV).ok())
+        let mut config = Self::resolve(args, std::env::var(WEBHOOK_ENV).ok())?;
+        // clap lets a flag hide its variable; read-only must win wherever it is asked for.
+        config.filters.read_only |= std::env::var(READ_ONLY_ENV).is_ok_and(|v| says_true(&v));
+        Ok(config)
     }
+}
+
+/// Whether a variable's value means true, as clap's boolish parser reads it.
+fn says_true(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes" | "t" | "true" | "on" | "1"
+    )
+}
+
+fn read_webhook_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let failed = |reason: String| ConfigError::WebhookFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| failed(e.kind().to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(WEBHOOK_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.kind().to_string()))?;
+    if bytes.len() as u64 > WEBHOOK_FILE_MAX {
+        return Err(failed(format!(
+            "it is over {WEBHOOK_FILE_MAX} bytes; it should hold only the webhook URL"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".to_owned()))
 }
 
 /// Drops blanks and surrounding spaces, so "sites, tasks" and a trailing comma both work.
@@ -326,10 +358,32 @@ mod tests {
     }
 
     #[test]
+    fn the_url_file_is_read_with_care() {
+        let path = std::env::temp_dir().join(format!("b24cfg-bom-{}", std::process::id()));
+        std::fs::write(&path, format!("\u{feff}  {URL} \r\n")).unwrap();
+        let from_file = args(&["--webhook-url-file", path.to_str().unwrap()]);
+        assert!(matches!(
+            Config::resolve(&from_file, None).unwrap().portal,
+            PortalChoice::Webhook(_)
+        ));
+        std::fs::remove_file(&path).unwrap();
+        let zero = args(&["--webhook-url-file", "/dev/zero"]);
+        if std::path::Path::new("/dev/zero").exists() {
+            let err = Config::resolve(&zero, None).unwrap_err().to_string();
+            assert!(err.contains("over 4096 bytes"), "{err}");
+        }
+    }
+
+    #[test]
     fn rate_limit_flag() {
         assert_eq!(args(&[]).rate_limit, RateLimit::default());
         assert_eq!(args(&["--rate-limit", "5/250"]).rate_limit.burst, 250);
-        assert!(Cli::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
+        for bad in ["fast", "1e-20/1", "NaN/1", "inf/1", "0/1", "2/0", "1e5/1"] {
+            assert!(
+                Cli::try_parse_from(["x", "--rate-limit", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

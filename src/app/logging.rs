@@ -64,13 +64,11 @@ pub fn init(level: Option<&str>, default: &str, file: Option<&Path>) -> io::Resu
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     let sink = match file {
-        Some(path) => Sink::File(Arc::new(Mutex::new(
-            File::options()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| io::Error::other(format!("--log-file {}: {e}", path.display())))?,
-        ))),
+        Some(path) => {
+            Sink::File(Arc::new(Mutex::new(open_log(path).map_err(|e| {
+                io::Error::other(format!("--log-file {}: {e}", path.display()))
+            })?)))
+        }
         None => Sink::Stderr,
     };
     let _ = tracing_subscriber::fmt()
@@ -83,4 +81,47 @@ pub fn init(level: Option<&str>, default: &str, file: Option<&Path>) -> io::Resu
         .with_target(false)
         .try_init();
     Ok(())
+}
+
+/// Opens the log file for appending, readable by its owner only (logs name the portal and
+/// the calls made), and refuses a terminal or the protocol's own stdout.
+fn open_log(path: &Path) -> io::Result<File> {
+    let mut options = File::options();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    if std::io::IsTerminal::is_terminal(&file) {
+        return Err(io::Error::other(
+            "is a terminal; name a file, or leave --log-file out to log to stderr",
+        ));
+    }
+    if is_stdout(&file) {
+        return Err(io::Error::other(
+            "is this process's stdout, which carries only the MCP protocol; name another file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Whether `file` is the very file stdout writes to (`/dev/stdout`, `/proc/self/fd/1`, or
+/// the file stdout was redirected to). `/dev/null` carries nothing, so sharing it is fine.
+#[cfg(unix)]
+fn is_stdout(file: &File) -> bool {
+    use std::os::{fd::AsFd, unix::fs::MetadataExt};
+    let Ok(stdout) = io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let (Ok(out), Ok(log)) = (File::from(stdout).metadata(), file.metadata()) else {
+        return false;
+    };
+    let null = std::fs::metadata("/dev/null").ok();
+    let same =
+        |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    same(&out, &log) && !null.is_some_and(|n| same(&n, &log))
+}
+
+#[cfg(not(unix))]
+fn is_stdout(_file: &File) -> bool {
+    false
 }

@@ -9,6 +9,10 @@ use super::secrets::Secrets;
 /// of JSON without drowning in an HTML page.
 const EXCERPT_CHARS: usize = 200;
 
+/// The most of an `error_description` kept: real ones are a sentence, and a huge one would
+/// flood every log line and error text that quotes it.
+const DESCRIPTION_CHARS: usize = 2_000;
+
 /// A successful answer: `result` plus what `time` says about the method's run-time budget.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Success {
@@ -93,8 +97,8 @@ pub fn parse_envelope(status: u16, body: &[u8], secrets: &Secrets) -> Result<Suc
         };
         return Err(PortalError::Api {
             status,
-            code,
-            description,
+            code: cut(code, DESCRIPTION_CHARS),
+            description: cut(description, DESCRIPTION_CHARS),
         });
     }
     let Some(result) = top.remove("result") else {
@@ -117,7 +121,10 @@ pub fn parse_envelope(status: u16, body: &[u8], secrets: &Secrets) -> Result<Suc
 }
 
 fn bad_body(status: u16, body: &[u8], eof: bool, secrets: &Secrets) -> PortalError {
+    // Masked before anything is cut: a secret straddling the cut would otherwise show all
+    // but its last characters.
     let text = String::from_utf8_lossy(body);
+    let text = secrets.redact_excerpt(&text);
     let trimmed = text.trim_start();
     let lower_start: String = trimmed
         .chars()
@@ -139,7 +146,7 @@ fn bad_body(status: u16, body: &[u8], eof: bool, secrets: &Secrets) -> PortalErr
     PortalError::BadAnswer {
         status,
         kind,
-        excerpt: secrets.redact(&shown).into_owned(),
+        excerpt: shown,
     }
 }
 
@@ -149,6 +156,14 @@ fn html_title(html: &str) -> Option<String> {
     let end = start + lower[start..].find("</title>")?;
     let title = html.get(start..end)?.trim();
     (!title.is_empty()).then(|| excerpt(title))
+}
+
+/// Text already masked, cut to `max` characters with a mark where it was cut.
+fn cut(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((end, _)) => format!("{}… (cut)", &text[..end]),
+    }
 }
 
 fn excerpt(text: &str) -> String {
@@ -282,6 +297,42 @@ pub(crate) mod properties {
         })
     }
 
+    /// Any 6 consecutive characters of the secret, in any letter case.
+    pub(crate) fn shows_part_of(text: &str, secret: &str) -> Option<String> {
+        let text = text.to_ascii_lowercase();
+        let secret = secret.to_ascii_lowercase();
+        (0..=secret.len().saturating_sub(6))
+            .map(|i| &secret[i..i + 6])
+            .find(|w| text.contains(w))
+            .map(str::to_owned)
+    }
+
+    /// The secret, each character raw, recased, JSON-escaped or percent-encoded.
+    fn spelled(secret: &'static str) -> impl Strategy<Value = String> {
+        prop::collection::vec(0u8..4, secret.len()).prop_map(move |forms| {
+            secret
+                .bytes()
+                .zip(forms)
+                .map(|(b, form)| match form {
+                    0 => char::from(b).to_string(),
+                    1 => char::from(b.to_ascii_uppercase()).to_string(),
+                    2 => format!("\\u{b:04x}"),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        })
+    }
+
+    /// Body shapes a proxy or a broken portal answers with; `{}` is where the text goes.
+    const SHAPES: [&str; 6] = [
+        "<!DOCTYPE html><html><head><title>{}</title></head><body>x</body></html>",
+        "<html><body>{}</body></html>",
+        "{\"result\":{\"x\":\"{}",
+        "{\"error\":\"E\",\"error_description\":\"{}\"",
+        "{}",
+        "{\"foo\":\"{}\"}",
+    ];
+
     fn check(status: u16, body: &[u8]) {
         let secrets = Secrets::default();
         secrets.register("abcd1234efgh5678");
@@ -302,6 +353,32 @@ pub(crate) mod properties {
         #[test]
         fn arbitrary_json_never_panics(status in 100u16..600, value in any_json()) {
             check(status, value.to_string().as_bytes());
+        }
+
+        /// Mask first, cut later: wherever the secret sits in a body, in whatever spelling,
+        /// no 6 of its characters in a row reach the error text.
+        #[test]
+        fn secret_at_any_offset_never_shows(
+            filler in "[i-z <>/:,.]{0,400}",
+            at in 0usize..400,
+            shape in 0usize..SHAPES.len(),
+            echo in spelled("abcd1234efgh5678"),
+            cut in prop::option::of(0usize..600),
+        ) {
+            let at = at.min(filler.len());
+            let text = format!("{}{}{}", &filler[..at], echo, &filler[at..]);
+            let mut body = SHAPES[shape].replace("{}", &text).into_bytes();
+            // A body may also stop in transit, inside the secret.
+            if let Some(cut) = cut {
+                body.truncate(cut);
+            }
+            let secrets = Secrets::default();
+            secrets.register("abcd1234efgh5678");
+            let shown = match parse_envelope(502, &body, &secrets) {
+                Ok(success) => success.result.to_string(),
+                Err(error) => error.to_string(),
+            };
+            prop_assert!(shows_part_of(&shown, "abcd1234efgh5678").is_none(), "{}", shown);
         }
 
         #[test]

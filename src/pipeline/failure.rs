@@ -60,9 +60,44 @@ impl ToolFailure {
         }
     }
 
+    /// The same failure with its text cut to `max` bytes (plus a note saying so), for texts
+    /// quoted from the portal that can be as large as any answer. Cut after masking.
+    pub fn capped(self, max: usize) -> Self {
+        self.map_text(|text| cap_text(text, max))
+    }
+
     /// The same failure with other text, e.g. a notice put in front.
     pub fn map_text(mut self, f: impl FnOnce(String) -> String) -> Self {
         self.text = f(self.text);
         self
+    }
+}
+
+fn cap_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let note = format!(
+        "\n[error text cut: it was {} bytes, over the {max}-byte limit (BITRIX24_MAX_RESULT_BYTES)]",
+        text.len()
+    );
+    let mut keep = max.saturating_sub(note.len());
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{note}", &text[..keep])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_with_a_note() {
+        let short = ToolFailure::new(FailureKind::Portal, "short").capped(1000);
+        assert_eq!(short.text, "short");
+        let long = ToolFailure::new(FailureKind::Portal, "é".repeat(5000)).capped(1000);
+        assert!(long.text.len() <= 1000, "{}", long.text.len());
+        assert!(long.text.contains("error text cut"), "{}", long.text);
     }
 }

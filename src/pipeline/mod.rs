@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use self::{
-    arguments::describe_problems,
+    arguments::{describe_problems, settle_integers},
     explain::{failure, oversized},
     hook::CallInfo,
     selection::Hidden,
@@ -141,8 +141,11 @@ impl Pipeline {
         progress: &dyn Progress,
     ) -> Outcome {
         let spec = &entry.spec;
-        let args = Value::Object(arguments.unwrap_or_default());
-        let problems = entry.check_arguments(&args);
+        let mut args = Value::Object(arguments.unwrap_or_default());
+        let mut problems = settle_integers(&spec.input_schema, &mut args);
+        if problems.is_empty() {
+            problems = entry.check_arguments(&args);
+        }
         let outcome = if !problems.is_empty() {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
             Err(describe_problems(&spec.name, &problems))
@@ -164,7 +167,9 @@ impl Pipeline {
             }
             Err(failure) => {
                 let secrets = self.gateway.portal().secrets();
-                Err(failure.map_text(|text| secrets.redact(&text).into_owned()))
+                Err(failure
+                    .map_text(|text| secrets.redact(&text).into_owned())
+                    .capped(self.max_result_bytes))
             }
         };
         match (outcome, self.sandbox_notice) {
@@ -228,8 +233,8 @@ impl Pipeline {
             .iter()
             .map(|item| {
                 let tool = item["tool"].as_str().unwrap_or_default();
-                let item_args = item.get("arguments").cloned().unwrap_or_else(|| json!({}));
-                self.batch_item(tool, &item_args)
+                let mut item_args = item.get("arguments").cloned().unwrap_or_else(|| json!({}));
+                self.batch_item(tool, &mut item_args)
                     .map(|entry| (entry.as_ref(), item_args))
                     .map_err(|text| (tool.to_owned(), text))
             })
@@ -242,7 +247,7 @@ impl Pipeline {
         Ok(batch::run(&self.gateway, batch_spec, checked, progress).await)
     }
 
-    fn batch_item(&self, tool: &str, args: &Value) -> Result<&Arc<Entry>, String> {
+    fn batch_item(&self, tool: &str, args: &mut Value) -> Result<&Arc<Entry>, String> {
         let entry = self.lookup(tool).map_err(|e| {
             format!(
                 "{e}. What to do: use one of the read-only tools this server lists, or drop the item."
@@ -260,7 +265,10 @@ impl Pipeline {
                 "{tool} writes to the portal; batch runs read-only tools only. What to do: call {tool} on its own."
             ));
         }
-        let problems = entry.check_arguments(args);
+        let mut problems = settle_integers(&spec.input_schema, args);
+        if problems.is_empty() {
+            problems = entry.check_arguments(args);
+        }
         if !problems.is_empty() {
             return Err(describe_problems(tool, &problems).text);
         }

@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod errors;
 mod forwarding;
+mod hardening;
 mod http;
 mod lifecycle;
 mod limits;

@@ -50,9 +50,11 @@ impl FromStr for RateLimit {
         let (rate, burst) = s.trim().split_once('/').ok_or_else(shape)?;
         let per_second: f64 = rate.trim().parse().map_err(|_| shape())?;
         let burst: u32 = burst.trim().parse().map_err(|_| shape())?;
-        if !(per_second.is_finite() && per_second > 0.0 && per_second <= 10_000.0) {
+        // The floor keeps the interval between requests a representable duration (1e-20
+        // per second would be 3e12 years, and panicked when turned into one).
+        if !(per_second.is_finite() && (0.001..=10_000.0).contains(&per_second)) {
             return Err(format!(
-                "the rate in {s:?} must be above 0 and at most 10000 per second"
+                "the rate in {s:?} must be from 0.001 to 10000 per second"
             ));
         }
         if !(1..=10_000).contains(&burst) {
