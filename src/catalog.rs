@@ -67,20 +67,38 @@ pub struct Normalize {
     /// JSON pointers (into `result`) where the portal answers `[]` for an empty map.
     #[serde(default)]
     pub empty_array_to_object: Vec<String>,
+    /// JSON pointers (into `result`) of maps keyed by integers: PHP's `json_encode` sends a
+    /// map whose keys are exactly 0..n-1 as a list, so `[a, b]` becomes `{"0": a, "1": b}`.
+    #[serde(default)]
+    pub list_to_object: Vec<String>,
 }
 
 impl Normalize {
     pub fn apply(&self, result: &mut Value) {
-        for pointer in &self.empty_array_to_object {
-            let target = if pointer.is_empty() {
-                Some(&mut *result)
+        fn at<'v>(result: &'v mut Value, pointer: &str) -> Option<&'v mut Value> {
+            if pointer.is_empty() {
+                Some(result)
             } else {
                 result.pointer_mut(pointer)
-            };
-            if let Some(v) = target
+            }
+        }
+        for pointer in &self.empty_array_to_object {
+            if let Some(v) = at(result, pointer)
                 && v.as_array().is_some_and(Vec::is_empty)
             {
                 *v = Value::Object(Default::default());
+            }
+        }
+        for pointer in &self.list_to_object {
+            if let Some(v) = at(result, pointer)
+                && let Value::Array(items) = v
+            {
+                let keyed = std::mem::take(items)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| (i.to_string(), item))
+                    .collect();
+                *v = Value::Object(keyed);
             }
         }
     }
@@ -111,7 +129,55 @@ pub enum Preflight {
     /// Asks `access.name` about the access codes found at `codes_at` (a JSON pointer into
     /// the arguments: the keys of an object or the items of an array) and refuses when the
     /// portal does not know some of them.
-    KnownAccessCodes { codes_at: String },
+    KnownAccessCodes {
+        codes_at: String,
+        /// Documented codes that `access.name` cannot name, and how each is checked instead.
+        #[serde(default)]
+        unnamed: Vec<UnnamedCode>,
+    },
+}
+
+/// An access code the method documents but `access.name` has no provider for: the guard must
+/// not refuse it for being nameless, yet must not wave through a code that means nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnnamedCode {
+    /// The code; `{id}` stands for a positive number (`SG{id}` matches `SG12`).
+    pub code: String,
+    /// What the code means for this method, said in the refusal text.
+    pub means: String,
+    /// The nameable code to ask `access.name` instead (`SG{id}_K`); without it the code is
+    /// accepted as it is.
+    #[serde(default)]
+    pub check_as: Option<String>,
+}
+
+impl UnnamedCode {
+    /// The number `{id}` stands for in `code`, `Some(None)` for a code without `{id}`, or
+    /// `None` when `code` is not this one.
+    fn id_in<'c>(&self, code: &'c str) -> Option<Option<&'c str>> {
+        match self.code.split_once("{id}") {
+            None => (self.code == code).then_some(None),
+            Some((before, after)) => {
+                let id = code.strip_prefix(before)?.strip_suffix(after)?;
+                let number = !id.is_empty()
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && !id.starts_with('0');
+                number.then_some(Some(id))
+            }
+        }
+    }
+
+    /// How the guard checks `code`: `None` when this rule is not about it, `Some(None)` when
+    /// it is accepted without asking, `Some(Some(asked))` when `asked` stands in for it.
+    pub fn check(&self, code: &str) -> Option<Option<String>> {
+        let id = self.id_in(code)?;
+        Some(
+            self.check_as
+                .as_ref()
+                .map(|template| template.replace("{id}", id.unwrap_or_default())),
+        )
+    }
 }
 
 impl Preflight {
@@ -140,6 +206,9 @@ pub struct ToolSpec {
     pub scope: String,
     /// The group `--toolsets` selects this tool by.
     pub toolset: String,
+    /// The official docs page this entry was last checked against, as
+    /// `<path in bitrix24/b24restdocs>@<commit>`, so the next reader can check it again.
+    pub docs: String,
     pub description: String,
     pub hints: Hints,
     pub input_schema: Value,
@@ -204,6 +273,15 @@ fn as_object(v: &Value) -> JsonObject {
 pub struct Entry {
     pub spec: ToolSpec,
     validator: OnceLock<jsonschema::Validator>,
+    output_validator: OnceLock<jsonschema::Validator>,
+}
+
+/// Why an answer does not fit the tool's published output schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerProblem {
+    /// JSON pointer into the answer (`/result/...`).
+    pub path: String,
+    pub message: String,
 }
 
 /// One argument problem, phrased for the model.
@@ -219,6 +297,7 @@ impl Entry {
         Self {
             spec,
             validator: OnceLock::new(),
+            output_validator: OnceLock::new(),
         }
     }
 
@@ -228,6 +307,25 @@ impl Entry {
             jsonschema::validator_for(&self.spec.input_schema)
                 .expect("catalog input schemas are checked by the test suite")
         })
+    }
+
+    fn output_validator(&self) -> &jsonschema::Validator {
+        self.output_validator.get_or_init(|| {
+            jsonschema::validator_for(&self.spec.output_schema)
+                .expect("catalog output schemas are checked by the test suite")
+        })
+    }
+
+    /// Checks a (normalised) answer against the output schema published in `tools/list`, so
+    /// that a client which validates `structuredContent` never receives one it must reject.
+    pub fn check_answer(&self, answer: &Value) -> Result<(), AnswerProblem> {
+        match self.output_validator().iter_errors(answer).next() {
+            None => Ok(()),
+            Some(e) => Err(AnswerProblem {
+                path: e.instance_path().to_string(),
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Checks arguments against the very schema published in `tools/list`.
@@ -557,6 +655,18 @@ mod tests {
                     );
                 }
             }
+            let (page, commit) = s
+                .docs
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{}: docs must be <page>@<commit>", s.name));
+            assert!(
+                page.ends_with(".md")
+                    && commit.len() >= 7
+                    && commit.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}: docs = {:?} is not <page.md>@<commit>",
+                s.name,
+                s.docs
+            );
             assert!(
                 !s.toolset.is_empty()
                     && s.toolset
@@ -590,7 +700,25 @@ mod tests {
             for p in &s.preflight {
                 let (method, pointer) = match p {
                     Preflight::RefuseIf { method, .. } => (method.as_str(), None),
-                    Preflight::KnownAccessCodes { codes_at } => ("access.name", Some(codes_at)),
+                    Preflight::KnownAccessCodes { codes_at, unnamed } => {
+                        for rule in unnamed {
+                            assert!(
+                                rule.check_as.as_ref().is_none_or(|t| {
+                                    t.contains("{id}") == rule.code.contains("{id}")
+                                }),
+                                "{}: unnamed {} maps {{id}} it does not have",
+                                s.name,
+                                rule.code
+                            );
+                            assert!(
+                                !rule.means.is_empty(),
+                                "{}: say what {} means",
+                                s.name,
+                                rule.code
+                            );
+                        }
+                        ("access.name", Some(codes_at))
+                    }
                 };
                 let target = catalog
                     .by_method(method)
@@ -624,6 +752,26 @@ mod tests {
     }
 
     #[test]
+    fn unnamed_codes_match_their_pattern_only() {
+        let bare = UnnamedCode {
+            code: "SG{id}".into(),
+            means: "workgroup".into(),
+            check_as: Some("SG{id}_K".into()),
+        };
+        assert_eq!(bare.check("SG12"), Some(Some("SG12_K".into())));
+        for other in ["SG12_K", "SG", "SGx", "SG012", "USG12"] {
+            assert_eq!(bare.check(other), None, "{other}");
+        }
+        let everyone = UnnamedCode {
+            code: "UA".into(),
+            means: "everyone".into(),
+            check_as: None,
+        };
+        assert_eq!(everyone.check("UA"), Some(None));
+        assert_eq!(everyone.check("UAX"), None);
+    }
+
+    #[test]
     fn rejects_misnamed_file() {
         let text = Catalog::embedded()
             .unwrap()
@@ -636,9 +784,27 @@ mod tests {
     }
 
     #[test]
+    fn normalizes_a_list_keyed_by_position() {
+        let n = Normalize {
+            list_to_object: vec![String::new()],
+            ..Normalize::default()
+        };
+        let mut list = json!([["read", "edit"]]);
+        n.apply(&mut list);
+        assert_eq!(list, json!({"0": ["read", "edit"]}));
+        let mut empty = json!([]);
+        n.apply(&mut empty);
+        assert_eq!(empty, json!({}));
+        let mut kept = json!({"0": ["read"], "5": ["edit"]});
+        n.apply(&mut kept);
+        assert_eq!(kept, json!({"0": ["read"], "5": ["edit"]}));
+    }
+
+    #[test]
     fn normalizes_empty_array() {
         let n = Normalize {
             empty_array_to_object: vec!["/allowedActions".into()],
+            ..Normalize::default()
         };
         let mut v = json!({"allowedActions": []});
         n.apply(&mut v);

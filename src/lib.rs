@@ -21,5 +21,6 @@ pub mod testing {
         Credentials, PortalClient, WebhookUrl,
         limits::{CallError, Gateway, Limiter, NoProgress, RateLimiter},
     };
-    pub use crate::catalog::{Catalog, markdown_table, scope_table};
+    pub use crate::catalog::{Catalog, Entry as CatalogEntry, markdown_table, scope_table};
+    pub use crate::sandbox::portal::Portal as SandboxPortal;
 }

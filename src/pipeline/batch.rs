@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::explain::failure;
+use super::explain::{failure, unexpected};
 use crate::{
     bitrix::{
         PortalError,
@@ -70,7 +70,16 @@ pub async fn run(
                     answers[*index] = Some(if let Some(result) = results.and_then(|r| r.get(&k)) {
                         let mut result = result.clone();
                         spec.normalize.apply(&mut result);
-                        json!({"tool": spec.name, "ok": true, "result": result})
+                        let answer = json!({ "result": result });
+                        match entry.check_answer(&answer) {
+                            Ok(()) => {
+                                json!({"tool": spec.name, "ok": true, "result": answer["result"]})
+                            }
+                            Err(problem) => failed(
+                                &spec.name,
+                                &unexpected(spec, &answer["result"], &problem).text,
+                            ),
+                        }
                     } else if let Some(error) = errors.and_then(|e| e.get(&k)) {
                         let error = CallError::from(sub_error(error));
                         failed(&spec.name, &failure(&error, spec).text)

@@ -1,13 +1,15 @@
 //! Turns a failed call into text the model can act on: what happened, then what to do.
 //! Claude Code drops `structuredContent` on errors, so this text is all the model gets.
 
+use serde_json::Value;
+
 use super::failure::{FailureKind, ToolFailure};
 use crate::{
     bitrix::{
         BadAnswerKind, PortalError, TransportKind,
         limits::{CallError, clock_utc},
     },
-    catalog::ToolSpec,
+    catalog::{AnswerProblem, ToolSpec},
 };
 
 /// A failed portal call of `spec` as a typed failure with its explanation.
@@ -134,6 +136,46 @@ pub fn oversized(spec: &ToolSpec, size: usize, limit: usize) -> ToolFailure {
             "The answer of {method} is {size} bytes, above the {limit}-byte limit (BITRIX24_MAX_RESULT_BYTES), \
              so it is not passed on. The call itself succeeded. What to do: {narrower}",
             method = spec.method
+        ),
+    )
+}
+
+/// How much of an unexpected answer the failure quotes: enough to see its shape.
+const EXCERPT_CHARS: usize = 200;
+
+/// The failure for a successful answer that does not fit the tool's output schema. Passing it
+/// on would make clients that check `structuredContent` reject it with a less useful message.
+pub fn unexpected(spec: &ToolSpec, answer: &Value, problem: &AnswerProblem) -> ToolFailure {
+    let text = answer.to_string();
+    let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
+    let cut = if excerpt.len() < text.len() {
+        "…"
+    } else {
+        ""
+    };
+    tracing::warn!(
+        tool = %spec.name,
+        at = %problem.path,
+        problem = %problem.message,
+        excerpt = %excerpt,
+        "answer does not fit the output schema"
+    );
+    let what_to_do = if spec.is_write() {
+        "the write was sent and may have been applied: read the current state with the matching read tool before calling again"
+    } else {
+        "do not rely on this answer; the portal may run a module version this tool was not checked against.          Tell the user, and report it to the server's maintainers with the excerpt"
+    };
+    ToolFailure::new(
+        FailureKind::UnexpectedAnswer,
+        format!(
+            "{method} answered in a shape this tool does not publish (at {at}: {message}). It answered: {excerpt}{cut}.              What to do: {what_to_do}.",
+            method = spec.method,
+            at = if problem.path.is_empty() {
+                "/"
+            } else {
+                &problem.path
+            },
+            message = problem.message,
         ),
     )
 }

@@ -21,6 +21,8 @@ pub enum FailureKind {
     Limit,
     /// The answer came, but is over the size the model may receive.
     TooLarge,
+    /// The portal answered success with a shape the tool's output schema does not allow.
+    UnexpectedAnswer,
 }
 
 impl FailureKind {
@@ -34,6 +36,7 @@ impl FailureKind {
             Self::OutcomeUnknown => "outcome_unknown",
             Self::Limit => "limit",
             Self::TooLarge => "too_large",
+            Self::UnexpectedAnswer => "unexpected_answer",
         }
     }
 }

@@ -32,25 +32,69 @@ pub async fn run(
                     return Err(ToolFailure::new(FailureKind::Refused, message.clone()));
                 }
             }
-            Preflight::KnownAccessCodes { codes_at } => {
+            Preflight::KnownAccessCodes { codes_at, unnamed } => {
                 let codes = Preflight::codes_in(codes_at, args);
-                if codes.is_empty() {
+                // Each code with the code access.name is asked instead; None: accepted as
+                // documented although no provider names it.
+                let asked: Vec<(&str, Option<String>)> = codes
+                    .iter()
+                    .map(|code| {
+                        let stand_in = unnamed
+                            .iter()
+                            .find_map(|rule| rule.check(code))
+                            .unwrap_or_else(|| Some(code.clone()));
+                        (code.as_str(), stand_in)
+                    })
+                    .collect();
+                let mut to_ask: Vec<&str> =
+                    asked.iter().filter_map(|(_, a)| a.as_deref()).collect();
+                to_ask.sort_unstable();
+                to_ask.dedup();
+                if to_ask.is_empty() {
                     continue;
                 }
-                let known =
-                    read(p, "access.name", json!({ "ACCESS": codes }), spec, progress).await?;
-                let unknown: Vec<&str> = codes
+                let known = read(
+                    p,
+                    "access.name",
+                    json!({ "ACCESS": to_ask }),
+                    spec,
+                    progress,
+                )
+                .await?;
+                let unknown: Vec<String> = asked
                     .iter()
-                    .filter(|c| known.get(c.as_str()).is_none())
-                    .map(String::as_str)
+                    .filter_map(|(code, stand_in)| {
+                        let stand_in = stand_in.as_deref()?;
+                        if known.get(stand_in).is_some() {
+                            None
+                        } else if stand_in == *code {
+                            Some((*code).to_owned())
+                        } else {
+                            Some(format!("{code} (checked as {stand_in})"))
+                        }
+                    })
                     .collect();
                 if !unknown.is_empty() {
                     tracing::info!(tool = %spec.name, unknown = unknown.len(), "unknown access codes");
+                    let also: Vec<String> = unnamed
+                        .iter()
+                        .map(|rule| {
+                            format!("{} = {}", rule.code.replace("{id}", "<id>"), rule.means)
+                        })
+                        .collect();
+                    let also = if also.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " Accepted although access_name cannot name them: {}.",
+                            also.join("; ")
+                        )
+                    };
                     return Err(ToolFailure::new(
                         FailureKind::Refused,
                         format!(
                             "The portal does not know these access codes: {}. Nothing was written: {} would save them \
-                             without an error and they would grant nothing. What to do: correct them (access_name explains \
+                             without an error and they would grant nothing.{also} What to do: correct them (access_name explains \
                              codes, sonet_group_user_groups lists workgroups, profile shows your own user id) and call again.",
                             unknown.join(", "),
                             spec.method

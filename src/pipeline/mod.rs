@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use self::{
     arguments::{describe_problems, settle_integers},
-    explain::{failure, oversized},
+    explain::{failure, oversized, unexpected},
     hook::CallInfo,
     selection::Hidden,
 };
@@ -152,7 +152,7 @@ impl Pipeline {
         } else {
             match spec.kind {
                 Kind::Batch => self.call_batch(&args, progress).await,
-                Kind::Rest => self.call_rest(spec, &args, progress).await,
+                Kind::Rest => self.call_rest(entry, &args, progress).await,
             }
         };
         let outcome = match outcome {
@@ -184,7 +184,8 @@ impl Pipeline {
         }
     }
 
-    async fn call_rest(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn call_rest(&self, entry: &Entry, args: &Value, progress: &dyn Progress) -> Outcome {
+        let spec = &entry.spec;
         guards::run(self, spec, args, progress).await?;
         let info = CallInfo {
             spec,
@@ -199,7 +200,13 @@ impl Pipeline {
         }
         let outcome = match stopped {
             Some(failure) => Err(failure),
-            None => self.forward(spec, args, progress).await,
+            // Checked here, before any sandbox notice is added and before the hooks see it.
+            None => self.forward(spec, args, progress).await.and_then(|answer| {
+                match entry.check_answer(&answer) {
+                    Ok(()) => Ok(answer),
+                    Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
+                }
+            }),
         };
         for hook in &self.hooks {
             hook.after(info, &outcome);

@@ -1,7 +1,7 @@
 //! `--sandbox`: a Bitrix24 stand-in served on loopback inside this process, so a newcomer sees
 //! real answers without a portal, and the real HTTP client, limiter and error paths still run.
 
-mod portal;
+pub(crate) mod portal;
 
 use std::{
     convert::Infallible,

@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 pub const ME: u64 = 7;
 
 const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
-const TASK_ACTIONS: [&str; 21] = [
+const TASK_ACTIONS: [&str; 25] = [
     "ACCEPT",
     "DECLINE",
     "COMPLETE",
@@ -33,6 +33,20 @@ const TASK_ACTIONS: [&str; 21] = [
     "TAKE",
     "EDIT.ORIGINATOR",
     "ELAPSEDTIME.ADD",
+    // The new spellings come back next to the old ones (tasks-task-get-access.md).
+    "EDIT.PLAN",
+    "CHECKLIST.ADD",
+    "FAVORITE.ADD",
+    "FAVORITE.DELETE",
+];
+
+/// The landing `scope` values; without one, a method sees only sites and stores.
+const LANDING_SCOPES: [&str; 3] = ["GROUP", "KNOWLEDGE", "MAINPAGE"];
+
+/// Methods registered in mixed case: the portal matches their names exactly.
+const MIXED_CASE_METHODS: [(&str, &str); 2] = [
+    ("tasks.flow.Flow.get", "task"),
+    ("imbot.v2.Chat.get", "imbot"),
 ];
 
 /// The answer to one call: HTTP status and JSON body (envelope included).
@@ -52,6 +66,9 @@ struct Group {
 }
 
 struct Site {
+    /// The landing scope the site belongs to (a knowledge base: KNOWLEDGE); None for sites
+    /// and stores.
+    scope: Option<&'static str>,
     in_trash: bool,
     rights: BTreeMap<String, Vec<String>>,
 }
@@ -64,10 +81,12 @@ struct Task {
 }
 
 struct Role {
+    scope: Option<&'static str>,
     title: &'static str,
     xml_id: &'static str,
     rights: BTreeMap<String, Vec<String>>,
     codes: Vec<String>,
+    additional: Vec<String>,
 }
 
 pub struct Portal {
@@ -84,6 +103,30 @@ pub struct Portal {
     methods: BTreeMap<String, String>,
     /// The catalog's example answers, lowercased by method: what a method not modelled here answers.
     examples: BTreeMap<String, Value>,
+}
+
+/// The landing `scope` a call names, if it is one the portal knows.
+fn landing_scope(p: &Value) -> Option<&str> {
+    p["scope"].as_str().filter(|s| LANDING_SCOPES.contains(s))
+}
+
+/// A map keyed by site id the way PHP's `json_encode` sends it: keys exactly 0..n-1 make a
+/// JSON list (a role with only the default answers `[["read"]]`), an empty map `[]`.
+fn php_map(map: &BTreeMap<String, Vec<String>>) -> Value {
+    let positional = map.keys().enumerate().all(|(i, k)| *k == i.to_string());
+    if positional {
+        Value::Array(map.values().map(|ops| json!(ops)).collect())
+    } else {
+        json!(map)
+    }
+}
+
+fn role_mismatch() -> Answer {
+    err(
+        400,
+        "ROLE_SCOPE_MISMATCH",
+        "The role does not exist or belongs to another section",
+    )
 }
 
 /// An integer parameter, given as a number (JSON) or a string (a batch command's query).
@@ -134,8 +177,16 @@ impl Portal {
                 (ME, user("Ann", "Lee", false, 2)),
                 (503, user("Oleg", "Petrov", false, 2)),
                 (547, user("Sara", "Kim", false, 3)),
+                // The people, departments and groups the docs' own examples name.
+                (3, user("Ivan", "Smirnov", false, 7)),
+                (45, user("Lena", "Novak", false, 7)),
             ]),
-            departments: BTreeMap::from([(1, "Company"), (2, "Marketing"), (3, "Sales")]),
+            departments: BTreeMap::from([
+                (1, "Company"),
+                (2, "Marketing"),
+                (3, "Sales"),
+                (7, "Support"),
+            ]),
             groups: BTreeMap::from([
                 (
                     77,
@@ -143,12 +194,15 @@ impl Portal {
                 ),
                 (79, group("Scrum project", &[(ME, 'A'), (503, 'K')])),
                 (12, group("Board", &[(1, 'A')])),
+                (3, group("Support desk", &[(45, 'A'), (3, 'K')])),
+                (69, group("Partners", &[(3, 'A'), (ME, 'K')])),
             ]),
             sites: BTreeMap::from([
                 (
                     645,
                     // The company site.
                     Site {
+                        scope: None,
                         in_trash: false,
                         rights: rights(&[
                             ("AU", &["read"]),
@@ -160,14 +214,25 @@ impl Portal {
                     646,
                     // The online store.
                     Site {
+                        scope: None,
                         in_trash: false,
                         rights: rights(&[("SG77_K", &["read", "edit"]), ("U547", &["denied"])]),
+                    },
+                ),
+                (
+                    700,
+                    // The company knowledge base: invisible without scope KNOWLEDGE.
+                    Site {
+                        scope: Some("KNOWLEDGE"),
+                        in_trash: false,
+                        rights: rights(&[("AU", &["read"]), ("U7", &["read", "edit"])]),
                     },
                 ),
                 (
                     650,
                     // An old promo site, in the trash.
                     Site {
+                        scope: None,
                         in_trash: true,
                         rights: BTreeMap::new(),
                     },
@@ -194,21 +259,59 @@ impl Portal {
             ]),
             roles: BTreeMap::from([
                 (
+                    2,
+                    Role {
+                        scope: None,
+                        title: "Content editors",
+                        xml_id: "",
+                        rights: rights(&[("0", &["read", "edit"]), ("645", &["read"])]),
+                        codes: vec!["DR2".into()],
+                        additional: vec!["menu24".into()],
+                    },
+                ),
+                (
                     3,
                     Role {
+                        scope: None,
                         title: "Administrator",
                         xml_id: "ADMIN",
+                        // Only the default: the portal answers it as a list.
                         rights: rights(&[("0", &["read", "edit", "sett", "public", "delete"])]),
                         codes: vec!["G1".into()],
+                        additional: vec!["menu24".into(), "create".into()],
                     },
                 ),
                 (
                     5,
                     Role {
+                        scope: None,
                         title: "Manager",
                         xml_id: "MANAGER",
                         rights: rights(&[("0", &["read"]), ("645", &["read", "edit"])]),
                         codes: vec!["D2".into()],
+                        additional: vec![],
+                    },
+                ),
+                (
+                    11,
+                    Role {
+                        scope: None,
+                        title: "Support",
+                        xml_id: "",
+                        rights: BTreeMap::new(),
+                        codes: vec![],
+                        additional: vec![],
+                    },
+                ),
+                (
+                    13,
+                    Role {
+                        scope: Some("KNOWLEDGE"),
+                        title: "Knowledge base editors",
+                        xml_id: "",
+                        rights: rights(&[("0", &["read"]), ("700", &["read", "edit"])]),
+                        codes: vec!["D2".into()],
+                        additional: vec!["knowledge_menu24".into()],
                     },
                 ),
             ]),
@@ -217,6 +320,11 @@ impl Portal {
             methods: catalog
                 .entries()
                 .map(|e| (e.spec.method.to_ascii_lowercase(), e.spec.scope.clone()))
+                .chain(
+                    MIXED_CASE_METHODS
+                        .iter()
+                        .map(|(m, s)| ((*m).to_owned(), (*s).to_owned())),
+                )
                 .collect(),
             examples: catalog
                 .entries()
@@ -230,6 +338,13 @@ impl Portal {
 }
 
 impl Portal {
+    /// The role a landing role call names, if it exists in the call's section.
+    fn role(&self, p: &Value) -> Option<&Role> {
+        int(&p["id"])
+            .and_then(|id| self.roles.get(&id))
+            .filter(|r| r.scope == landing_scope(p))
+    }
+
     /// The access codes a user holds.
     fn codes_of(&self, user: u64) -> BTreeSet<String> {
         let mut codes = BTreeSet::from([format!("U{user}"), "AU".into(), "UA".into(), "G2".into()]);
@@ -268,7 +383,6 @@ impl Portal {
             "AU" => return about("All authorized users".into(), "", "other"),
             "G2" => return about("All visitors".into(), "", "other"),
             "CR" => return about("Author".into(), "", "other"),
-            "UA" => return about("All users".into(), "", "other"),
             "G1" => return about("Administrators".into(), "User groups", "group"),
             _ => {}
         }
@@ -277,8 +391,8 @@ impl Portal {
             (id.parse::<u64>().ok(), suffix)
         }) {
             let g = self.groups.get(&group?)?;
+            // Like the socialnetwork provider: only SG<id>_A/_E/_K have names.
             let who = match suffix {
-                "" => "",
                 "A" => ": owner",
                 "E" => ": moderators",
                 "K" => ": all members",
@@ -399,6 +513,7 @@ impl Portal {
             }
             "method.get" => {
                 let name = p["name"].as_str().unwrap_or_default();
+                // Classic names are matched in lowercase only; the mixed-case ones exactly.
                 let known = self.methods.contains_key(name);
                 let available = known && scope_of(name).is_none_or(|s| self.scopes.contains(&s));
                 ok(json!({"isExisting": known, "isAvailable": available}))
@@ -456,7 +571,9 @@ impl Portal {
                     return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
                 };
                 match self.sites.get(&id) {
-                    Some(site) if !site.in_trash => ok(json!(self.site_rights_for(site, ME))),
+                    Some(site) if !site.in_trash && site.scope == landing_scope(p) => {
+                        ok(json!(self.site_rights_for(site, ME)))
+                    }
                     _ => ok(json!([])),
                 }
             }
@@ -478,8 +595,9 @@ impl Portal {
                     self.default_site_rights = new;
                     return ok(json!(true));
                 }
+                let scope = landing_scope(p);
                 match self.sites.get_mut(&id) {
-                    Some(site) if !site.in_trash => {
+                    Some(site) if !site.in_trash && site.scope == scope => {
                         site.rights = new;
                         ok(json!(true))
                     }
@@ -488,6 +606,12 @@ impl Portal {
             }
             "landing.role.isenabled" => ok(json!(self.role_model)),
             "landing.role.enable" => match int(&p["mode"]) {
+                // With scope only a portal administrator may switch (landing-role-enable.md).
+                Some(_) if landing_scope(p).is_some() && !self.users[&ME].admin => err(
+                    400,
+                    "IS_NOT_ADMIN",
+                    "To perform this action, you must be an administrator.",
+                ),
                 Some(mode) => {
                     self.role_model = mode == 1;
                     ok(json!(true))
@@ -497,12 +621,16 @@ impl Portal {
             "landing.role.getlist" => ok(Value::Array(
                 self.roles
                     .iter()
-                    .map(|(id, r)| json!({"ID": id.to_string(), "TITLE": r.title, "XML_ID": r.xml_id}))
+                    .filter(|(_, r)| r.scope == landing_scope(p))
+                    .map(|(id, r)| {
+                        let xml_id = if r.xml_id.is_empty() { Value::Null } else { json!(r.xml_id) };
+                        json!({"ID": id.to_string(), "TITLE": r.title, "XML_ID": xml_id})
+                    })
                     .collect(),
             )),
-            "landing.role.getrights" => match int(&p["id"]).and_then(|id| self.roles.get(&id)) {
-                Some(role) if !role.rights.is_empty() => ok(json!(role.rights)),
-                _ => ok(json!([])),
+            "landing.role.getrights" => match self.role(p) {
+                Some(role) => ok(php_map(&role.rights)),
+                None => role_mismatch(),
             },
             "landing.role.setrights" => {
                 let Some(id) = int(&p["id"]) else {
@@ -511,12 +639,37 @@ impl Portal {
                 let Some(given) = p["rights"].as_object() else {
                     return err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: rights");
                 };
-                if let Some(role) = self.roles.get_mut(&id) {
-                    role.rights = given
-                        .iter()
-                        .filter(|(site, _)| *site == "0" || site.parse().is_ok_and(|s: u64| self.sites.contains_key(&s)))
-                        .map(|(site, ops)| (site.clone(), Self::clean_ops(ops)))
-                        .collect();
+                if self.role(p).is_none() {
+                    return role_mismatch();
+                }
+                let kept: BTreeMap<String, Vec<String>> = given
+                    .iter()
+                    .filter(|(site, _)| *site == "0" || site.parse().is_ok_and(|s: u64| self.sites.contains_key(&s)))
+                    .map(|(site, ops)| (site.clone(), Self::clean_ops(ops)))
+                    .collect();
+                // Extras of another section are not saved, without an error.
+                let prefix = match landing_scope(p) {
+                    Some("KNOWLEDGE") => "knowledge_",
+                    Some("GROUP") => "group_",
+                    Some("MAINPAGE") => "vibe_",
+                    _ => "",
+                };
+                let additional: Option<Vec<String>> = p.get("additional").map(|a| {
+                    a.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .filter(|code| {
+                            code.strip_prefix(prefix)
+                                .is_some_and(|rest| ["menu24", "create"].contains(&rest))
+                        })
+                        .map(str::to_owned)
+                        .collect()
+                });
+                let role = self.roles.get_mut(&id).expect("checked above");
+                role.rights = kept;
+                if let Some(additional) = additional {
+                    role.additional = additional;
                 }
                 ok(json!(true))
             }
@@ -527,21 +680,25 @@ impl Portal {
                 if !p["codes"].is_array() && !p["codes"].is_null() {
                     return err(400, "ERROR_ARGUMENT", "codes must be an array");
                 }
+                if self.role(p).is_none() {
+                    return role_mismatch();
+                }
                 if let Some(role) = self.roles.get_mut(&id) {
                     role.codes = p["codes"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_owned)).collect();
                 }
                 ok(json!(true))
             }
             "tasks.task.getaccess" => {
-                let Some(task_id) = int(&p["taskId"]) else {
-                    return err(400, "", "CTaskItem All parameters in the constructor must have real class type");
-                };
-                let Some(task) = self.tasks.get(&task_id) else {
-                    return err(400, "", "wrong task id");
-                };
-                if !task.visible_to.contains(&ME) && !self.users[&ME].admin {
-                    return ok(json!({"allowedActions": []}));
+                if p["taskId"].is_null() {
+                    return err(400, "100", "CTaskItem All parameters in the constructor must have real class type");
                 }
+                // Code 0 is about the taskId's type; a task that is missing or hidden is no error.
+                let Some(task_id) = int(&p["taskId"]) else {
+                    return err(400, "0", "wrong task id");
+                };
+                let Some(task) = self.tasks.get(&task_id).filter(|t| t.visible_to.contains(&ME) || self.users[&ME].admin) else {
+                    return ok(json!({"allowedActions": []}));
+                };
                 let users: Vec<u64> = match &p["users"] {
                     Value::Null => vec![ME],
                     Value::Array(items) => items.iter().filter_map(int).collect(),
@@ -600,9 +757,11 @@ impl Portal {
             ("group_lists", &["write", "view"]),
             ("chat", &[]),
         ];
-        let Some(group) = int(&p["GROUP_ID"]).and_then(|id| self.groups.get(&id)) else {
+        // Only GROUP_ID <= 0 is an error; a positive id of no group simply answers false.
+        let Some(group_id) = int(&p["GROUP_ID"]).filter(|id| *id > 0) else {
             return err(400, "", "Wrong socialnetwork group ID");
         };
+        let group = self.groups.get(&group_id);
         let feature = p["FEATURE"].as_str().unwrap_or_default();
         let Some((_, operations)) = FEATURES.iter().find(|(f, _)| *f == feature) else {
             return err(400, "", "Wrong feature");
@@ -611,6 +770,9 @@ impl Portal {
         if !operations.contains(&operation) {
             return err(400, "", "Wrong operation");
         }
+        let Some(group) = group else {
+            return ok(json!(false));
+        };
         let allowed = match group.members.get(&ME) {
             Some('A') => true,
             Some('E') => !operation.starts_with("full") && !operation.starts_with("delete"),
@@ -793,10 +955,15 @@ mod tests {
             p.call("tasks.task.getaccess", &json!({"taskId": 8020})).1["result"],
             json!({"allowedActions": []})
         );
-        let (status, e) = p.call("tasks.task.getaccess", &json!({"taskId": 1}));
+        // A missing task is no error; "wrong task id" (code 0) is about the taskId's type.
         assert_eq!(
-            (status, e["error_description"].as_str()),
-            (400, Some("wrong task id"))
+            p.call("tasks.task.getaccess", &json!({"taskId": 1})).1["result"],
+            json!({"allowedActions": []})
+        );
+        let (status, e) = p.call("tasks.task.getaccess", &json!({"taskId": "abc"}));
+        assert_eq!(
+            (status, e["error"].as_str(), e["error_description"].as_str()),
+            (400, Some("0"), Some("wrong task id"))
         );
         let (_, unknown) = p.call(
             "tasks.task.getaccess",
@@ -844,6 +1011,103 @@ mod tests {
     }
 
     #[test]
+    fn landing_follows_the_second_audit() {
+        let mut p = Portal::default();
+        // (1) A role holding only the default answers a list; others an object.
+        assert_eq!(
+            p.call("landing.role.getRights", &json!({"id": 3})).1["result"],
+            json!([["read", "edit", "sett", "public", "delete"]])
+        );
+        assert_eq!(
+            p.call("landing.role.getRights", &json!({"id": 2})).1["result"],
+            json!({"0": ["read", "edit"], "645": ["read"]})
+        );
+        // (8) A role that does not exist, or of another section.
+        for args in [
+            json!({"id": 99}),
+            json!({"id": 13}),
+            json!({"id": 3, "scope": "KNOWLEDGE"}),
+        ] {
+            assert_eq!(
+                p.call("landing.role.getRights", &args).1["error"],
+                "ROLE_SCOPE_MISMATCH",
+                "{args}"
+            );
+        }
+        assert_eq!(
+            p.call(
+                "landing.role.setRights",
+                &json!({"id": 99, "rights": {"0": ["read"]}})
+            )
+            .1["error"],
+            "ROLE_SCOPE_MISMATCH"
+        );
+        assert_eq!(
+            p.call(
+                "landing.role.setAccessCodes",
+                &json!({"id": 99, "codes": []})
+            )
+            .1["error"],
+            "ROLE_SCOPE_MISMATCH"
+        );
+        // (2) A knowledge base is invisible without scope.
+        assert_eq!(
+            p.call("landing.site.getRights", &json!({"id": 700})).1["result"],
+            json!([])
+        );
+        assert_eq!(
+            p.call(
+                "landing.site.getRights",
+                &json!({"id": 700, "scope": "KNOWLEDGE"})
+            )
+            .1["result"],
+            json!(["read", "edit"])
+        );
+        assert_eq!(
+            p.call("landing.site.setRights", &json!({"id": 700, "rights": {}}))
+                .1["result"],
+            false
+        );
+        // (4) Extras of another section are dropped silently.
+        p.call(
+            "landing.role.setRights",
+            &json!({"id": 13, "scope": "KNOWLEDGE", "rights": {"0": ["read"]}, "additional": ["knowledge_create", "create"]}),
+        );
+        assert_eq!(p.roles[&13].additional, ["knowledge_create"]);
+        // (10) With scope only an administrator may switch the model.
+        assert_eq!(
+            p.call("landing.role.enable", &json!({"mode": 1, "scope": "GROUP"}))
+                .1["error"],
+            "IS_NOT_ADMIN"
+        );
+        // (3) access.name names neither UA nor a bare SG<id>.
+        assert_eq!(
+            p.call("access.name", &json!({"ACCESS": ["UA", "SG77", "SG77_K"]}))
+                .1["result"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["SG77_K"]
+        );
+        // (5) A positive GROUP_ID of no group answers false.
+        assert_eq!(
+            p.call(
+                "sonet_group.feature.access",
+                &json!({"GROUP_ID": 999999, "FEATURE": "blog", "OPERATION": "write_post"})
+            )
+            .1["result"],
+            false
+        );
+        // (12) Mixed-case names are matched exactly.
+        assert_eq!(
+            p.call("method.get", &json!({"name": "tasks.flow.Flow.get"}))
+                .1["result"]["isExisting"],
+            true
+        );
+    }
+
+    #[test]
     fn batch_reads_php_queries() {
         assert_eq!(
             php_params("taskId=8017&users%5B0%5D=503&users%5B1%5D=7"),
@@ -854,7 +1118,7 @@ mod tests {
             json!({"r": {"AU": ["read"]}})
         );
         let mut p = Portal::default();
-        let (_, a) = p.call("batch", &json!({"halt": 0, "cmd": {"a": "tasks.task.getaccess?taskId=8017&users%5B0%5D=503", "b": "tasks.task.getaccess?taskId=1"}}));
+        let (_, a) = p.call("batch", &json!({"halt": 0, "cmd": {"a": "tasks.task.getaccess?taskId=8017&users%5B0%5D=503", "b": "tasks.task.getaccess?taskId=x"}}));
         assert_eq!(
             a["result"]["result"]["a"]["allowedActions"]["503"]["COMPLETE"],
             true

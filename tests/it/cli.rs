@@ -53,14 +53,15 @@ async fn call_exit_codes() {
         &[
             "--sandbox",
             "call",
-            "tasks_task_get_access",
-            r#"{"taskId": 1}"#,
+            "sonet_group_user_get",
+            r#"{"ID": 404}"#,
         ],
     )
     .await;
     assert_eq!(tool_error.code, Some(1));
     assert!(
-        tool_error.stderr.contains("wrong task id") && tool_error.stderr.contains("What to do"),
+        tool_error.stderr.contains("Socialnetwork group not found")
+            && tool_error.stderr.contains("What to do"),
         "{}",
         tool_error.stderr
     );
@@ -487,7 +488,7 @@ async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
     );
     // Errors say it too.
     let failed = server
-        .call("tasks_task_get_access", json!({"taskId": 1}))
+        .call("sonet_group_user_get", json!({"ID": 404}))
         .await;
     assert!(text_of(&failed).starts_with("SANDBOX"));
     // Under the role model the guard refuses, as on a real portal.

@@ -58,9 +58,16 @@ async fn portal_errors_are_explained() {
         ),
         (
             error(403, "ACCESS_DENIED", "Access denied"),
+            "sonet_group_user_groups",
+            json!({}),
+            &["ACCESS_DENIED", "lacks the right"],
+        ),
+        // Landing documents its own meaning: no access to the Sites section.
+        (
+            error(403, "ACCESS_DENIED", "Access denied"),
             READ.0,
             READ.1(),
-            &["ACCESS_DENIED", "lacks the right"],
+            &["ACCESS_DENIED", "Sites and Stores section"],
         ),
         (
             error(403, "IS_NOT_ADMIN", "Administrator rights required"),
@@ -88,7 +95,7 @@ async fn portal_errors_are_explained() {
             error(400, "", "wrong task id"),
             "tasks_task_get_access",
             json!({"taskId": 1}),
-            &["No task has this taskId"],
+            &["taskId has the wrong type"],
         ),
         (
             error(503, "OVERLOAD_LIMIT", "REST API is blocked due to overload"),

@@ -391,7 +391,7 @@ async fn a_long_run_time_pause_is_a_clear_error_and_sends_nothing_more() {
                 "Method is blocked due to operation time limit.",
             ),
         },
-        _ => ok(json!(true)),
+        _ => ok(json!({"allowedActions": []})),
     })
     .await;
     let server = fast(&portal.webhook_url()).start().await;

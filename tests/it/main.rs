@@ -4,6 +4,7 @@ mod portal;
 mod util;
 
 mod cli;
+mod contract;
 mod errors;
 mod forwarding;
 mod hardening;

@@ -77,7 +77,8 @@ pub fn error(status: u16, code: &str, description: &str) -> Reply {
 }
 
 /// Answers the reads that guard writes as a portal in the extended permission model does,
-/// knowing every access code it is asked about; everything else goes to `rest`.
+/// naming every access code it is asked about except the two no provider names (`UA` and a
+/// bare `SG<id>`); everything else goes to `rest`.
 pub fn guarded(
     rest: impl Fn(&Received) -> Reply + Send + Sync + 'static,
 ) -> impl Fn(&Received) -> Reply + Send + Sync + 'static {
@@ -89,6 +90,7 @@ pub fn guarded(
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .filter(|code| !nameless(code))
                 .map(|code| {
                     let about =
                         serde_json::json!({"name": code, "provider": "", "provider_id": "other"});
@@ -99,6 +101,14 @@ pub fn guarded(
         }
         _ => rest(r),
     }
+}
+
+/// The codes a real `access.name` leaves out although Sites accept them.
+pub fn nameless(code: &str) -> bool {
+    code == "UA"
+        || code
+            .strip_prefix("SG")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;

@@ -9,7 +9,7 @@ use crate::{
 
 #[tokio::test]
 async fn read_only_hides_and_refuses_writes() {
-    let portal = TestPortal::always(ok(json!(true))).await;
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
     let url = portal.webhook_url();
     for launch in [
         Launch::new(&url).env("BITRIX24_READ_ONLY", "true"),

@@ -299,7 +299,7 @@ fn batch_portal(r: &Received) -> Reply {
                     let user = param("users[0]").unwrap();
                     results.insert(
                         key.clone(),
-                        json!({"allowedActions": {user: {"EDIT": task.is_multiple_of(2), "taskId": task}}}),
+                        json!({"allowedActions": {user: {"EDIT": task.is_multiple_of(2), format!("T{task}"): true}}}),
                     );
                 }
             }
@@ -350,7 +350,7 @@ async fn batch_of_120_makes_3_requests_and_answers_in_order() {
                 answer["error"]
                     .as_str()
                     .unwrap()
-                    .contains("No task has this taskId"),
+                    .contains("taskId has the wrong type"),
                 "{answer}"
             );
         } else if task.is_multiple_of(11) {
@@ -361,7 +361,8 @@ async fn batch_of_120_makes_3_requests_and_answers_in_order() {
             );
         } else {
             assert_eq!(
-                answer["result"]["allowedActions"]["503"]["taskId"], task,
+                answer["result"]["allowedActions"]["503"][format!("T{task}")],
+                true,
                 "item {i} out of order"
             );
         }
