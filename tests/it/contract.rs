@@ -136,6 +136,29 @@ fn every_documented_answer_fits_the_output_schema() {
     }
 }
 
+#[test]
+fn every_documented_error_has_advice_or_cannot_happen() {
+    let catalog = catalog();
+    for (method, fixture) in fixtures() {
+        let entry = catalog.by_method(&method).unwrap();
+        for error in fixture["errors"].as_array().into_iter().flatten() {
+            if error.get("prevented_by_schema").is_some() || error.get("not_ours").is_some() {
+                continue;
+            }
+            let code = error["code"].as_str().unwrap();
+            let text = error
+                .get("error_description")
+                .or(error.get("description"))
+                .and_then(Value::as_str)
+                .unwrap();
+            assert!(
+                entry.spec.errors.iter().any(|e| e.matches(code, text)),
+                "{method}: no advice for the documented error {code:?} {text:?}"
+            );
+        }
+    }
+}
+
 /// The JSON type of a value, for comparing shapes rather than data.
 fn kind(v: &Value) -> &'static str {
     match v {
