@@ -8,6 +8,7 @@ use clap::{Parser, builder::BoolishValueParser};
 
 use crate::{
     bitrix::{WebhookError, WebhookUrl, limits::RateLimit},
+    mcp::HttpLimits,
     pipeline::Filters,
 };
 
@@ -179,6 +180,22 @@ pub struct Args {
     #[arg(long, global = true, env = "BITRIX24_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// With serve --http: the most live MCP sessions; beyond it a new session gets 503 with
+    /// Retry-After, and the sessions already open keep working.
+    #[arg(long, global = true, env = "BITRIX24_HTTP_MAX_SESSIONS", default_value_t = 64,
+          value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub http_max_sessions: u64,
+
+    /// With serve --http: seconds after which an unused session is closed.
+    #[arg(long, global = true, env = "BITRIX24_HTTP_IDLE_SECS", default_value_t = 300,
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub http_idle_secs: u64,
+
+    /// With serve --http: the most open connections; more wait to be accepted.
+    #[arg(long, global = true, env = "BITRIX24_HTTP_MAX_CONNECTIONS", default_value_t = 256,
+          value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub http_max_connections: u64,
+
     /// Publish only read-only tools; write tools are neither listed nor callable.
     /// Beats every other setting.
     #[arg(
@@ -224,6 +241,7 @@ pub struct Config {
     pub max_result_bytes: usize,
     /// Which tools to publish; checked against the catalog when the server is built.
     pub filters: Filters,
+    pub http: HttpLimits,
 }
 
 impl Config {
@@ -250,6 +268,13 @@ impl Config {
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
+            http: HttpLimits {
+                max_sessions: usize::try_from(args.http_max_sessions).unwrap_or(usize::MAX),
+                idle: Duration::from_secs(args.http_idle_secs),
+                max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
+                // A call under way at shutdown gets its own deadline, plus a moment to answer.
+                drain: Duration::from_secs(args.timeout_secs + 5),
+            },
             filters: Filters {
                 toolsets: args.toolsets.clone().map(trimmed),
                 tools: args.tools.clone().map(trimmed),

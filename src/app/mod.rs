@@ -42,13 +42,18 @@ pub async fn run() -> ExitCode {
                     eprintln!("bitrix24-permissions-mcp: {err}");
                     return ExitCode::from(commands::USAGE);
                 }
-                Ok(setup) => mcp::serve_http(setup, pipeline, |bound| {
-                    // Printed, not only logged, so scripts (and tests) can find a port chosen with :0.
-                    eprintln!(
-                        "bitrix24-permissions-mcp: serving MCP at http://{bound}{}",
-                        mcp::HTTP_PATH
-                    );
-                })
+                Ok(setup) => mcp::serve_http(
+                    setup.with_limits(config.http),
+                    pipeline,
+                    mcp::Shutdown::on_signals(),
+                    |bound| {
+                        // Printed, not only logged, so scripts (and tests) can find a port chosen with :0.
+                        eprintln!(
+                            "bitrix24-permissions-mcp: serving MCP at http://{bound}{}",
+                            mcp::HTTP_PATH
+                        );
+                    },
+                )
                 .await
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(Into::into),
@@ -134,10 +139,23 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         tools = pipeline.published().count(),
         "serving MCP over stdio"
     );
-    let service = PermissionsServer::new(pipeline.clone())
-        .serve(mcp::stdio())
+    let shutdown = mcp::Shutdown::on_signals();
+    let server = PermissionsServer::new(pipeline.clone());
+    let in_flight = server.in_flight();
+    let service = server
+        .serve(mcp::stdio(shutdown.clone()))
         .await
         .context("MCP handshake failed")?;
+    // On a signal the transport stops reading; once the calls under way have answered (or
+    // their deadline has passed) the service is cancelled, which flushes what is pending.
+    let stop = service.cancellation_token();
+    let drain = config.http.drain;
+    let mut asked = shutdown;
+    tokio::spawn(async move {
+        asked.requested().await;
+        in_flight.settled(drain).await;
+        stop.cancel();
+    });
     // The handshake is answered; get the HTTP client ready before the first call needs it.
     tokio::task::spawn_blocking(move || {
         if let Err(err) = pipeline.gateway().portal().warm_up() {

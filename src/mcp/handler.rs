@@ -19,7 +19,7 @@ use rmcp::{
 
 use serde_json::{Value, json};
 
-use super::{instructions, resources};
+use super::{instructions, resources, shutdown::InFlight};
 use crate::{
     bitrix::limits::{NoProgress, Progress},
     catalog::ToolSpec,
@@ -31,6 +31,7 @@ pub struct PermissionsServer {
     pipeline: Arc<Pipeline>,
     tools: Arc<Vec<Tool>>,
     instructions: Arc<str>,
+    in_flight: InFlight,
 }
 
 impl PermissionsServer {
@@ -45,7 +46,13 @@ impl PermissionsServer {
             pipeline,
             tools: Arc::new(tools),
             instructions: instructions.into(),
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// The calls under way on this server, for a shutdown that lets them finish.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
     }
 }
 
@@ -134,6 +141,7 @@ impl ServerHandler for PermissionsServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let _busy = self.in_flight.enter();
         let entry = self
             .pipeline
             .lookup(&request.name)

@@ -2,23 +2,64 @@
 //! shared server. Loopback by default; any other address needs a bearer token, and then every
 //! request must carry it. Host and Origin are checked against DNS rebinding.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::{
-    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+    Request, Response, StatusCode,
+    body::{Body as HttpBody, Frame, Incoming, SizeHint},
+    server::conn::http1,
+    service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet, time::Sleep};
 use tower_service::Service;
 
-use super::handler::PermissionsServer;
+use super::{handler::PermissionsServer, shutdown::Shutdown};
 use crate::pipeline::Pipeline;
+
+/// How long a client may take to send a request's headers; a slow trickle is cut off.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body once the headers are in.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a client refused for the session cap is told to wait before trying again.
+const RETRY_AFTER_SECS: &str = "30";
+/// The longest pause after failed accepts (for example at the file-descriptor limit).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The limits that keep a shared server standing: each live session costs memory until it
+/// ends or idles out, each connection a file descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_sessions: usize,
+    pub idle: Duration,
+    pub max_connections: usize,
+    /// How long in-flight calls may take to finish after a shutdown signal.
+    pub drain: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 64,
+            idle: Duration::from_secs(300),
+            max_connections: 256,
+            drain: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Where the MCP endpoint lives, as MCP clients and the conformance suite expect.
 pub const PATH: &str = "/mcp";
@@ -47,6 +88,7 @@ pub enum HttpError {
 pub struct HttpSetup {
     addr: SocketAddr,
     token: Option<SecretString>,
+    limits: HttpLimits,
 }
 
 impl HttpSetup {
@@ -63,7 +105,13 @@ impl HttpSetup {
         Ok(Self {
             addr,
             token: token.map(SecretString::from),
+            limits: HttpLimits::default(),
         })
+    }
+
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -75,12 +123,66 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-/// Serves until the process ends. Calls `ready` with the bound address (port 0 picks one).
+/// A request body that fails once its deadline has passed, so a client trickling a body
+/// cannot hold a connection and a session open.
+struct Deadline<B> {
+    inner: B,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<B: HttpBody + Unpin> HttpBody for Deadline<B>
+where
+    B::Error: std::fmt::Display,
+{
+    type Data = B::Data;
+    type Error = String;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if self.timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(format!(
+                "the request body took over {} s",
+                BODY_TIMEOUT.as_secs()
+            ))));
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|e| e.to_string())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn busy() -> Response<Body> {
+    let mut response = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many open MCP sessions on this server; try again later, or close sessions you no longer use\n",
+    );
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    response
+}
+
+/// Serves until `shutdown` is asked for, then stops accepting, lets the requests under way
+/// finish (up to the drain time), and returns. Calls `ready` with the bound address (port 0
+/// picks one).
 pub async fn serve(
     setup: HttpSetup,
     pipeline: Arc<Pipeline>,
+    mut shutdown: Shutdown,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), HttpError> {
+    let limits = setup.limits;
     let listener = TcpListener::bind(setup.addr)
         .await
         .map_err(|source| HttpError::Bind {
@@ -105,24 +207,56 @@ pub async fn serve(
         // Clients reach a shared server by names we cannot know; the token guards it instead.
         config = config.disable_allowed_hosts();
     }
+    let stop_sessions = config.cancellation_token.clone();
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(limits.idle);
+    let sessions = Arc::new(manager);
     let mcp = StreamableHttpService::new(
         move || Ok(PermissionsServer::new(pipeline.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
     let token = Arc::new(setup.token);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::ZERO;
     ready(bound);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        // At the connection cap, wait here: new clients queue in the kernel's backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = shutdown.requested() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.requested() => break,
+        };
+        // Reap finished connection tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::ZERO;
+                stream
+            }
+            Err(err) => {
+                // Out of file descriptors, most often: retrying at once only spins.
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                tracing::warn!(%err, pause_ms = backoff.as_millis(), "accept failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let mcp = mcp.clone();
         let token = token.clone();
-        tokio::spawn(async move {
+        let sessions = sessions.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req: Request<Incoming>| {
                 let mut mcp = mcp.clone();
                 let token = token.clone();
+                let sessions = sessions.clone();
                 async move {
                     if req.uri().path() != PATH {
                         return Ok::<_, Infallible>(plain(
@@ -148,16 +282,53 @@ pub async fn serve(
                             return Ok(denied);
                         }
                     }
+                    // A POST without a session id is the only request that opens a session;
+                    // existing sessions keep working whatever the count.
+                    let opens_session = req.method() == hyper::Method::POST
+                        && !req.headers().contains_key("mcp-session-id");
+                    if opens_session && sessions.sessions.read().await.len() >= limits.max_sessions
+                    {
+                        tracing::warn!(limit = limits.max_sessions, "session cap reached");
+                        return Ok(busy());
+                    }
+                    let req = req.map(|inner| Deadline {
+                        inner,
+                        timer: Box::pin(tokio::time::sleep(BODY_TIMEOUT)),
+                    });
                     let response = mcp.call(req).await?;
                     Ok(response.map(|body| body.map_err(|never| match never {}).boxed_unsync()))
                 }
             });
-            let _ = http1::Builder::new()
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = conn_shutdown.requested() => {
+                    // Finish the request under way, then close; idle connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
+    drop(listener);
+    tracing::info!(
+        connections = tasks.len(),
+        "stopped accepting; finishing requests under way"
+    );
+    let drained = tokio::time::timeout(limits.drain, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after the drain time; ending them");
+    }
+    stop_sessions.cancel();
+    Ok(())
 }
 
 /// Compares without an early exit, so response times say nothing about the token.

@@ -5,8 +5,12 @@ mod handler;
 mod http;
 mod instructions;
 mod resources;
+mod shutdown;
 mod stdio;
 
 pub use handler::{PermissionsServer, tool_definition};
-pub use http::{HttpSetup, PATH as HTTP_PATH, TOKEN_ENV as HTTP_TOKEN_ENV, serve as serve_http};
+pub use http::{
+    HttpLimits, HttpSetup, PATH as HTTP_PATH, TOKEN_ENV as HTTP_TOKEN_ENV, serve as serve_http,
+};
+pub use shutdown::Shutdown;
 pub use stdio::stdio;

@@ -21,6 +21,8 @@ use rmcp::{
     transport::Transport,
 };
 use serde_json::{Value, json};
+
+use super::shutdown::Shutdown;
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     sync::Mutex,
@@ -80,6 +82,8 @@ pub struct LineTransport<R, W> {
     /// The error reply to a bad line, written by a task of its own so that a cancelled
     /// `receive` never leaves half a reply on the wire; awaited before the next read.
     replying: Option<JoinHandle<()>>,
+    /// Once asked, no further line is read: the calls under way finish, nothing new starts.
+    shutdown: Option<Shutdown>,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -95,7 +99,13 @@ where
             discarding: false,
             write: Arc::new(Mutex::new(Some(write))),
             replying: None,
+            shutdown: None,
         }
+    }
+
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     /// Reads one line into `self.line`, never letting it grow past `max_line`. Cancel-safe:
@@ -266,7 +276,17 @@ where
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
             self.reply_done().await;
-            match self.read_line().await {
+            let read = match self.shutdown.as_mut() {
+                None => self.read_line().await,
+                Some(shutdown) => {
+                    let mut shutdown = shutdown.clone();
+                    tokio::select! {
+                        read = self.read_line() => read,
+                        () = shutdown.requested() => std::future::pending().await,
+                    }
+                }
+            };
+            match read {
                 Ok(LineRead::Line) => {}
                 Ok(LineRead::Oversized) => {
                     tracing::warn!(
@@ -356,10 +376,11 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for OpeningTolerant<T> {
     }
 }
 
-/// stdin/stdout as an MCP server transport, on the non-blocking pipe driver when possible.
-pub fn stdio() -> impl Transport<RoleServer> {
+/// stdin/stdout as an MCP server transport, on the non-blocking pipe driver when possible;
+/// it stops reading once `shutdown` is asked for.
+pub fn stdio(shutdown: Shutdown) -> impl Transport<RoleServer> {
     let (read, write) = rmcp::transport::io::stdio_pipes();
-    OpeningTolerant::new(LineTransport::new(read, write, MAX_LINE_BYTES))
+    OpeningTolerant::new(LineTransport::new(read, write, MAX_LINE_BYTES).with_shutdown(shutdown))
 }
 
 #[cfg(test)]

@@ -150,14 +150,22 @@ struct RawStdio {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for RawStdio {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.stderr);
+    }
 }
 
 impl RawStdio {
     async fn start(env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut cmd = command(env, args);
+        let stderr = crate::util::stderr_path();
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&stderr).unwrap());
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -165,6 +173,7 @@ impl RawStdio {
             child,
             stdin,
             stdout,
+            stderr,
         };
         raw.send(INITIALIZE.as_bytes()).await;
         assert_eq!(raw.reply().await["id"], 0);
@@ -368,4 +377,183 @@ async fn call_and_doctor_print_no_terminal_escapes() {
         }
         assert!(call.stderr.contains("red"), "{}", call.stderr);
     }
+}
+
+/// `serve --http` on a free loopback port; the child and its URL.
+async fn http_server(env: &[(&str, &str)], extra: &[&str]) -> (tokio::process::Child, String) {
+    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = command(env, &args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.split("serving MCP at ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the server ended before listening");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+fn initialize_request() -> Value {
+    serde_json::from_str(INITIALIZE).unwrap()
+}
+
+async fn http_post(
+    url: &str,
+    body: &Value,
+    session: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    if let Some(id) = session {
+        request = request
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap_or_default())
+}
+
+fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn exit_code(child: &mut tokio::process::Child) -> Option<i32> {
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the server exited")
+        .unwrap()
+        .code()
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_cap_get_503_and_open_ones_keep_working() {
+    let (_child, url) = http_server(&[], &["--sandbox", "--http-max-sessions", "3"]).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (status, headers, body) = http_post(&url, &initialize_request(), None).await;
+        assert_eq!(status, 200, "{body}");
+        sessions.push(headers["mcp-session-id"].to_str().unwrap().to_owned());
+    }
+    for _ in 0..20 {
+        let (status, headers, body) = http_post(&url, &initialize_request(), None).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(headers.contains_key("retry-after"), "{headers:?}");
+    }
+    for id in &sessions {
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        let (status, _, body) = http_post(&url, &list, Some(id)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("access_name"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_trickled_header_is_cut_off() {
+    let (_child, url) = http_server(&[], &["--sandbox"]).await;
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    socket
+        .write_all(b"POST /mcp HTTP/1.1\r\nHost: 1")
+        .await
+        .unwrap();
+    // Without a header timeout the server would wait for the rest for ever; with one it
+    // closes the connection, and the read below ends.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the trickling connection is still open");
+}
+
+#[tokio::test]
+async fn sigterm_over_http_finishes_the_call_under_way_and_exits_0() {
+    let portal = TestPortal::always(Reply::Delay(
+        Duration::from_secs(2),
+        Box::new(ok(json!([{"ACCESS_CODE": "G1", "TASK_ID": 1}]))),
+    ))
+    .await;
+    let webhook = portal.webhook_url();
+    let (mut child, url) = http_server(&[("BITRIX24_WEBHOOK_URL", &webhook)], &[]).await;
+    let (_, headers, _) = http_post(&url, &initialize_request(), None).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                      "params": {"name": "landing_site_get_rights", "arguments": {"id": 1}}});
+    let url2 = url.clone();
+    let answer = tokio::spawn(async move { http_post(&url2, &call, Some(&session)).await });
+    while portal.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&child, "TERM");
+    let (status, _, body) = answer.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("G1"), "{body}");
+    assert_eq!(exit_code(&mut child).await, Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_on_stdio_finishes_the_call_under_way_and_a_second_one_exits_at_once() {
+    let portal = TestPortal::always(Reply::Delay(
+        Duration::from_secs(2),
+        Box::new(ok(json!([{"ACCESS_CODE": "G1", "TASK_ID": 1}]))),
+    ))
+    .await;
+    let webhook = portal.webhook_url();
+    let env = [("BITRIX24_WEBHOOK_URL", webhook.as_str())];
+    let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"landing_site_get_rights","arguments":{"id":1}}}"#;
+
+    let mut raw = RawStdio::start(&env, &[]).await;
+    raw.send(call).await;
+    while portal.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&raw.child, "TERM");
+    let r = raw.reply().await;
+    assert_eq!(r["id"], 5, "{r}");
+    assert!(r.to_string().contains("G1"), "{r}");
+    assert_eq!(exit_code(&mut raw.child).await, Some(0));
+
+    // A call that would take a minute: the second signal does not wait for it.
+    let slow = TestPortal::always(Reply::Delay(
+        Duration::from_secs(120),
+        Box::new(ok(json!([]))),
+    ))
+    .await;
+    let webhook = slow.webhook_url();
+    let env = [("BITRIX24_WEBHOOK_URL", webhook.as_str())];
+    let mut raw = RawStdio::start(&env, &[]).await;
+    raw.send(call).await;
+    while slow.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&raw.child, "TERM");
+    // Two signals close together may arrive as one; send the second once the first is seen.
+    while !std::fs::read_to_string(&raw.stderr)
+        .unwrap_or_default()
+        .contains("signal received")
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&raw.child, "INT");
+    assert_eq!(exit_code(&mut raw.child).await, Some(130));
 }
