@@ -152,6 +152,12 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
     let mut table = Table(Vec::new());
+    // `-- --http-sessions` runs only the HTTP session scenario.
+    if std::env::args().any(|a| a == "--http-sessions") {
+        http_sessions(&mut table, 5000 / scale).await;
+        print_table(&table);
+        return;
+    }
     let portal = TestPortal::always(ok(json!(["read", "edit"]))).await;
     let url = portal.webhook_url();
     let lifted = [
@@ -402,6 +408,94 @@ async fn main() {
     );
     drop(raw);
 
+    http_sessions(&mut table, 5000 / scale).await;
+    print_table(&table);
+}
+
+/// `serve --http` under session attempts that never close: the session cap must hold the
+/// process's memory, and the sessions it admitted must keep working.
+async fn http_sessions(table: &mut Table, attempts: usize) {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("RUST_LOG", "error")
+        .args(["--sandbox", "serve", "--http", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn server");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next_line().await.unwrap().expect("server listening");
+        if let Some(url) = line.split("serving MCP at ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+    .to_string();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    let mut first_session = None;
+    let mut done = 0;
+    while done < attempts {
+        let wave: Vec<_> = (0..50.min(attempts - done))
+            .map(|_| {
+                tokio::spawn(
+                    http.post(&url)
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .body(init.clone())
+                        .send(),
+                )
+            })
+            .collect();
+        for handle in wave {
+            let response = handle.await.unwrap().expect("an answer");
+            if first_session.is_none() {
+                first_session = response
+                    .headers()
+                    .get("mcp-session-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+            }
+            *statuses.entry(response.status().as_u16()).or_default() += 1;
+        }
+        done += 50;
+    }
+    let took = started.elapsed();
+    let session = first_session.expect("at least one session admitted");
+    let still = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let pid = child.id().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    table.row(
+        format!("HTTP: {attempts} session attempts, never closed (default cap 64)"),
+        format!(
+            "peak RSS {peak} KiB, {} admitted, {} refused with 503, {:.1} s; an admitted session still answers {still}",
+            statuses.get(&200).copied().unwrap_or(0),
+            statuses.get(&503).copied().unwrap_or(0),
+            took.as_secs_f64()
+        ),
+    );
+    let _ = child.kill().await;
+}
+
+fn print_table(table: &Table) {
     // The table is the benchmark's output, so it goes to stdout (the lint guards the server).
     #[allow(clippy::print_stdout)]
     {

@@ -2,29 +2,20 @@
 //! shared server. Loopback by default; any other address needs a bearer token, and then every
 //! request must carry it. Host and Origin are checked against DNS rebinding.
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::{
-    Request, Response, StatusCode,
-    body::{Body as HttpBody, Frame, Incoming, SizeHint},
-    server::conn::http1,
-    service::service_fn,
+    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet, time::Sleep};
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tower_service::Service;
 
 use super::{handler::PermissionsServer, shutdown::Shutdown};
@@ -123,42 +114,43 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-/// A request body that fails once its deadline has passed, so a client trickling a body
-/// cannot hold a connection and a session open.
-struct Deadline<B> {
-    inner: B,
-    timer: Pin<Box<Sleep>>,
+/// The largest request body read, as rmcp's own limit: larger ones get 413 unread.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Request ids under way, per session: a second request reusing one would take over the
+/// first one's answer channel and leave the first unanswered.
+#[derive(Default)]
+struct InFlightIds(std::sync::Mutex<std::collections::HashSet<(String, String)>>);
+
+/// Removes its id from the set when the request ends, however it ends.
+struct IdGuard(Arc<InFlightIds>, (String, String));
+
+impl Drop for IdGuard {
+    fn drop(&mut self) {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
 }
 
-impl<B: HttpBody + Unpin> HttpBody for Deadline<B>
-where
-    B::Error: std::fmt::Display,
-{
-    type Data = B::Data;
-    type Error = String;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        if self.timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(format!(
-                "the request body took over {} s",
-                BODY_TIMEOUT.as_secs()
-            ))));
-        }
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(|e| e.to_string())
+impl InFlightIds {
+    fn claim(self: &Arc<Self>, session: &str, id: &Value) -> Option<IdGuard> {
+        let key = (session.to_owned(), id.to_string());
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.insert(key.clone()).then(|| IdGuard(self.clone(), key))
     }
+}
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+fn json_error(id: &Value, code: i32, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn busy() -> Response<Body> {
@@ -218,6 +210,7 @@ pub async fn serve(
     );
     let token = Arc::new(setup.token);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let ids = Arc::new(InFlightIds::default());
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::ZERO;
     ready(bound);
@@ -250,6 +243,7 @@ pub async fn serve(
         let mcp = mcp.clone();
         let token = token.clone();
         let sessions = sessions.clone();
+        let ids = ids.clone();
         let mut conn_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let _permit = permit;
@@ -257,6 +251,7 @@ pub async fn serve(
                 let mut mcp = mcp.clone();
                 let token = token.clone();
                 let sessions = sessions.clone();
+                let ids = ids.clone();
                 async move {
                     if req.uri().path() != PATH {
                         return Ok::<_, Infallible>(plain(
@@ -291,12 +286,65 @@ pub async fn serve(
                         tracing::warn!(limit = limits.max_sessions, "session cap reached");
                         return Ok(busy());
                     }
-                    let req = req.map(|inner| Deadline {
-                        inner,
-                        timer: Box::pin(tokio::time::sleep(BODY_TIMEOUT)),
-                    });
+                    // The body is read here, bounded in size and time, so that a client
+                    // trickling it cannot hold a connection, and so its id can be checked.
+                    let (parts, body) = req.into_parts();
+                    let read = tokio::time::timeout(
+                        BODY_TIMEOUT,
+                        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
+                    )
+                    .await;
+                    let bytes = match read {
+                        Ok(Ok(collected)) => collected.to_bytes(),
+                        Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
+                            return Ok(plain(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "the request body is over 4 MiB\n",
+                            ));
+                        }
+                        Ok(Err(_)) => {
+                            return Ok(plain(StatusCode::BAD_REQUEST, "the request body broke off\n"));
+                        }
+                        Err(_) => {
+                            return Ok(plain(
+                                StatusCode::REQUEST_TIMEOUT,
+                                "the request body took over 30 s\n",
+                            ));
+                        }
+                    };
+                    let session = parts
+                        .headers
+                        .get("mcp-session-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let mut held = None;
+                    if let Some(session) = session
+                        && let Ok(message) = serde_json::from_slice::<Value>(&bytes)
+                        && message.get("method").is_some()
+                        && let Some(id) = message.get("id")
+                    {
+                        match ids.claim(&session, id) {
+                            Some(guard) => held = Some(guard),
+                            None => {
+                                return Ok(json_error(
+                                    id,
+                                    -32600,
+                                    "Invalid request: this id belongs to a request still under way in this session; use a new id",
+                                ));
+                            }
+                        }
+                    }
+                    let req = Request::from_parts(parts, Full::new(bytes));
                     let response = mcp.call(req).await?;
-                    Ok(response.map(|body| body.map_err(|never| match never {}).boxed_unsync()))
+                    // The answer may still be streaming: the id is free once the body is done.
+                    Ok(response.map(|body| {
+                        body.map_err(|never| match never {})
+                            .map_frame(move |frame| {
+                                let _ = &held;
+                                frame
+                            })
+                            .boxed_unsync()
+                    }))
                 }
             });
             let connection = http1::Builder::new()

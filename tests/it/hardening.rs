@@ -557,3 +557,31 @@ async fn sigterm_on_stdio_finishes_the_call_under_way_and_a_second_one_exits_at_
     signal(&raw.child, "INT");
     assert_eq!(exit_code(&mut raw.child).await, Some(130));
 }
+
+#[tokio::test]
+async fn a_duplicate_in_flight_id_over_http_is_answered_with_an_error() {
+    let portal = TestPortal::always(Reply::Delay(
+        Duration::from_secs(2),
+        Box::new(ok(json!([{"ACCESS_CODE": "G1", "TASK_ID": 1}]))),
+    ))
+    .await;
+    let webhook = portal.webhook_url();
+    let (_child, url) = http_server(&[("BITRIX24_WEBHOOK_URL", &webhook)], &[]).await;
+    let (_, headers, _) = http_post(&url, &initialize_request(), None).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                      "params": {"name": "landing_site_get_rights", "arguments": {"id": 1}}});
+    let (url2, call2, session2) = (url.clone(), call.clone(), session.clone());
+    let first = tokio::spawn(async move { http_post(&url2, &call2, Some(&session2)).await });
+    while portal.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, body) = http_post(&url, &call, Some(&session)).await;
+    let second: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: {body}"));
+    assert_eq!(second["id"], 5, "{body}");
+    assert_eq!(second["error"]["code"], -32600, "{body}");
+    let (status, _, body) = first.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("G1"), "{body}");
+    assert_eq!(portal.count(), 1, "the duplicate was not sent");
+}
