@@ -328,6 +328,13 @@ impl Entry {
         }
     }
 
+    /// Compiles both validators now, so that a first call does not pay for them (call it off
+    /// the request path).
+    pub fn warm_up(&self) {
+        self.validator();
+        self.output_validator();
+    }
+
     /// Checks arguments against the very schema published in `tools/list`.
     pub fn check_arguments(&self, args: &Value) -> Vec<ArgumentProblem> {
         let mut problems: Vec<ArgumentProblem> = self

@@ -156,8 +156,13 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         in_flight.settled(drain).await;
         stop.cancel();
     });
-    // The handshake is answered; get the HTTP client ready before the first call needs it.
+    // The handshake is answered; get the validators and the HTTP client ready before the
+    // first call needs them, on a thread of their own. Validators first: they are cheap and
+    // every call needs one.
     tokio::task::spawn_blocking(move || {
+        for entry in pipeline.published() {
+            entry.warm_up();
+        }
         if let Err(err) = pipeline.gateway().portal().warm_up() {
             tracing::error!("{err}");
         }

@@ -23,8 +23,8 @@ pub enum ClientBuildError {
 }
 
 /// Talks to one portal through one webhook. The HTTP client (one connection pool) is built on
-/// first use: building it loads the system's root certificates, which is most of this
-/// program's start-up cost and is not needed to answer `initialize` or `tools/list`.
+/// first use: for https, building it loads the system's root certificates, which is most of
+/// this program's start-up cost and is not needed to answer `initialize` or `tools/list`.
 #[derive(Debug)]
 pub struct PortalClient {
     http: OnceLock<Result<reqwest::Client, ClientBuildError>>,
@@ -51,12 +51,21 @@ impl PortalClient {
     fn http(&self) -> Result<&reqwest::Client, ClientBuildError> {
         self.http
             .get_or_init(|| {
-                reqwest::Client::builder()
+                let builder = reqwest::Client::builder()
                     .user_agent(USER_AGENT)
                     .timeout(self.timeout)
                     .connect_timeout(self.timeout.min(Duration::from_secs(10)))
                     // A redirect would resend the secret-bearing request elsewhere.
-                    .redirect(reqwest::redirect::Policy::none())
+                    .redirect(reqwest::redirect::Policy::none());
+                // Plain http on loopback (the sandbox, a local test portal) never verifies a
+                // certificate, so it skips loading the system's root store, the costliest
+                // step of a first call.
+                let builder = if self.credentials.is_loopback_http() {
+                    builder.tls_certs_only(std::iter::empty())
+                } else {
+                    builder
+                };
+                builder
                     .build()
                     .map_err(|e| ClientBuildError::Http(e.without_url().to_string()))
             })
