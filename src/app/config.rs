@@ -26,7 +26,7 @@ Examples:
     bitrix24-permissions-mcp --sandbox call landing_site_get_rights '{\"id\": 645}'
     bitrix24-permissions-mcp --sandbox tools
   Check a real webhook: who it acts as, which scopes it lacks:
-    BITRIX24_WEBHOOK_URL=https://<portal>/rest/<user_id>/<secret>/ bitrix24-permissions-mcp doctor
+    BITRIX24_WEBHOOK_URL_FILE=~/.bitrix24-webhook bitrix24-permissions-mcp doctor
   Call one tool from the shell (exit 0 success, 1 tool error, 2 usage error):
     bitrix24-permissions-mcp call tasks_task_get_access '{\"taskId\": 8017, \"users\": [503]}'
   List the tools as full MCP definitions:
@@ -34,16 +34,21 @@ Examples:
   One shared server over Streamable HTTP (endpoint /mcp; other addresses need BITRIX24_HTTP_TOKEN):
     bitrix24-permissions-mcp serve --http 127.0.0.1:8808
 
-Register it with your assistant (it then runs with no subcommand, serving MCP on stdio):
-  Claude Code:
-    claude mcp add bitrix24-permissions -e BITRIX24_WEBHOOK_URL=https://<portal>/rest/<user_id>/<secret>/ -- bitrix24-permissions-mcp
-  Cursor (.cursor/mcp.json):
-    {\"mcpServers\": {\"bitrix24-permissions\": {\"command\": \"bitrix24-permissions-mcp\",
-      \"env\": {\"BITRIX24_WEBHOOK_URL\": \"https://<portal>/rest/<user_id>/<secret>/\"}}}}
+Register it with your assistant (it then runs with no subcommand, serving MCP on stdio); keep
+the webhook URL in a file only you can read, e.g. ~/.bitrix24-webhook:
+  Claude Code (-s user: in every project, not only this directory):
+    claude mcp add -s user bitrix24-permissions -e BITRIX24_WEBHOOK_URL_FILE=\"$HOME/.bitrix24-webhook\" -- npx -y bitrix24-permissions-mcp
+  Cursor (~/.cursor/mcp.json or .cursor/mcp.json):
+    {\"mcpServers\": {\"bitrix24-permissions\": {\"command\": \"npx\",
+      \"args\": [\"-y\", \"bitrix24-permissions-mcp\", \"--read-only\"],
+      \"env\": {\"BITRIX24_WEBHOOK_URL_FILE\": \"/home/you/.bitrix24-webhook\"}}}}
   Codex (~/.codex/config.toml):
     [mcp_servers.bitrix24-permissions]
-    command = \"bitrix24-permissions-mcp\"
-    env = { BITRIX24_WEBHOOK_URL = \"https://<portal>/rest/<user_id>/<secret>/\" }
+    command = \"npx\"
+    args = [\"-y\", \"bitrix24-permissions-mcp\", \"--read-only\"]
+    env = { BITRIX24_WEBHOOK_URL_FILE = \"/home/you/.bitrix24-webhook\" }
+  If the assistant shows the server as failed, run `bitrix24-permissions-mcp doctor` with the
+  same environment and arguments: it says what is wrong.
 
 Without a webhook the server runs on the sandbox portal, and says so in every answer.";
 
