@@ -36,8 +36,12 @@ struct Raw {
 impl Raw {
     fn spawn(env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
+        // A throwaway ledger: the benchmark must not write the user's real one.
+        let ledger =
+            std::env::temp_dir().join(format!("b24-bench-{}.ledger.sqlite3", std::process::id()));
         cmd.env_clear()
             .env("RUST_LOG", "warn")
+            .env("BITRIX24_LEDGER", ledger)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

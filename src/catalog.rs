@@ -113,6 +113,25 @@ pub enum Kind {
     Rest,
     /// Many read-only tool calls sent as Bitrix24 `batch` requests.
     Batch,
+    /// Answered from this server's own record of the changes it sent; nothing reaches the portal.
+    History,
+}
+
+/// What a write changes, so that the confirmation, the dry run and the ledger can name the
+/// object and compare the new set with the last one written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// The kind of object, in words: "site", "role", "portal".
+    pub object: String,
+    /// JSON pointer to the object's id in the arguments; none for a portal-wide write.
+    #[serde(default)]
+    pub id_at: Option<String>,
+    /// JSON pointer to the set the write replaces.
+    pub set_at: String,
+    /// What the set's keys or items are when they are not access codes, e.g. "site".
+    #[serde(default)]
+    pub items: Option<String>,
 }
 
 /// A check made before a write, so that the portal never silently accepts a call that
@@ -207,7 +226,9 @@ pub struct ToolSpec {
     /// The group `--toolsets` selects this tool by.
     pub toolset: String,
     /// The official docs page this entry was last checked against, as
-    /// `<path in bitrix24/b24restdocs>@<commit>`, so the next reader can check it again.
+    /// `<path in bitrix24/b24restdocs>@<commit>`, so the next reader can check it again. Empty
+    /// for a tool this server answers itself.
+    #[serde(default)]
     pub docs: String,
     pub description: String,
     pub hints: Hints,
@@ -226,6 +247,8 @@ pub struct ToolSpec {
     pub instruction: Option<String>,
     #[serde(default)]
     pub preflight: Vec<Preflight>,
+    #[serde(default)]
+    pub change: Option<ChangeSpec>,
     /// One valid call and a portal answer of the documented shape. The tests forward it to a
     /// test portal, so a new tool is covered by adding its file alone.
     #[serde(default)]
@@ -243,6 +266,20 @@ pub struct Example {
 impl ToolSpec {
     pub fn is_write(&self) -> bool {
         !self.hints.read_only
+    }
+
+    /// Whether the tool's method is a portal's REST method (not answered by this server).
+    pub fn is_portal_method(&self) -> bool {
+        self.kind != Kind::History
+    }
+
+    /// Whether the keys or items of the replaced set are access codes the portal can name.
+    pub fn set_holds_access_codes(&self) -> bool {
+        self.change.as_ref().is_some_and(|c| {
+            self.preflight.iter().any(
+                |p| matches!(p, Preflight::KnownAccessCodes { codes_at, .. } if *codes_at == c.set_at),
+            )
+        })
     }
 
     /// The MCP definition published in `tools/list`.
@@ -662,18 +699,26 @@ mod tests {
                     );
                 }
             }
-            let (page, commit) = s
-                .docs
-                .split_once('@')
-                .unwrap_or_else(|| panic!("{}: docs must be <page>@<commit>", s.name));
-            assert!(
-                page.ends_with(".md")
-                    && commit.len() >= 7
-                    && commit.chars().all(|c| c.is_ascii_hexdigit()),
-                "{}: docs = {:?} is not <page.md>@<commit>",
-                s.name,
-                s.docs
-            );
+            if s.is_portal_method() {
+                let (page, commit) = s
+                    .docs
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("{}: docs must be <page>@<commit>", s.name));
+                assert!(
+                    page.ends_with(".md")
+                        && commit.len() >= 7
+                        && commit.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{}: docs = {:?} is not <page.md>@<commit>",
+                    s.name,
+                    s.docs
+                );
+            } else {
+                assert!(
+                    s.docs.is_empty(),
+                    "{}: docs for a tool no portal answers",
+                    s.name
+                );
+            }
             assert!(
                 !s.toolset.is_empty()
                     && s.toolset
@@ -701,7 +746,27 @@ mod tests {
                     );
                 }
                 (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
-                (None, Kind::Batch) => {}
+                (None, Kind::Batch | Kind::History) => {}
+            }
+            // Every write can be dry-run, confirmed and recorded.
+            if s.is_write() {
+                let change = s
+                    .change
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{}: no [change]", s.name));
+                assert!(
+                    s.input_schema["properties"]["dry_run"].is_object(),
+                    "{}",
+                    s.name
+                );
+                for pointer in change.id_at.iter().chain([&change.set_at]) {
+                    let property = pointer.trim_start_matches('/');
+                    assert!(
+                        s.input_schema["properties"].get(property).is_some(),
+                        "{}: {pointer}",
+                        s.name
+                    );
+                }
             }
             // A guard is only as good as what it calls: it must exist and be a read.
             for p in &s.preflight {

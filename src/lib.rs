@@ -9,6 +9,7 @@
 mod app;
 mod bitrix;
 mod catalog;
+mod ledger;
 mod mcp;
 mod pipeline;
 mod sandbox;

@@ -9,7 +9,13 @@ use super::config::{Config, PortalChoice};
 use crate::{
     bitrix::limits::NoProgress,
     mcp::tool_definition,
-    pipeline::{FailureKind, Outcome, Pipeline, ToolFailure},
+    pipeline::{FailureKind, HistoryQuery, Nobody, Outcome, Pipeline, ToolFailure},
+};
+
+/// The command line's stand-in for the person: whoever typed `call` approved it there.
+const COMMAND_LINE: Nobody = Nobody {
+    label: "not asked (command line)",
+    why: "the command line cannot ask through MCP elicitation (whoever runs `call` approves the write by running it)",
 };
 
 /// Exit codes shared by the commands.
@@ -96,7 +102,7 @@ pub async fn call(
             return Ok(ExitCode::from(USAGE));
         }
     };
-    match d.call(entry, Some(args), &NoProgress).await {
+    match d.call(entry, Some(args), &NoProgress, &COMMAND_LINE).await {
         Ok(value) => {
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             Ok(ExitCode::SUCCESS)
@@ -285,7 +291,7 @@ fn not_reached(failure: &ToolFailure) -> (String, String) {
 /// Calls a tool that takes no arguments, through the same pipeline as MCP.
 async fn ask(d: &Pipeline, tool: &str) -> std::io::Result<Outcome> {
     let entry = d.lookup(tool).map_err(std::io::Error::other)?;
-    Ok(d.call(entry, None, &NoProgress).await)
+    Ok(d.call(entry, None, &NoProgress, &COMMAND_LINE).await)
 }
 
 fn id_text(v: &Value) -> String {
@@ -293,4 +299,74 @@ fn id_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// Prints the ledger: a table for a person, or one JSON object per line for a script.
+pub fn history(
+    d: &Pipeline,
+    query: &HistoryQuery,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<ExitCode> {
+    let changes = match d.history(query) {
+        None => {
+            writeln!(
+                err,
+                "the ledger is off (BITRIX24_LEDGER=off): no changes are recorded"
+            )?;
+            return Ok(ExitCode::from(FAILED));
+        }
+        Some(Err(problem)) => {
+            writeln!(err, "the ledger could not be read: {problem}")?;
+            return Ok(ExitCode::from(FAILED));
+        }
+        Some(Ok(changes)) => changes,
+    };
+    if json {
+        for change in &changes {
+            writeln!(out, "{change}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    writeln!(
+        out,
+        "{:<25} {:<9} {:<30} {:<10} CONFIRMATION",
+        "AT (UTC)", "OUTCOME", "TOOL", "OBJECT"
+    )?;
+    let portals: BTreeSet<&str> = changes
+        .iter()
+        .filter_map(|c| c["portal"].as_str())
+        .collect();
+    for c in &changes {
+        let outcome = match (c["outcome"].as_str(), &c["error_code"]) {
+            (Some("error"), Value::String(code)) => format!("error {code}"),
+            (other, _) => other.unwrap_or("-").to_owned(),
+        };
+        writeln!(
+            out,
+            "{:<25} {:<9} {:<30} {:<10} {}",
+            text(&c["at"]),
+            outcome,
+            text(&c["tool"]),
+            text(&c["object"]),
+            text(&c["confirmation"])
+        )?;
+        let portal = match portals.len() {
+            1 => String::new(),
+            _ => format!(" on {}", text(&c["portal"])),
+        };
+        writeln!(out, "    {} {}{portal}", text(&c["method"]), c["arguments"])?;
+    }
+    writeln!(
+        out,
+        "\n{} change(s). The ledger knows only changes made through this server; changes made in the portal or by other apps are not in it.",
+        changes.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

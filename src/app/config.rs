@@ -8,8 +8,9 @@ use clap::{Parser, builder::BoolishValueParser};
 
 use crate::{
     bitrix::{WebhookError, WebhookUrl, limits::RateLimit},
+    ledger,
     mcp::HttpLimits,
-    pipeline::Filters,
+    pipeline::{ConfirmWrites, Filters},
 };
 
 pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
@@ -96,6 +97,27 @@ pub enum Command {
     },
     /// Check the configuration and the webhook: who it acts as, its scopes, which tools work.
     Doctor,
+    /// List the permission changes made through this server (its ledger), newest first.
+    History {
+        /// One JSON object per line (at, tool, method, arguments, outcome, ...).
+        #[arg(long)]
+        json: bool,
+        /// Only changes to this object (a site or role id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Only changes made with this tool.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only changes at or after this UTC date or time, e.g. 2026-11-23.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many changes.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Every portal in the ledger file, not only the configured one.
+        #[arg(long)]
+        all_portals: bool,
+    },
 }
 
 /// Options shared by every subcommand; each may also come after the subcommand.
@@ -215,6 +237,23 @@ pub struct Args {
         value_name = "BOOL"
     )]
     pub read_only: bool,
+
+    /// When to ask the user to confirm a write through the client (MCP elicitation): auto
+    /// (ask when the client can, else rely on its own approval of write tools), always
+    /// (refuse writes when it cannot ask), never.
+    #[arg(
+        long,
+        global = true,
+        env = "BITRIX24_CONFIRM_WRITES",
+        default_value = "auto",
+        value_name = "auto|always|never"
+    )]
+    pub confirm_writes: ConfirmWrites,
+
+    /// The ledger of permission changes (an SQLite file several servers may share), or `off`.
+    /// Default: ledger.sqlite3 in the user's state directory.
+    #[arg(long, global = true, env = ledger::LEDGER_ENV, value_name = "PATH|off")]
+    pub ledger: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +264,10 @@ pub enum ConfigError {
     WebhookFile { path: String, reason: String },
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(
+        "no per-user state directory is known on this system; set BITRIX24_LEDGER to a file path, or to off"
+    )]
+    NoLedgerPath,
 }
 
 /// Where calls go.
@@ -247,6 +290,9 @@ pub struct Config {
     /// Which tools to publish; checked against the catalog when the server is built.
     pub filters: Filters,
     pub http: HttpLimits,
+    pub confirm_writes: ConfirmWrites,
+    /// The ledger's file; `None` when it is off.
+    pub ledger: Option<PathBuf>,
 }
 
 impl Config {
@@ -268,8 +314,15 @@ impl Config {
         } else {
             PortalChoice::Webhook(WebhookUrl::parse(&raw)?)
         };
+        let ledger = match args.ledger.as_deref().map(str::trim) {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+            _ => Some(ledger::default_path().ok_or(ConfigError::NoLedgerPath)?),
+        };
         Ok(Self {
             portal,
+            confirm_writes: args.confirm_writes,
+            ledger,
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),

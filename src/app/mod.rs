@@ -18,8 +18,9 @@ use crate::{
         limits::{Gateway, RateLimiter},
     },
     catalog::Catalog,
+    ledger::Ledger,
     mcp::{self, PermissionsServer},
-    pipeline::{Pipeline, Selection, WriteLog},
+    pipeline::{self, Pipeline, Selection, WriteLog},
     sandbox,
 };
 
@@ -71,6 +72,24 @@ pub async fn run() -> ExitCode {
         Command::Doctor => commands::doctor(&config, &pipeline, &mut std::io::stdout())
             .await
             .map_err(Into::into),
+        Command::History {
+            json,
+            id,
+            tool,
+            since,
+            limit,
+            all_portals,
+        } => {
+            let query = pipeline::HistoryQuery {
+                id,
+                tool,
+                since,
+                limit,
+                every_portal: all_portals,
+            };
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            commands::history(&pipeline, &query, json, &mut out, &mut err).map_err(Into::into)
+        }
     };
     let _ = std::io::stdout().flush();
     result.unwrap_or_else(|err: anyhow::Error| {
@@ -120,11 +139,20 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
             "no webhook configured (BITRIX24_WEBHOOK_URL): answering from the built-in sandbox portal"
         );
     }
+    let identity = credentials.identity();
     let portal = PortalClient::new(credentials, config.timeout);
     let limiter = Arc::new(RateLimiter::new(config.rate_limit));
     let gateway = Gateway::new(portal, limiter, config.timeout);
     let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
-        .with_hook(Arc::new(WriteLog));
+        .with_hook(Arc::new(WriteLog))
+        .with_confirm_writes(config.confirm_writes);
+    if let Some(path) = &config.ledger {
+        let ledger = Ledger::open(path, identity).context(
+            "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
+        )?;
+        tracing::debug!(path = %ledger.path().display(), "ledger open");
+        pipeline = pipeline.with_journal(Arc::new(ledger));
+    }
     if sandboxed {
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
     }

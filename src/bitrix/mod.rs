@@ -8,7 +8,7 @@ pub(crate) mod limits;
 mod secrets;
 
 pub use client::PortalClient;
-pub use credentials::{Credentials, WebhookError, WebhookUrl};
+pub use credentials::{Credentials, Identity, WebhookError, WebhookUrl};
 #[cfg(test)]
 pub(crate) use envelope::parse_envelope;
 #[cfg(test)]

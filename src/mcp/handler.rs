@@ -19,11 +19,15 @@ use rmcp::{
 
 use serde_json::{Value, json};
 
-use super::{instructions, resources, shutdown::InFlight};
+use super::{
+    human::{NO_CAPABILITY, PeerHuman, Rounds, can_elicit_form},
+    instructions, resources,
+    shutdown::InFlight,
+};
 use crate::{
     bitrix::limits::{NoProgress, Progress},
     catalog::ToolSpec,
-    pipeline::{Outcome, Pipeline},
+    pipeline::{FailureKind, Human, Nobody, Outcome, Pipeline},
 };
 
 #[derive(Clone)]
@@ -150,8 +154,39 @@ impl ServerHandler for PermissionsServer {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
             None => Box::new(NoProgress),
         };
+        let can_ask = can_elicit_form(context.client_capabilities().as_ref());
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let rounds = (can_ask && stateless).then(|| {
+            Rounds::new(
+                request.input_responses.clone(),
+                request.request_state.clone(),
+            )
+        });
+        let peer_human;
+        let nobody = Nobody {
+            label: "not asked (client cannot ask)",
+            why: NO_CAPABILITY,
+        };
+        let human: &dyn Human = match &rounds {
+            Some(rounds) => rounds,
+            None if can_ask => {
+                peer_human = PeerHuman(context.peer.clone());
+                &peer_human
+            }
+            None => &nobody,
+        };
         tokio::select! {
-            outcome = self.pipeline.call(entry, request.arguments, progress.as_ref()) => Ok(to_call_result(&request.name, outcome).into()),
+            outcome = self.pipeline.call(entry, request.arguments, progress.as_ref(), human) => {
+                if let Err(failure) = &outcome
+                    && failure.kind == FailureKind::AwaitingUser
+                    && let Some(question) = rounds.as_ref().and_then(Rounds::question)
+                {
+                    return Ok(question.into());
+                }
+                Ok(to_call_result(&request.name, outcome).into())
+            }
             // The client gave up on this call; rmcp sends no answer for it.
             () = context.ct.cancelled() => Err(McpError::internal_error("cancelled by the client", None)),
         }

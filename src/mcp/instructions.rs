@@ -46,7 +46,7 @@ pub fn build<'a>(published: impl IntoIterator<Item = &'a ToolSpec>, sandbox: boo
     lines.extend(hinted(false).map(|hint| format!("- {hint}")));
     if !writes.is_empty() {
         lines.push(format!(
-            "- Writes ({}) change the live portal at once: confirm with the user first.",
+            "- Writes ({}) change the live portal at once. The server asks the user to confirm each one; a decline means stop. dry_run: true shows what a write would send and change, writing nothing.",
             writes.join(", ")
         ));
     }

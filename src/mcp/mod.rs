@@ -3,6 +3,7 @@
 
 mod handler;
 mod http;
+mod human;
 mod instructions;
 mod resources;
 mod shutdown;

@@ -23,6 +23,11 @@ pub enum FailureKind {
     TooLarge,
     /// The portal answered success with a shape the tool's output schema does not allow.
     UnexpectedAnswer,
+    /// The user declined or cancelled the confirmation; nothing was written.
+    Declined,
+    /// The user must be asked through another round of the request (2026-07-28 lifecycle);
+    /// nothing was written yet.
+    AwaitingUser,
 }
 
 impl FailureKind {
@@ -37,6 +42,8 @@ impl FailureKind {
             Self::Limit => "limit",
             Self::TooLarge => "too_large",
             Self::UnexpectedAnswer => "unexpected_answer",
+            Self::Declined => "declined",
+            Self::AwaitingUser => "awaiting_user",
         }
     }
 }

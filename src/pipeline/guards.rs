@@ -1,7 +1,7 @@
 //! The guards a write runs before it is sent, as its catalog entry declares them. Any refusal,
 //! or any failure to check, means nothing is written.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{
     Pipeline,
@@ -13,12 +13,15 @@ use crate::{
     catalog::{Preflight, ToolSpec},
 };
 
+/// Runs the guards; on success answers what `access.name` said about the codes it checked, so
+/// the confirmation can name them without asking again.
 pub async fn run(
     p: &Pipeline,
     spec: &ToolSpec,
     args: &Value,
     progress: &dyn Progress,
-) -> Result<(), ToolFailure> {
+) -> Result<Map<String, Value>, ToolFailure> {
+    let mut names = Map::new();
     for check in &spec.preflight {
         match check {
             Preflight::RefuseIf {
@@ -101,14 +104,17 @@ pub async fn run(
                         ),
                     ));
                 }
+                if let Value::Object(known) = known {
+                    names.extend(known);
+                }
             }
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 /// A read made on behalf of a write's guard, repaired like the read tool's own answer.
-async fn read(
+pub(super) async fn read(
     p: &Pipeline,
     method: &str,
     params: Value,

@@ -1,20 +1,44 @@
 //! The seam around one tool call: hooks see a call after its arguments and guards passed and
-//! just before anything is sent, may stop it there, and see how it ended. A journal of changes
-//! and a person's confirmation plug in here without the pipeline knowing them.
+//! the user was asked, just before anything is sent; they may stop it there, and see how it
+//! ended. A journal of changes plugs in here without the pipeline knowing it.
 
 use std::{future::Future, pin::Pin};
 
 use serde_json::Value;
 
-use super::{Outcome, failure::ToolFailure};
+use super::{Outcome, confirm::Confirmation, failure::ToolFailure};
 use crate::catalog::ToolSpec;
 
 /// What a hook learns about a call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallInfo<'a> {
+    /// Tells one call from another, so a hook can pair its `before` with its `after`.
+    pub call_id: u64,
     pub spec: &'a ToolSpec,
     /// The arguments as checked against the tool's schema and sent.
     pub arguments: &'a Value,
+    /// The object a write changes (`site 645`), when its catalog entry names one.
+    pub object: Option<&'a ObjectRef>,
+    /// What the user said about this call, if anyone was asked.
+    pub confirmation: Confirmation,
+}
+
+/// The object a write changes: its kind from the catalog and its id from the arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub kind: String,
+    /// Empty for a portal-wide write.
+    pub id: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.id.is_empty() {
+            write!(f, "the {}", self.kind)
+        } else {
+            write!(f, "{} {}", self.kind, self.id)
+        }
+    }
 }
 
 pub type BeforeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ToolFailure>> + Send + 'a>>;
@@ -22,8 +46,36 @@ pub type BeforeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ToolFailure>>
 pub trait CallHook: Send + Sync {
     /// Runs just before the call is sent; an error stops it, and nothing is sent.
     fn before<'a>(&'a self, call: CallInfo<'a>) -> BeforeFuture<'a>;
-    /// Runs once the call has ended, whether it was sent or stopped by a hook.
+    /// Runs once the call has ended, whether it was sent or stopped by a hook or the user.
     fn after(&self, call: CallInfo<'_>, outcome: &Outcome);
+}
+
+/// The last set written to an object through this server, as a journal remembers it.
+#[derive(Debug, Clone)]
+pub struct KnownSet {
+    /// When it was written (UTC, ISO 8601).
+    pub at: String,
+    /// The arguments of that write.
+    pub arguments: Value,
+}
+
+/// What the history tool asks a journal for.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub id: Option<String>,
+    pub tool: Option<String>,
+    pub since: Option<String>,
+    pub limit: usize,
+    /// Every portal in the journal, not only the one this server talks to.
+    pub every_portal: bool,
+}
+
+/// A hook that also keeps what it saw: the confirmation and the dry run compare against the
+/// last set it knows, and the history tool reads it back.
+pub trait Journal: CallHook {
+    fn last_ok(&self, tool: &str, object: &ObjectRef) -> Option<KnownSet>;
+    /// The recorded changes (on this server's portal unless `every_portal`), newest first.
+    fn history(&self, query: &HistoryQuery) -> Result<Vec<Value>, String>;
 }
 
 /// Logs every write as it is sent and how it ended, so the log alone tells what was changed.
@@ -32,7 +84,12 @@ pub struct WriteLog;
 impl CallHook for WriteLog {
     fn before<'a>(&'a self, call: CallInfo<'a>) -> BeforeFuture<'a> {
         if call.spec.is_write() {
-            tracing::info!(tool = %call.spec.name, arguments = %call.arguments, "sending a write");
+            tracing::info!(
+                tool = %call.spec.name,
+                arguments = %call.arguments,
+                confirmation = call.confirmation.as_str(),
+                "sending a write"
+            );
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -41,6 +98,11 @@ impl CallHook for WriteLog {
         if call.spec.is_write() {
             match outcome {
                 Ok(answer) => tracing::info!(tool = %call.spec.name, %answer, "write answered"),
+                Err(failure) if call.confirmation.refused() => tracing::info!(
+                    tool = %call.spec.name,
+                    answer = call.confirmation.as_str(),
+                    "the user refused the write; nothing was sent"
+                ),
                 Err(failure) => tracing::warn!(
                     tool = %call.spec.name,
                     kind = failure.kind.as_str(),

@@ -5,6 +5,8 @@
 
 mod arguments;
 mod batch;
+mod change;
+mod confirm;
 mod explain;
 mod failure;
 mod guards;
@@ -17,13 +19,16 @@ use serde_json::{Map, Value, json};
 
 use self::{
     arguments::{describe_problems, settle_integers},
+    change::{Change, object_of},
     explain::{failure, oversized, unexpected},
-    hook::CallInfo,
     selection::Hidden,
 };
 pub use self::{
+    confirm::{Answer, ConfirmWrites, Confirmation, Human, Nobody},
     failure::{FailureKind, ToolFailure},
-    hook::{CallHook, WriteLog},
+    hook::{
+        BeforeFuture, CallHook, CallInfo, HistoryQuery, Journal, KnownSet, ObjectRef, WriteLog,
+    },
     selection::{Filters, Selection},
 };
 use crate::{
@@ -57,6 +62,8 @@ pub struct Pipeline {
     /// Set when calls go to the built-in sandbox: added to every answer.
     sandbox_notice: Option<&'static str>,
     hooks: Vec<Arc<dyn CallHook>>,
+    journal: Option<Arc<dyn Journal>>,
+    confirm_writes: ConfirmWrites,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -82,7 +89,22 @@ impl Pipeline {
             max_result_bytes,
             sandbox_notice: None,
             hooks: Vec::new(),
+            journal: None,
+            confirm_writes: ConfirmWrites::default(),
         }
+    }
+
+    /// Keeps a journal of writes: a hook that the confirmation, the dry run and the history
+    /// tool also read.
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.hooks.push(journal.clone());
+        self.journal = Some(journal);
+        self
+    }
+
+    pub fn with_confirm_writes(mut self, mode: ConfirmWrites) -> Self {
+        self.confirm_writes = mode;
+        self
     }
 
     /// Marks every answer as coming from the sandbox, not the user's portal.
@@ -99,6 +121,11 @@ impl Pipeline {
 
     pub fn sandboxed(&self) -> bool {
         self.sandbox_notice.is_some()
+    }
+
+    /// The journal's record of changes, or `None` when no journal is kept.
+    pub fn history(&self, query: &HistoryQuery) -> Option<Result<Vec<Value>, String>> {
+        self.journal.as_ref().map(|j| j.history(query))
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -139,6 +166,7 @@ impl Pipeline {
         entry: &Entry,
         arguments: Option<Map<String, Value>>,
         progress: &dyn Progress,
+        human: &dyn Human,
     ) -> Outcome {
         let spec = &entry.spec;
         let mut args = Value::Object(arguments.unwrap_or_default());
@@ -146,13 +174,20 @@ impl Pipeline {
         if problems.is_empty() {
             problems = entry.check_arguments(&args);
         }
+        // Checked with the schema above, then taken out: the portal never sees it.
+        let dry_run = spec.is_write()
+            && args
+                .as_object_mut()
+                .and_then(|map| map.remove("dry_run"))
+                .is_some_and(|v| v == true);
         let outcome = if !problems.is_empty() {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
             Err(describe_problems(&spec.name, &problems))
         } else {
             match spec.kind {
                 Kind::Batch => self.call_batch(&args, progress).await,
-                Kind::Rest => self.call_rest(entry, &args, progress).await,
+                Kind::History => self.call_history(&args),
+                Kind::Rest => self.call_rest(entry, &args, progress, human, dry_run).await,
             }
         };
         let outcome = match outcome {
@@ -184,12 +219,59 @@ impl Pipeline {
         }
     }
 
-    async fn call_rest(&self, entry: &Entry, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn call_rest(
+        &self,
+        entry: &Entry,
+        args: &Value,
+        progress: &dyn Progress,
+        human: &dyn Human,
+        dry_run: bool,
+    ) -> Outcome {
         let spec = &entry.spec;
-        guards::run(self, spec, args, progress).await?;
+        let names = guards::run(self, spec, args, progress).await?;
+        let object = object_of(spec, args);
+        let mut confirmation = Confirmation::NotNeeded;
+        if spec.is_write() {
+            let mut change = Change {
+                spec,
+                arguments: args,
+                known: object
+                    .as_ref()
+                    .zip(self.journal.as_ref())
+                    .and_then(|(o, j)| j.last_ok(&spec.name, o)),
+                object: object.clone(),
+                names,
+            };
+            // Name the codes that would lose their rights too; a failure here only costs names.
+            let dropped = change.unnamed_old_codes();
+            if !dropped.is_empty()
+                && let Ok(Value::Object(more)) = guards::read(
+                    self,
+                    "access.name",
+                    json!({ "ACCESS": dropped }),
+                    spec,
+                    progress,
+                )
+                .await
+            {
+                change.names.extend(more);
+            }
+            if dry_run {
+                return Ok(change.dry_run());
+            }
+            if spec.hints.destructive {
+                let host = self.gateway.portal().credentials().identity().host;
+                confirmation =
+                    confirm::ask(self.confirm_writes, human, &change.message(&host)).await?;
+            }
+        }
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let info = CallInfo {
+            call_id: CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             spec,
             arguments: args,
+            object: object.as_ref(),
+            confirmation,
         };
         let mut stopped = None;
         for hook in &self.hooks {
@@ -200,6 +282,9 @@ impl Pipeline {
         }
         let outcome = match stopped {
             Some(failure) => Err(failure),
+            None if confirmation.refused() => {
+                Err(ToolFailure::new(FailureKind::Declined, confirm::DECLINED))
+            }
             // Checked here, before any sandbox notice is added and before the hooks see it.
             None => self.forward(spec, args, progress).await.and_then(|answer| {
                 match entry.check_answer(&answer) {
@@ -212,6 +297,42 @@ impl Pipeline {
             hook.after(info, &outcome);
         }
         outcome
+    }
+
+    /// Reads the journal back; without one, says how to turn it on.
+    fn call_history(&self, args: &Value) -> Outcome {
+        const NOTE: &str = "The ledger knows only changes made through this server (and other \
+            processes sharing its ledger file); changes made in the portal or by other apps are not in it.";
+        let Some(journal) = &self.journal else {
+            return Ok(json!({
+                "changes": [],
+                "note": format!("The ledger is off (BITRIX24_LEDGER=off), so no changes are recorded. {NOTE}"),
+            }));
+        };
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let query = HistoryQuery {
+            id: args.get("id").and_then(text),
+            tool: args.get("tool").and_then(text),
+            since: args.get("since").and_then(text),
+            limit: args
+                .get("limit")
+                .and_then(Value::as_u64)
+                .map_or(20, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            every_portal: false,
+        };
+        match journal.history(&query) {
+            Ok(changes) => Ok(json!({ "changes": changes, "note": NOTE })),
+            Err(problem) => Err(ToolFailure::new(
+                FailureKind::Transport,
+                format!(
+                    "The ledger could not be read: {problem}. What to do: check BITRIX24_LEDGER's file and try again."
+                ),
+            )),
+        }
     }
 
     async fn forward(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {

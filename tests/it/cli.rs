@@ -429,6 +429,7 @@ async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
         env: vec![],
         args: vec![],
         lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
+        answer: None,
     }
     .start()
     .await;

@@ -165,3 +165,27 @@ async fn a_public_address_without_a_token_is_refused() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn writes_over_http_are_recorded_in_the_ledger() {
+    let server = start(&[]).await;
+    let (_, _, session) = post(&server.url, &initialize(), &[]).await;
+    let session = session.unwrap();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&server.url, &note, &headers).await;
+    let write = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "landing_site_set_rights", "arguments": {"id": 645, "rights": {"AU": ["read"]}}}});
+    let (_, body, _) = post(&server.url, &write, &headers).await;
+    assert_eq!(answer(&body)["result"]["isError"], false, "{body}");
+    let history = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "permission_history", "arguments": {"id": 645}}});
+    let (_, body, _) = post(&server.url, &history, &headers).await;
+    let changes = &answer(&body)["result"]["structuredContent"]["changes"];
+    assert_eq!(changes.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(changes[0]["outcome"], "ok");
+    assert_eq!(changes[0]["tool"], "landing_site_set_rights");
+}

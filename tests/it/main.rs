@@ -4,6 +4,7 @@ mod portal;
 mod util;
 
 mod cli;
+mod confirm;
 mod contract;
 mod errors;
 mod forwarding;

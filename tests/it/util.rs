@@ -9,9 +9,15 @@ use std::{
 use std::sync::{Arc, Mutex};
 
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService},
+    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResult, ClientConfig, ElicitRequestParams, ElicitResult,
+        ElicitationAction, ElicitationCapability, FormElicitationCapability,
+        ProgressNotificationParam, ProtocolVersion,
+    },
+    service::{
+        ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
+    },
     transport::TokioChildProcess,
 };
 use serde_json::Value;
@@ -27,10 +33,23 @@ pub fn stderr_path() -> PathBuf {
     std::env::temp_dir().join(format!("b24-mcp-it-{}-{n}.stderr", std::process::id()))
 }
 
-/// The binary with a clean environment: nothing from the developer's shell leaks in.
+/// A fresh ledger file for one server, so no test ever writes the user's real state directory.
+pub fn ledger_path() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "b24-mcp-it-{}-{n}.ledger.sqlite3",
+        std::process::id()
+    ))
+}
+
+/// The binary with a clean environment: nothing from the developer's shell leaks in, and its
+/// ledger is a fresh temporary file unless `env` names one.
 pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear().env("RUST_LOG", "trace").args(args);
+    cmd.env_clear()
+        .env("RUST_LOG", "trace")
+        .env("BITRIX24_LEDGER", ledger_path())
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -38,13 +57,54 @@ pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-/// The test client: rmcp's default behaviour, plus a record of progress notifications.
+/// The test client: rmcp's default behaviour, plus a record of progress notifications; with
+/// `answer` set it declares elicitation and gives that answer to every question.
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub progress: Arc<Mutex<Vec<String>>>,
+    pub answer: Option<(ElicitationAction, Option<Value>)>,
+    /// The messages of the questions the server asked.
+    pub asked: Arc<Mutex<Vec<String>>>,
+    /// The form schemas of those questions.
+    pub forms: Arc<Mutex<Vec<Value>>>,
 }
 
 impl ClientHandler for Recorder {
+    fn get_info(&self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        if self.answer.is_some() {
+            config.capabilities.elicitation =
+                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        }
+        config
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams {
+            message,
+            requested_schema,
+            ..
+        } = &request
+        {
+            self.asked.lock().unwrap().push(message.clone());
+            self.forms
+                .lock()
+                .unwrap()
+                .push(serde_json::to_value(requested_schema).unwrap());
+        }
+        let (action, content) = self
+            .answer
+            .clone()
+            .unwrap_or((ElicitationAction::Decline, None));
+        let mut result = ElicitResult::new(action);
+        result.content = content;
+        Ok(result)
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
@@ -67,6 +127,7 @@ pub struct Launch<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     pub args: Vec<&'a str>,
     pub lifecycle: ClientLifecycleMode,
+    pub answer: Option<(ElicitationAction, Option<Value>)>,
 }
 
 impl<'a> Launch<'a> {
@@ -75,7 +136,14 @@ impl<'a> Launch<'a> {
             env: vec![("BITRIX24_WEBHOOK_URL", webhook_url)],
             args: vec![],
             lifecycle: ClientLifecycleMode::Initialize,
+            answer: None,
         }
+    }
+
+    /// A client that declares elicitation and answers every question so.
+    pub fn answering(mut self, action: ElicitationAction, content: Option<Value>) -> Self {
+        self.answer = Some((action, content));
+        self
     }
 
     pub fn env(mut self, key: &'a str, value: &'a str) -> Self {
@@ -102,7 +170,10 @@ impl<'a> Launch<'a> {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("spawn the server binary");
-        let recorder = Recorder::default();
+        let recorder = Recorder {
+            answer: self.answer,
+            ..Recorder::default()
+        };
         let client = match self.lifecycle {
             ClientLifecycleMode::Initialize => recorder.clone().serve(transport).await,
             other => {

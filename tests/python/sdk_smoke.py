@@ -6,11 +6,13 @@ Usage: sdk_smoke.py <path to the server binary>
 
 import asyncio
 import json
+import os
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 
 SECRET = "pyS3cretW3bhook99"
 RECEIVED: list[tuple[str, dict]] = []
@@ -49,9 +51,17 @@ def check(condition, message):
         raise SystemExit(f"FAIL: {message}")
 
 
+def server_params(binary: str, url: str) -> StdioServerParameters:
+    # Its own ledger file: the smoke test never writes the user's real state directory.
+    ledger = os.path.join(tempfile.mkdtemp(prefix="b24-smoke-"), "ledger.sqlite3")
+    return StdioServerParameters(
+        command=binary, env={"BITRIX24_WEBHOOK_URL": url, "RUST_LOG": "warn", "BITRIX24_LEDGER": ledger}
+    )
+
+
 async def run(binary: str, url: str, mode: str) -> None:
     RECEIVED.clear()
-    params = StdioServerParameters(command=binary, env={"BITRIX24_WEBHOOK_URL": url, "RUST_LOG": "warn"})
+    params = server_params(binary, url)
     async with Client(params, mode=mode) as client:
         check(client.instructions and "Bitrix24" in client.instructions, f"{mode}: instructions")
         expected_version = "2026-07-28" if mode == "auto" else None
@@ -92,12 +102,42 @@ async def run(binary: str, url: str, mode: str) -> None:
     print(f"python-sdk {mode}: ok (protocol {version}, {len(RECEIVED)} portal requests)")
 
 
+async def confirm(binary: str, url: str, mode: str, action: str, apply: bool | None) -> None:
+    """A client whose user answers the server's confirmation: only accept + apply writes."""
+    RECEIVED.clear()
+    asked: list[str] = []
+
+    async def elicitation_callback(context, params):
+        asked.append(params.message)
+        check(params.requested_schema["properties"]["apply"]["type"] == "boolean", f"{mode}: form has apply")
+        content = None if apply is None else {"apply": apply}
+        return types.ElicitResult(action=action, content=content)
+
+    async with Client(server_params(binary, url), mode=mode, elicitation_callback=elicitation_callback) as client:
+        args = {"id": 645, "rights": {"AU": ["read"], "U1": ["read", "edit"]}}
+        result = await client.call_tool("landing_site_set_rights", args)
+        writes = [body for m, body in RECEIVED if m == "landing.site.setRights"]
+        accepted = action == "accept" and apply is True
+        check(len(asked) == 1, f"{mode} {action}: asked once: {asked}")
+        check("Everything not listed loses" in asked[0], f"{mode}: the message says what is lost: {asked[0]}")
+        check(writes == ([args] if accepted else []), f"{mode} {action}/{apply}: writes {writes}")
+        check(result.is_error != accepted, f"{mode} {action}: {result}")
+        if not accepted:
+            check("nothing was written" in result.content[0].text, f"{mode}: decline text {result.content[0].text}")
+        history = await client.call_tool("permission_history", {})
+        rows = history.structured_content["changes"]
+        check([r["outcome"] for r in rows] == ["ok" if accepted else "declined"], f"{mode}: ledger {rows}")
+    print(f"python-sdk {mode} elicitation {action}/{apply}: ok ({len(writes)} write)")
+
+
 def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/rest/1/{SECRET}/"
     for mode in ("legacy", "auto"):
         asyncio.run(run(sys.argv[1], url, mode))
+        for action, apply in (("accept", True), ("accept", False), ("decline", None), ("cancel", None)):
+            asyncio.run(confirm(sys.argv[1], url, mode, action, apply))
     server.shutdown()
 
 

@@ -1,0 +1,49 @@
+//! The ledger's tables, one migration per schema version (`PRAGMA user_version`). A newer
+//! server adds a step at the end; an older one refuses a file it does not understand.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Step `n` takes a file from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        portal TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        method TEXT NOT NULL,
+        object_kind TEXT,
+        object_id TEXT,
+        arguments TEXT NOT NULL,
+        confirmation TEXT NOT NULL,
+        outcome TEXT NOT NULL DEFAULT 'unknown'
+            CHECK (outcome IN ('ok', 'error', 'unknown', 'declined')),
+        answer TEXT,
+        error_code TEXT,
+        finished_at TEXT,
+        pid INTEGER
+    );
+    CREATE INDEX changes_by_object ON changes (portal, tool, object_kind, object_id, outcome);
+"];
+
+pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // An immediate transaction: two processes starting together migrate one after the other.
+    let mut conn_tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let version: i64 = conn_tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(format!(
+            "its schema version is {version}, newer than this server's {}; use a newer bitrix24-permissions-mcp \
+             or another BITRIX24_LEDGER file",
+            MIGRATIONS.len()
+        )
+        .into());
+    }
+    for step in &MIGRATIONS[version..] {
+        conn_tx.execute_batch(step)?;
+    }
+    conn_tx.pragma_update(None, "user_version", i64::try_from(MIGRATIONS.len())?)?;
+    conn_tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
+    conn_tx.commit()?;
+    Ok(())
+}

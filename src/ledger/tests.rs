@@ -1,0 +1,137 @@
+use serde_json::json;
+
+use super::*;
+use crate::{
+    catalog::Catalog,
+    pipeline::{CallInfo, Confirmation},
+};
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("b24-ledger-unit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("ledger.sqlite3")
+}
+
+fn identity() -> Identity {
+    Identity {
+        host: "example.bitrix24.com".into(),
+        user_id: "1".into(),
+    }
+}
+
+#[tokio::test]
+async fn rows_for_every_outcome_and_the_last_ok_set() {
+    let path = temp_path("outcomes");
+    let ledger = Ledger::open(&path, identity()).unwrap();
+    let spec = &Catalog::shared()
+        .get("landing_site_set_rights")
+        .unwrap()
+        .spec;
+    let object = ObjectRef {
+        kind: "site".into(),
+        id: "645".into(),
+    };
+    let write = |id: u64, rights: Value, confirmation, outcome: Outcome| {
+        let (ledger, object) = (&ledger, &object);
+        async move {
+            let args = json!({"id": 645, "rights": rights});
+            let info = CallInfo {
+                call_id: id,
+                spec,
+                arguments: &args,
+                object: Some(object),
+                confirmation,
+            };
+            ledger.before(info).await.unwrap();
+            ledger.after(info, &outcome);
+        }
+    };
+    write(
+        1,
+        json!({"U1": ["read"]}),
+        Confirmation::Accepted,
+        Ok(json!({"result": true})),
+    )
+    .await;
+    let mut portal_error = ToolFailure::new(FailureKind::Portal, "no");
+    portal_error.code = Some("IS_NOT_ADMIN".into());
+    write(
+        2,
+        json!({"U2": ["read"]}),
+        Confirmation::Accepted,
+        Err(portal_error),
+    )
+    .await;
+    write(
+        3,
+        json!({"U3": ["read"]}),
+        Confirmation::Declined,
+        Err(ToolFailure::new(FailureKind::Declined, "d")),
+    )
+    .await;
+    write(
+        4,
+        json!({"U4": ["read"]}),
+        Confirmation::CannotAsk("not asked (client cannot ask)"),
+        Err(ToolFailure::new(FailureKind::OutcomeUnknown, "?")),
+    )
+    .await;
+
+    let rows = ledger
+        .rows(
+            None,
+            &HistoryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let outcomes: Vec<&str> = rows
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["unknown", "declined", "error", "ok"]);
+    assert_eq!(rows[2]["error_code"], "IS_NOT_ADMIN");
+    assert_eq!(rows[3]["answer"], true);
+    assert_eq!(rows[3]["object"], "site 645");
+    assert_eq!(rows[0]["confirmation"], "not asked (client cannot ask)");
+    let known = ledger.last_ok("landing_site_set_rights", &object).unwrap();
+    assert_eq!(known.arguments["rights"], json!({"U1": ["read"]}));
+    let filtered = ledger
+        .history(&HistoryQuery {
+            id: Some("645".into()),
+            tool: Some("nope".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(filtered.is_empty());
+    drop(ledger);
+    // Reopening keeps the rows and the schema version.
+    let again = Ledger::open(&path, identity()).unwrap();
+    assert_eq!(
+        again
+            .rows(
+                None,
+                &HistoryQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let path = temp_path("newer");
+    drop(Ledger::open(&path, identity()).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = Ledger::open(&path, identity()).unwrap_err().to_string();
+    assert!(err.contains("newer"), "{err}");
+}
