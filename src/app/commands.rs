@@ -165,6 +165,18 @@ pub async fn doctor(
         ));
     }
     writeln!(out, "  tools          {} published", d.published().count())?;
+    let confirm = format!("{:?}", config.confirm_writes).to_lowercase();
+    writeln!(out, "  confirm writes {confirm} (BITRIX24_CONFIRM_WRITES)")?;
+    match &config.ledger {
+        Some(path) => writeln!(out, "  ledger         {}", path.display())?,
+        None => {
+            writeln!(out, "  ledger         off")?;
+            notes.push(
+                "BITRIX24_LEDGER is off: writes are not recorded, and confirmations cannot say what a change removes."
+                    .to_owned(),
+            );
+        }
+    }
 
     writeln!(out, "\nPortal")?;
     let profile = ask(d, "profile").await?;
