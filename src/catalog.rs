@@ -113,6 +113,15 @@ pub enum Kind {
     Rest,
     /// Many read-only tool calls sent as Bitrix24 `batch` requests.
     Batch,
+    /// Publishes a toolset in the running MCP session; nothing is sent to the portal.
+    EnableToolset,
+}
+
+impl Kind {
+    /// Whether a call of this kind is a REST method of the portal's own.
+    pub fn is_rest(self) -> bool {
+        self == Self::Rest
+    }
 }
 
 /// A check made before a write, so that the portal never silently accepts a call that
@@ -209,6 +218,10 @@ pub struct ToolSpec {
     /// The official docs page this entry was last checked against, as
     /// `<path in bitrix24/b24restdocs>@<commit>`, so the next reader can check it again.
     pub docs: String,
+    /// Published when no `--toolsets`/`--tools` is given: the common questions, kept within
+    /// the context budget every session pays for.
+    #[serde(default)]
+    pub default: bool,
     pub description: String,
     pub hints: Hints,
     pub input_schema: Value,
@@ -517,11 +530,13 @@ impl Catalog {
             .find(|e| e.spec.method.eq_ignore_ascii_case(method))
     }
 
-    /// The toolset names, sorted.
+    /// The toolset names, sorted. `enable_toolset` belongs to none: it is published by its
+    /// own switch.
     pub fn toolsets(&self) -> Vec<&str> {
         let mut sets: Vec<&str> = self
             .entries
             .iter()
+            .filter(|e| e.spec.kind != Kind::EnableToolset)
             .map(|e| e.spec.toolset.as_str())
             .collect();
         sets.sort_unstable();
@@ -543,12 +558,16 @@ pub fn markdown_table(catalog: &Catalog) -> String {
             .next()
             .unwrap_or_default()
             .replace('|', "\\|");
+        let toolset = if s.default {
+            format!("`{}` (default)", s.toolset)
+        } else {
+            format!("`{}`", s.toolset)
+        };
         out.push_str(&format!(
-            "| `{}` | `{}` | `{}` | `{}` | {} | {} |\n",
+            "| `{}` | `{}` | `{}` | {toolset} | {} | {} |\n",
             s.name,
             s.method,
             s.scope,
-            s.toolset,
             if s.is_write() {
                 "**yes** (destructive)"
             } else {
@@ -655,18 +674,21 @@ mod tests {
                     );
                 }
             }
-            let (page, commit) = s
-                .docs
-                .split_once('@')
-                .unwrap_or_else(|| panic!("{}: docs must be <page>@<commit>", s.name));
-            assert!(
-                page.ends_with(".md")
-                    && commit.len() >= 7
-                    && commit.chars().all(|c| c.is_ascii_hexdigit()),
-                "{}: docs = {:?} is not <page.md>@<commit>",
-                s.name,
-                s.docs
-            );
+            // Only a tool that is not a portal method has no docs page.
+            if !(s.kind == Kind::EnableToolset && s.docs.is_empty()) {
+                let (page, commit) = s
+                    .docs
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("{}: docs must be <page>@<commit>", s.name));
+                assert!(
+                    page.ends_with(".md")
+                        && commit.len() >= 7
+                        && commit.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{}: docs = {:?} is not <page.md>@<commit>",
+                    s.name,
+                    s.docs
+                );
+            }
             assert!(
                 !s.toolset.is_empty()
                     && s.toolset
@@ -694,7 +716,7 @@ mod tests {
                     );
                 }
                 (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
-                (None, Kind::Batch) => {}
+                (None, Kind::Batch | Kind::EnableToolset) => {}
             }
             // A guard is only as good as what it calls: it must exist and be a read.
             for p in &s.preflight {
@@ -739,6 +761,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn enable_toolset_offers_every_toolset() {
+        let catalog = Catalog::shared();
+        let tool = catalog
+            .get("enable_toolset")
+            .expect("enable_toolset is in the catalog");
+        let offered: Vec<&str> = tool.spec.input_schema["properties"]["toolset"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| *s != "all")
+            .collect();
+        assert_eq!(offered, catalog.toolsets());
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Kind};
+
+mod directory;
 
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
@@ -196,6 +198,10 @@ impl Portal {
                 (12, group("Board", &[(1, 'A')])),
                 (3, group("Support desk", &[(45, 'A'), (3, 'K')])),
                 (69, group("Partners", &[(3, 'A'), (ME, 'K')])),
+                (
+                    622,
+                    group("Group for Demonstrating the Method", &[(1, 'A'), (ME, 'K')]),
+                ),
             ]),
             sites: BTreeMap::from([
                 (
@@ -316,9 +322,20 @@ impl Portal {
                 ),
             ]),
             role_model: false,
-            scopes: vec!["landing", "sonet_group", "task"],
+            scopes: vec![
+                "calendar",
+                "department",
+                "disk",
+                "documentgenerator",
+                "landing",
+                "socialnetwork",
+                "sonet_group",
+                "task",
+                "user",
+            ],
             methods: catalog
                 .entries()
+                .filter(|e| e.spec.kind != Kind::EnableToolset)
                 .map(|e| (e.spec.method.to_ascii_lowercase(), e.spec.scope.clone()))
                 .chain(
                     MIXED_CASE_METHODS
@@ -711,9 +728,12 @@ impl Portal {
             "batch" => self.batch(p),
             // A catalog method this company does not model answers its catalog example, so a
             // new tool works in the sandbox from its catalog file alone.
-            other => match self.examples.get(other) {
-                Some(answer) => ok(answer.clone()),
-                None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+            other => match self.directory(other, p) {
+                Some(answer) => answer,
+                None => match self.examples.get(other) {
+                    Some(answer) => ok(answer.clone()),
+                    None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+                },
             },
         }
     }
@@ -904,7 +924,10 @@ mod tests {
     #[test]
     fn answers_every_catalog_method() {
         let mut p = Portal::default();
-        for e in Catalog::shared().entries() {
+        for e in Catalog::shared()
+            .entries()
+            .filter(|e| e.spec.kind != Kind::EnableToolset)
+        {
             let (_, body) = p.call(&e.spec.method, &json!({}));
             assert_ne!(
                 body["error"], "ERROR_METHOD_NOT_FOUND",

@@ -60,7 +60,11 @@ async fn every_tool_forwards_and_matches_its_output_schema() {
     let server = Server::start(&portal.webhook_url()).await;
     let tools = server.client.list_all_tools().await.unwrap();
     let calls = valid_calls();
-    let rest_tools: Vec<_> = tools.iter().filter(|t| t.name != "batch").collect();
+    // The tools that are not one REST method have tests of their own.
+    let rest_tools: Vec<_> = tools
+        .iter()
+        .filter(|t| !["batch", "enable_toolset", "resolve_access_codes"].contains(&t.name.as_ref()))
+        .collect();
     assert_eq!(
         rest_tools.len(),
         calls.len(),
@@ -457,7 +461,7 @@ async fn a_failed_batch_request_fails_its_items_with_the_reason() {
 async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
     let portal = TestPortal::always(ok(Value::Null)).await;
     let url = portal.webhook_url();
-    let mut launch = Launch::new(&url);
+    let mut launch = Launch::new(&url).default_tools();
     for (k, v) in env {
         launch = launch.env(k, v);
     }
@@ -479,15 +483,20 @@ async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
 
 /// What the filters should publish, worked out from the catalog independently of the server:
 /// toolsets and tools add up (neither: everything), exclude beats both, read-only beats all.
+/// Neither toolsets nor tools: the catalog's default set. enable_toolset (dynamic toolsets, on
+/// unless switched off) is published whatever the filters say.
 fn expected(toolsets: &[&str], tools: &[&str], exclude: &[&str], read_only: bool) -> Vec<String> {
     let mut names: Vec<String> = Catalog::embedded()
         .unwrap()
         .entries()
         .map(|e| &e.spec)
         .filter(|s| {
-            (toolsets.is_empty() && tools.is_empty())
+            (toolsets.is_empty() && tools.is_empty() && s.default)
+                || toolsets.contains(&"all")
                 || toolsets.contains(&s.toolset.as_str())
+                || (toolsets.contains(&"default") && s.default)
                 || tools.contains(&s.name.as_str())
+                || s.name == "enable_toolset"
         })
         .filter(|s| !exclude.contains(&s.name.as_str()))
         .filter(|s| !read_only || s.hints.read_only)
@@ -513,6 +522,16 @@ async fn filters_publish_what_they_say() {
             expected(&["sites"], &[], &[], false),
         ),
         (
+            vec![("BITRIX24_TOOLSETS", "all")],
+            vec![],
+            expected(&["all"], &[], &[], false),
+        ),
+        (
+            vec![("BITRIX24_TOOLSETS", "default,people")],
+            vec![],
+            expected(&["default", "people"], &[], &[], false),
+        ),
+        (
             vec![],
             vec!["--toolsets", "access,tasks"],
             expected(&["access", "tasks"], &[], &[], false),
@@ -531,7 +550,7 @@ async fn filters_publish_what_they_say() {
                 ("BITRIX24_EXCLUDE_TOOLS", "scope"),
             ],
             vec![],
-            vec!["profile".to_owned()],
+            vec!["enable_toolset".to_owned(), "profile".to_owned()],
         ),
         (
             vec![
@@ -574,7 +593,7 @@ async fn filtered_tools_are_not_callable() {
 #[tokio::test]
 async fn unknown_filter_names_refuse_start_up() {
     let valid_toolsets = format!(
-        "valid toolsets: {}",
+        "valid toolsets: {}, default, all",
         Catalog::embedded().unwrap().toolsets().join(", ")
     );
     for (key, value, expected) in [
