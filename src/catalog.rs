@@ -115,6 +115,8 @@ pub enum Kind {
     Batch,
     /// Publishes a toolset in the running MCP session; nothing is sent to the portal.
     EnableToolset,
+    /// Answers who access codes stand for from batched reads of catalog methods.
+    ResolveAccessCodes,
 }
 
 impl Kind {
@@ -675,7 +677,8 @@ mod tests {
                 }
             }
             // Only a tool that is not a portal method has no docs page.
-            if !(s.kind == Kind::EnableToolset && s.docs.is_empty()) {
+            let server_side = matches!(s.kind, Kind::EnableToolset | Kind::ResolveAccessCodes);
+            if !(server_side && s.docs.is_empty()) {
                 let (page, commit) = s
                     .docs
                     .split_once('@')
@@ -716,7 +719,7 @@ mod tests {
                     );
                 }
                 (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
-                (None, Kind::Batch | Kind::EnableToolset) => {}
+                (None, Kind::Batch | Kind::EnableToolset | Kind::ResolveAccessCodes) => {}
             }
             // A guard is only as good as what it calls: it must exist and be a read.
             for p in &s.preflight {

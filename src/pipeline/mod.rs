@@ -9,6 +9,7 @@ mod explain;
 mod failure;
 mod guards;
 mod hook;
+mod resolve;
 mod selection;
 
 use std::sync::Arc;
@@ -181,6 +182,7 @@ impl Pipeline {
             match spec.kind {
                 Kind::Batch => self.call_batch(&args, progress).await,
                 Kind::Rest => self.call_rest(entry, &args, progress).await,
+                Kind::ResolveAccessCodes => resolve::run(self, &args, progress).await,
                 Kind::EnableToolset => Err(ToolFailure::new(
                     FailureKind::Refused,
                     format!(
@@ -306,7 +308,7 @@ impl Pipeline {
             )
         })?;
         let spec = &entry.spec;
-        if spec.kind == Kind::EnableToolset {
+        if !matches!(spec.kind, Kind::Rest | Kind::Batch) {
             return Err(format!(
                 "{tool} cannot run inside batch. What to do: call it on its own."
             ));

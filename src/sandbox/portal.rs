@@ -335,7 +335,7 @@ impl Portal {
             ],
             methods: catalog
                 .entries()
-                .filter(|e| e.spec.kind != Kind::EnableToolset)
+                .filter(|e| matches!(e.spec.kind, Kind::Rest | Kind::Batch))
                 .map(|e| (e.spec.method.to_ascii_lowercase(), e.spec.scope.clone()))
                 .chain(
                     MIXED_CASE_METHODS
@@ -926,7 +926,7 @@ mod tests {
         let mut p = Portal::default();
         for e in Catalog::shared()
             .entries()
-            .filter(|e| e.spec.kind != Kind::EnableToolset)
+            .filter(|e| matches!(e.spec.kind, Kind::Rest | Kind::Batch))
         {
             let (_, body) = p.call(&e.spec.method, &json!({}));
             assert_ne!(

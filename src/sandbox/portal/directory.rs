@@ -59,6 +59,8 @@ fn passes(key: &str, want: &Value, actual: &Value) -> bool {
     };
     let matches_one = |w: &Value| match actual {
         Value::Array(items) => items.iter().any(|a| text(a) == text(w)),
+        // Yes/no fields take true, "Y" and, through batch, "1".
+        Value::Bool(b) => ["true", "y", "1"].contains(&text(w).to_lowercase().as_str()) == *b,
         a => text(a).eq_ignore_ascii_case(&text(w)),
     };
     if key.starts_with('@') {
