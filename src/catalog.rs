@@ -145,6 +145,30 @@ pub enum Preflight {
         /// Documented codes that `access.name` cannot name, and how each is checked instead.
         #[serde(default)]
         unnamed: Vec<UnnamedCode>,
+        /// When the codes sit in objects (`[{"accessCode": "D2"}]`): the key that holds each.
+        #[serde(default)]
+        item_key: Option<String>,
+    },
+    /// Reads the members of the workgroup whose ID is at `group_at` (`sonet_group.user.get`)
+    /// and checks the users at `users_at` (one ID or a list): refused when one holds a role in
+    /// `refuse_roles`, or holds none in `require_roles` (non-members hold none).
+    GroupRoles {
+        group_at: String,
+        users_at: String,
+        #[serde(default)]
+        refuse_roles: Vec<String>,
+        #[serde(default)]
+        require_roles: Vec<String>,
+        message: String,
+    },
+    /// Calls `method` (no parameters) and refuses when a value at `values_at` (the items'
+    /// `item_key`) is not among the `id`s of the items listed at `list_at` in its answer.
+    KnownIds {
+        method: String,
+        list_at: String,
+        values_at: String,
+        item_key: String,
+        message: String,
     },
 }
 
@@ -194,12 +218,24 @@ impl UnnamedCode {
 impl Preflight {
     /// The access codes a `KnownAccessCodes` check is about, in the order given.
     pub fn codes_in(codes_at: &str, args: &Value) -> Vec<String> {
-        match args.pointer(codes_at) {
-            Some(Value::Object(map)) => map.keys().cloned().collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
+        Self::values_in(codes_at, None, args)
+    }
+
+    /// The values at `at` in the arguments: an object's keys, an array's strings or numbers,
+    /// or with `item_key` each array item's value under that key; one value stands alone.
+    pub fn values_in(at: &str, item_key: Option<&str>, args: &Value) -> Vec<String> {
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        match (args.pointer(at), item_key) {
+            (Some(Value::Object(map)), None) => map.keys().cloned().collect(),
+            (Some(Value::Array(items)), None) => items.iter().filter_map(text).collect(),
+            (Some(Value::Array(items)), Some(key)) => {
+                items.iter().filter_map(|i| text(&i[key])).collect()
+            }
+            (Some(v), None) => text(v).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -251,7 +287,9 @@ pub struct ToolSpec {
 #[serde(deny_unknown_fields)]
 pub struct Example {
     pub arguments: Value,
-    /// The portal's `result`, before normalisation.
+    /// The portal's `result`, before normalisation; left out for `null`, which TOML cannot
+    /// write.
+    #[serde(default)]
     pub answer: Value,
 }
 
@@ -725,7 +763,9 @@ mod tests {
             for p in &s.preflight {
                 let (method, pointer) = match p {
                     Preflight::RefuseIf { method, .. } => (method.as_str(), None),
-                    Preflight::KnownAccessCodes { codes_at, unnamed } => {
+                    Preflight::KnownAccessCodes {
+                        codes_at, unnamed, ..
+                    } => {
                         for rule in unnamed {
                             assert!(
                                 rule.check_as.as_ref().is_none_or(|t| {
@@ -744,6 +784,23 @@ mod tests {
                         }
                         ("access.name", Some(codes_at))
                     }
+                    Preflight::GroupRoles {
+                        group_at, users_at, ..
+                    } => {
+                        for at in [group_at, users_at] {
+                            assert!(
+                                s.input_schema["properties"]
+                                    .get(at.trim_start_matches('/'))
+                                    .is_some(),
+                                "{}: preflight reads {at}, which is not an argument",
+                                s.name
+                            );
+                        }
+                        ("sonet_group.user.get", None)
+                    }
+                    Preflight::KnownIds {
+                        method, values_at, ..
+                    } => (method.as_str(), Some(values_at)),
                 };
                 let target = catalog
                     .by_method(method)

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::catalog::{Catalog, Kind};
 
 mod directory;
+mod membership;
 
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
@@ -728,7 +729,7 @@ impl Portal {
             "batch" => self.batch(p),
             // A catalog method this company does not model answers its catalog example, so a
             // new tool works in the sandbox from its catalog file alone.
-            other => match self.directory(other, p) {
+            other => match self.directory(other, p).or_else(|| self.membership(other, p)) {
                 Some(answer) => answer,
                 None => match self.examples.get(other) {
                     Some(answer) => ok(answer.clone()),

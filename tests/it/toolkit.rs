@@ -664,3 +664,75 @@ async fn reference_resources_are_readable() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn membership_and_role_guards_refuse_and_write_nothing() {
+    let portal = TestPortal::start(guarded(|r: &Received| match r.method.as_str() {
+        "sonet_group.user.get" => {
+            ok(json!([{"USER_ID": "1269", "ROLE": "A"}, {"USER_ID": "1270", "ROLE": "K"}]))
+        }
+        "documentgenerator.role.list" => ok(json!({"roles": [{"id": 3, "name": "Manager"}]})),
+        _ => ok(json!(true)),
+    }))
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let cases = [
+        (
+            "sonet_group_user_delete",
+            json!({"GROUP_ID": 69, "USER_ID": [1270, 1269]}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_user_update",
+            json!({"GROUP_ID": 69, "USER_ID": 1269, "ROLE": "K"}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_setowner",
+            json!({"GROUP_ID": 69, "USER_ID": 99}),
+            "99 (not a member)",
+        ),
+        (
+            "sonet_group_setowner",
+            json!({"GROUP_ID": 69, "USER_ID": 1269}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_user_add",
+            json!({"GROUP_ID": 69, "USER_ID": [5, 1270]}),
+            "1270 (a member)",
+        ),
+        (
+            "documentgenerator_role_fillaccesses",
+            json!({"accesses": [{"roleId": 99, "accessCode": "D2"}]}),
+            "Unknown: 99",
+        ),
+    ];
+    for (tool, args, needle) in cases {
+        let result = server.call(tool, args).await;
+        let text = text_of(&result);
+        assert!(is_error(&result), "{tool}");
+        assert!(
+            text.contains(needle) && text.contains("nothing was"),
+            "{tool}: {text}"
+        );
+    }
+    let writes: Vec<_> = portal
+        .received()
+        .into_iter()
+        .filter(|r| {
+            ![
+                "sonet_group.user.get",
+                "documentgenerator.role.list",
+                "access.name",
+            ]
+            .contains(&r.method.as_str())
+        })
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing was sent: {:?}",
+        writes.iter().map(|r| &r.method).collect::<Vec<_>>()
+    );
+    server.stop().await;
+}
