@@ -173,7 +173,7 @@ async fn main() {
     // tool answer, the way a client starts a session.
     let spawns = if quick { 20 } else { 60 };
     let (mut to_init, mut to_list, mut to_call) = (Vec::new(), Vec::new(), Vec::new());
-    let mut list_bytes = 0;
+    let (mut list_bytes, mut list_count) = (0, 0);
     for _ in 0..spawns {
         let started = Instant::now();
         let mut raw = Raw::spawn(&lifted);
@@ -184,9 +184,10 @@ async fn main() {
         .await;
         to_init.push(started.elapsed());
         raw.notify("notifications/initialized").await;
-        let (_, bytes) = raw.request("tools/list", json!({})).await;
+        let (listed, bytes) = raw.request("tools/list", json!({})).await;
         to_list.push(started.elapsed());
         list_bytes = bytes;
+        list_count = listed["result"]["tools"].as_array().map_or(0, Vec::len);
         let (answer, _) = raw.request("tools/call", call_params(0)).await;
         to_call.push(started.elapsed());
         assert_eq!(answer["result"]["isError"], false, "{answer}");
@@ -204,10 +205,14 @@ async fn main() {
         ms(percentile(&mut to_call, 0.5)),
     );
     table.row(
-        "tools/list size, default (all 19 tools)",
+        format!("tools/list size, default ({list_count} tools; budget 15 tools, 20 KB)"),
         format!("{list_bytes} bytes"),
     );
     for (label, extra) in [
+        (
+            "tools/list size, --toolsets all",
+            ("BITRIX24_TOOLSETS", "all"),
+        ),
         (
             "tools/list size, --read-only",
             ("BITRIX24_READ_ONLY", "true"),

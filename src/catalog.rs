@@ -115,6 +115,10 @@ pub enum Kind {
     Batch,
     /// Answered from this server's own record of the changes it sent; nothing reaches the portal.
     History,
+    /// Publishes a toolset in the running MCP session; nothing is sent to the portal.
+    EnableToolset,
+    /// Answers who access codes stand for from batched reads of catalog methods.
+    ResolveAccessCodes,
 }
 
 /// What a write changes, so that the confirmation, the dry run and the ledger can name the
@@ -132,6 +136,14 @@ pub struct ChangeSpec {
     /// What the set's keys or items are when they are not access codes, e.g. "site".
     #[serde(default)]
     pub items: Option<String>,
+    /// Whether the write replaces the whole set (site rights) or only changes what it names
+    /// (adding a member): only a replacing write makes everything unlisted lose its rights.
+    #[serde(default = "replaces_by_default")]
+    pub replaces: bool,
+}
+
+fn replaces_by_default() -> bool {
+    true
 }
 
 /// A check made before a write, so that the portal never silently accepts a call that
@@ -153,6 +165,30 @@ pub enum Preflight {
         /// Documented codes that `access.name` cannot name, and how each is checked instead.
         #[serde(default)]
         unnamed: Vec<UnnamedCode>,
+        /// When the codes sit in objects (`[{"accessCode": "D2"}]`): the key that holds each.
+        #[serde(default)]
+        item_key: Option<String>,
+    },
+    /// Reads the members of the workgroup whose ID is at `group_at` (`sonet_group.user.get`)
+    /// and checks the users at `users_at` (one ID or a list): refused when one holds a role in
+    /// `refuse_roles`, or holds none in `require_roles` (non-members hold none).
+    GroupRoles {
+        group_at: String,
+        users_at: String,
+        #[serde(default)]
+        refuse_roles: Vec<String>,
+        #[serde(default)]
+        require_roles: Vec<String>,
+        message: String,
+    },
+    /// Calls `method` (no parameters) and refuses when a value at `values_at` (the items'
+    /// `item_key`) is not among the `id`s of the items listed at `list_at` in its answer.
+    KnownIds {
+        method: String,
+        list_at: String,
+        values_at: String,
+        item_key: String,
+        message: String,
     },
 }
 
@@ -202,12 +238,24 @@ impl UnnamedCode {
 impl Preflight {
     /// The access codes a `KnownAccessCodes` check is about, in the order given.
     pub fn codes_in(codes_at: &str, args: &Value) -> Vec<String> {
-        match args.pointer(codes_at) {
-            Some(Value::Object(map)) => map.keys().cloned().collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
+        Self::values_in(codes_at, None, args)
+    }
+
+    /// The values at `at` in the arguments: an object's keys, an array's strings or numbers,
+    /// or with `item_key` each array item's value under that key; one value stands alone.
+    pub fn values_in(at: &str, item_key: Option<&str>, args: &Value) -> Vec<String> {
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        match (args.pointer(at), item_key) {
+            (Some(Value::Object(map)), None) => map.keys().cloned().collect(),
+            (Some(Value::Array(items)), None) => items.iter().filter_map(text).collect(),
+            (Some(Value::Array(items)), Some(key)) => {
+                items.iter().filter_map(|i| text(&i[key])).collect()
+            }
+            (Some(v), None) => text(v).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -230,6 +278,10 @@ pub struct ToolSpec {
     /// for a tool this server answers itself.
     #[serde(default)]
     pub docs: String,
+    /// Published when no `--toolsets`/`--tools` is given: the common questions, kept within
+    /// the context budget every session pays for.
+    #[serde(default)]
+    pub default: bool,
     pub description: String,
     pub hints: Hints,
     pub input_schema: Value,
@@ -259,7 +311,9 @@ pub struct ToolSpec {
 #[serde(deny_unknown_fields)]
 pub struct Example {
     pub arguments: Value,
-    /// The portal's `result`, before normalisation.
+    /// The portal's `result`, before normalisation; left out for `null`, which TOML cannot
+    /// write.
+    #[serde(default)]
     pub answer: Value,
 }
 
@@ -270,7 +324,7 @@ impl ToolSpec {
 
     /// Whether the tool's method is a portal's REST method (not answered by this server).
     pub fn is_portal_method(&self) -> bool {
-        self.kind != Kind::History
+        matches!(self.kind, Kind::Rest | Kind::Batch)
     }
 
     /// Whether the keys or items of the replaced set are access codes the portal can name.
@@ -561,11 +615,13 @@ impl Catalog {
             .find(|e| e.spec.method.eq_ignore_ascii_case(method))
     }
 
-    /// The toolset names, sorted.
+    /// The toolset names, sorted. `enable_toolset` belongs to none: it is published by its
+    /// own switch.
     pub fn toolsets(&self) -> Vec<&str> {
         let mut sets: Vec<&str> = self
             .entries
             .iter()
+            .filter(|e| e.spec.kind != Kind::EnableToolset)
             .map(|e| e.spec.toolset.as_str())
             .collect();
         sets.sort_unstable();
@@ -587,12 +643,16 @@ pub fn markdown_table(catalog: &Catalog) -> String {
             .next()
             .unwrap_or_default()
             .replace('|', "\\|");
+        let toolset = if s.default {
+            format!("`{}` (default)", s.toolset)
+        } else {
+            format!("`{}`", s.toolset)
+        };
         out.push_str(&format!(
-            "| `{}` | `{}` | `{}` | `{}` | {} | {} |\n",
+            "| `{}` | `{}` | `{}` | {toolset} | {} | {} |\n",
             s.name,
             s.method,
             s.scope,
-            s.toolset,
             if s.is_write() {
                 "**yes** (destructive)"
             } else {
@@ -746,7 +806,10 @@ mod tests {
                     );
                 }
                 (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
-                (None, Kind::Batch | Kind::History) => {}
+                (
+                    None,
+                    Kind::Batch | Kind::History | Kind::EnableToolset | Kind::ResolveAccessCodes,
+                ) => {}
             }
             // Every write can be dry-run, confirmed and recorded.
             if s.is_write() {
@@ -772,7 +835,9 @@ mod tests {
             for p in &s.preflight {
                 let (method, pointer) = match p {
                     Preflight::RefuseIf { method, .. } => (method.as_str(), None),
-                    Preflight::KnownAccessCodes { codes_at, unnamed } => {
+                    Preflight::KnownAccessCodes {
+                        codes_at, unnamed, ..
+                    } => {
                         for rule in unnamed {
                             assert!(
                                 rule.check_as.as_ref().is_none_or(|t| {
@@ -791,6 +856,23 @@ mod tests {
                         }
                         ("access.name", Some(codes_at))
                     }
+                    Preflight::GroupRoles {
+                        group_at, users_at, ..
+                    } => {
+                        for at in [group_at, users_at] {
+                            assert!(
+                                s.input_schema["properties"]
+                                    .get(at.trim_start_matches('/'))
+                                    .is_some(),
+                                "{}: preflight reads {at}, which is not an argument",
+                                s.name
+                            );
+                        }
+                        ("sonet_group.user.get", None)
+                    }
+                    Preflight::KnownIds {
+                        method, values_at, ..
+                    } => (method.as_str(), Some(values_at)),
                 };
                 let target = catalog
                     .by_method(method)
@@ -811,6 +893,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn enable_toolset_offers_every_toolset() {
+        let catalog = Catalog::shared();
+        let tool = catalog
+            .get("enable_toolset")
+            .expect("enable_toolset is in the catalog");
+        let offered: Vec<&str> = tool.spec.input_schema["properties"]["toolset"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| *s != "all")
+            .collect();
+        assert_eq!(offered, catalog.toolsets());
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub async fn call(
             return Ok(ExitCode::from(USAGE));
         }
     };
-    let entry = match d.lookup(tool) {
+    let entry = match d.lookup_for_command_line(tool) {
         Ok(entry) => entry,
         Err(e) => {
             writeln!(err, "{e}")?;

@@ -161,8 +161,9 @@ pub struct Args {
     )]
     pub max_result_bytes: u64,
 
-    /// Publish only these groups of tools (comma-separated, e.g. sites,tasks; `tools` shows
-    /// each tool's group). Default: all.
+    /// Publish only these groups of tools (comma-separated, e.g. people,sites; `tools` shows
+    /// each tool's group); `default` the common tools, `all` every tool. Default: the common
+    /// tools only, to keep the model's context small (enable_toolset adds groups later).
     #[arg(
         long,
         global = true,
@@ -254,6 +255,20 @@ pub struct Args {
     /// Default: ledger.sqlite3 in the user's state directory.
     #[arg(long, global = true, env = ledger::LEDGER_ENV, value_name = "PATH|off")]
     pub ledger: Option<String>,
+    /// Do not publish enable_toolset, the tool that lets the model publish more toolsets at
+    /// run time (for clients that mishandle tools/list_changed; use --toolsets instead).
+    #[arg(
+        long,
+        global = true,
+        env = "BITRIX24_NO_DYNAMIC_TOOLSETS",
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub no_dynamic_toolsets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +353,7 @@ impl Config {
                 tools: args.tools.clone().map(trimmed),
                 exclude_tools: trimmed(args.exclude_tools.clone()),
                 read_only: args.read_only,
+                dynamic: !args.no_dynamic_toolsets,
             },
         })
     }

@@ -26,14 +26,17 @@ use super::{
 };
 use crate::{
     bitrix::limits::{NoProgress, Progress},
+    catalog::Kind,
     catalog::ToolSpec,
-    pipeline::{FailureKind, Human, Nobody, Outcome, Pipeline},
+    pipeline::{FailureKind, Human, Nobody, Outcome, Pipeline, ToolFailure},
 };
 
+/// One per MCP session: the toolsets it enabled at run time are its own.
 #[derive(Clone)]
 pub struct PermissionsServer {
     pipeline: Arc<Pipeline>,
-    tools: Arc<Vec<Tool>>,
+    toolsets: Arc<std::sync::RwLock<Vec<String>>>,
+    /// Built from the tools published at start; sent once, at initialization.
     instructions: Arc<str>,
     in_flight: InFlight,
 }
@@ -41,17 +44,68 @@ pub struct PermissionsServer {
 impl PermissionsServer {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let sandbox = pipeline.sandboxed();
-        let tools = pipeline
-            .published()
-            .map(|e| tool_definition(&e.spec, sandbox))
-            .collect();
         let instructions = instructions::build(pipeline.published().map(|e| &e.spec), sandbox);
         Self {
             pipeline,
-            tools: Arc::new(tools),
+            toolsets: Arc::default(),
             instructions: instructions.into(),
             in_flight: InFlight::default(),
         }
+    }
+
+    fn enabled_toolsets(&self) -> Vec<String> {
+        self.toolsets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        let sandbox = self.pipeline.sandboxed();
+        let toolsets = self.enabled_toolsets();
+        self.pipeline
+            .published_with(&toolsets)
+            .map(|e| tool_definition(&e.spec, sandbox))
+            .collect()
+    }
+
+    /// `enable_toolset`: publishes a toolset for the rest of this session and tells the client
+    /// its tool list changed. A client that ignores the notice can still call the new tools.
+    async fn enable_toolset(&self, args: &Value, peer: &Peer<RoleServer>) -> Outcome {
+        let wanted = args["toolset"].as_str().unwrap_or_default().to_owned();
+        let valid = self.pipeline.toolsets();
+        if wanted != "all" && !valid.contains(&wanted.as_str()) {
+            return Err(ToolFailure::new(
+                FailureKind::InvalidArguments,
+                format!(
+                    "There is no toolset {wanted:?}. What to do: use one of {}, all.",
+                    valid.join(", ")
+                ),
+            ));
+        }
+        let before: Vec<String> = self.tools().into_iter().map(|t| t.name.into()).collect();
+        {
+            let mut sets = self
+                .toolsets
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !sets.contains(&wanted) {
+                sets.push(wanted.clone());
+            }
+        }
+        let added: Vec<String> = self
+            .tools()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .filter(|n| !before.contains(n))
+            .collect();
+        if !added.is_empty()
+            && let Err(err) = peer.notify_tool_list_changed().await
+        {
+            tracing::debug!(%err, "tools/list_changed not sent");
+        }
+        tracing::info!(toolset = %wanted, added = added.len(), "toolset enabled");
+        Ok(json!({"result": {"toolset": wanted, "added": added}}))
     }
 
     /// The calls under way on this server, for a shutdown that lets them finish.
@@ -92,6 +146,7 @@ impl ServerHandler for PermissionsServer {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .build(),
         )
@@ -107,7 +162,7 @@ impl ServerHandler for PermissionsServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        Ok(ListToolsResult::with_all_items(self.tools()))
     }
 
     async fn list_resources(
@@ -137,7 +192,7 @@ impl ServerHandler for PermissionsServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.iter().find(|t| t.name == name).cloned()
+        self.tools().into_iter().find(|t| t.name == name)
     }
 
     async fn call_tool(
@@ -146,10 +201,24 @@ impl ServerHandler for PermissionsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let _busy = self.in_flight.enter();
+        let toolsets = self.enabled_toolsets();
         let entry = self
             .pipeline
-            .lookup(&request.name)
+            .lookup_with(&request.name, &toolsets)
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        if entry.spec.kind == Kind::EnableToolset {
+            let args = Value::Object(request.arguments.clone().unwrap_or_default());
+            let problems = entry.check_arguments(&args);
+            let outcome = if problems.is_empty() {
+                self.enable_toolset(&args, &context.peer).await
+            } else {
+                Err(ToolFailure::new(
+                    FailureKind::InvalidArguments,
+                    "enable_toolset takes one argument, toolset. What to do: pass one of the toolset names its schema lists.",
+                ))
+            };
+            return Ok(to_call_result(&request.name, outcome).into());
+        }
         let progress: Box<dyn Progress> = match context.meta.get_progress_token() {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
             None => Box::new(NoProgress),

@@ -46,6 +46,11 @@ impl Change<'_> {
         self.known.as_ref()?.arguments.pointer(self.set_at())
     }
 
+    /// Whether the write replaces the whole set, so that what it leaves out is lost.
+    fn replaces(&self) -> bool {
+        self.spec.change.as_ref().is_none_or(|c| c.replaces)
+    }
+
     fn object_text(&self) -> String {
         self.object
             .as_ref()
@@ -93,6 +98,9 @@ impl Change<'_> {
 
     /// What changes compared with the last known set; `None` when no set is known.
     pub fn differences(&self) -> Option<Vec<String>> {
+        if !self.replaces() {
+            return None;
+        }
         let old = self.old_set()?;
         let new = self.new_set();
         let mut lines = Vec::new();
@@ -146,9 +154,16 @@ impl Change<'_> {
             "Apply this change on the Bitrix24 portal {host}?\n\n{} ({}) on {object}.\n",
             self.spec.title, self.spec.method
         );
-        let replaces_set = matches!(self.new_set(), Value::Object(_) | Value::Array(_));
+        let replaces_set =
+            self.replaces() && matches!(self.new_set(), Value::Object(_) | Value::Array(_));
         let lines = self.new_lines();
-        if replaces_set && lines.is_empty() {
+        if !self.replaces() {
+            out.push_str("It applies to:\n");
+            for line in &lines {
+                out.push_str(&format!("  • {line}\n"));
+            }
+            out.push_str("Nothing else is changed by this call.\n");
+        } else if replaces_set && lines.is_empty() {
             out.push_str("The new set is EMPTY: every individual right listed there is removed.\n");
         } else if replaces_set {
             out.push_str("The complete new set:\n");
@@ -175,6 +190,7 @@ impl Change<'_> {
                     out.push_str(&format!("  • {line}\n"));
                 }
             }
+            _ if !self.replaces() => {}
             _ => out.push_str(&format!(
                 "No earlier change of {object} was made through this server, and the portal cannot \
                  show the current set, so what is lost cannot be listed.\n"

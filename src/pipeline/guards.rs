@@ -35,8 +35,12 @@ pub async fn run(
                     return Err(ToolFailure::new(FailureKind::Refused, message.clone()));
                 }
             }
-            Preflight::KnownAccessCodes { codes_at, unnamed } => {
-                let codes = Preflight::codes_in(codes_at, args);
+            Preflight::KnownAccessCodes {
+                codes_at,
+                unnamed,
+                item_key,
+            } => {
+                let codes = Preflight::values_in(codes_at, item_key.as_deref(), args);
                 // Each code with the code access.name is asked instead; None: accepted as
                 // documented although no provider names it.
                 let asked: Vec<(&str, Option<String>)> = codes
@@ -106,6 +110,82 @@ pub async fn run(
                 }
                 if let Value::Object(known) = known {
                     names.extend(known);
+                }
+            }
+            Preflight::GroupRoles {
+                group_at,
+                users_at,
+                refuse_roles,
+                require_roles,
+                message,
+            } => {
+                let group = Preflight::values_in(group_at, None, args);
+                let users = Preflight::values_in(users_at, None, args);
+                let Some(group) = group.first() else { continue };
+                let members = read(
+                    p,
+                    "sonet_group.user.get",
+                    json!({ "ID": group }),
+                    spec,
+                    progress,
+                )
+                .await?;
+                let role_of = |user: &str| {
+                    members.as_array().into_iter().flatten().find_map(|m| {
+                        let id = match &m["USER_ID"] {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (id == user).then(|| m["ROLE"].as_str().unwrap_or_default().to_owned())
+                    })
+                };
+                let offending: Vec<String> = users
+                    .iter()
+                    .filter_map(|u| {
+                        let role = role_of(u);
+                        let refused = role.as_ref().is_some_and(|r| refuse_roles.contains(r));
+                        let lacking = !require_roles.is_empty()
+                            && !role.as_ref().is_some_and(|r| require_roles.contains(r));
+                        (refused || lacking).then(|| match role.as_deref() {
+                            Some("A") => format!("{u} (the owner)"),
+                            Some("E") => format!("{u} (a moderator)"),
+                            Some("K") => format!("{u} (a member)"),
+                            Some(other) => format!("{u} (role {other})"),
+                            None => format!("{u} (not a member)"),
+                        })
+                    })
+                    .collect();
+                if !offending.is_empty() {
+                    tracing::info!(tool = %spec.name, users = offending.len(), "group roles refused the write");
+                    return Err(ToolFailure::new(
+                        FailureKind::Refused,
+                        format!("{message} Users: {}.", offending.join(", ")),
+                    ));
+                }
+            }
+            Preflight::KnownIds {
+                method,
+                list_at,
+                values_at,
+                item_key,
+                message,
+            } => {
+                let wanted = Preflight::values_in(values_at, Some(item_key), args);
+                if wanted.is_empty() {
+                    continue;
+                }
+                let answer = read(p, method, json!({}), spec, progress).await?;
+                let known = Preflight::values_in(list_at, Some("id"), &answer);
+                let unknown: Vec<&str> = wanted
+                    .iter()
+                    .filter(|w| !known.contains(w))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(ToolFailure::new(
+                        FailureKind::Refused,
+                        format!("{message} Unknown: {}.", unknown.join(", ")),
+                    ));
                 }
             }
         }

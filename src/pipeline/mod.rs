@@ -11,6 +11,7 @@ mod explain;
 mod failure;
 mod guards;
 mod hook;
+mod resolve;
 mod selection;
 
 use std::sync::Arc;
@@ -134,22 +135,60 @@ impl Pipeline {
 
     /// The tools this configuration publishes, in catalog order.
     pub fn published(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.published_with(&[])
+    }
+
+    /// The tools published once a session has enabled `toolsets` at run time as well.
+    pub fn published_with<'a>(
+        &'a self,
+        toolsets: &'a [String],
+    ) -> impl Iterator<Item = &'a Arc<Entry>> {
         self.catalog
             .entries()
-            .filter(move |e| self.selection.allows(&e.spec.name))
+            .filter(move |e| self.enabled_in(&e.spec, toolsets))
+    }
+
+    fn enabled_in(&self, spec: &ToolSpec, toolsets: &[String]) -> bool {
+        self.selection.allows(&spec.name)
+            || (spec.kind != Kind::EnableToolset
+                && toolsets.iter().any(|t| t == "all" || *t == spec.toolset)
+                && self.selection.may_enable(&self.catalog, &spec.name))
+    }
+
+    /// The toolsets a session may enable, sorted.
+    pub fn toolsets(&self) -> Vec<&str> {
+        self.catalog.toolsets()
     }
 
     pub fn lookup(&self, name: &str) -> Result<&Arc<Entry>, LookupError> {
+        self.lookup_with(name, &[])
+    }
+
+    /// The command line has no context to save: unless toolsets or tools were named, it may
+    /// call every tool a session could enable. Exclusions and read-only mode still hold.
+    pub fn lookup_for_command_line(&self, name: &str) -> Result<&Arc<Entry>, LookupError> {
+        if self.selection.budget_only() {
+            self.lookup_with(name, &["all".to_owned()])
+        } else {
+            self.lookup(name)
+        }
+    }
+
+    /// Looks a tool up as a session that has enabled `toolsets` at run time sees it.
+    pub fn lookup_with(&self, name: &str, toolsets: &[String]) -> Result<&Arc<Entry>, LookupError> {
         let Some(entry) = self.catalog.get(name) else {
             return Err(LookupError::Unknown {
                 name: name.to_owned(),
                 known: self
-                    .published()
+                    .published_with(toolsets)
                     .map(|e| e.spec.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
             });
         };
+        if self.enabled_in(&entry.spec, toolsets) {
+            return Ok(entry);
+        }
         match self.selection.hidden(&self.catalog, name) {
             None => Ok(entry),
             Some(Hidden::ReadOnly) => Err(LookupError::ReadOnly {
@@ -188,6 +227,14 @@ impl Pipeline {
                 Kind::Batch => self.call_batch(&args, progress).await,
                 Kind::History => self.call_history(&args),
                 Kind::Rest => self.call_rest(entry, &args, progress, human, dry_run).await,
+                Kind::ResolveAccessCodes => resolve::run(self, &args, progress).await,
+                Kind::EnableToolset => Err(ToolFailure::new(
+                    FailureKind::Refused,
+                    format!(
+                        "{} works only inside an MCP session. What to do: start the server with --toolsets instead.",
+                        spec.name
+                    ),
+                )),
             }
         };
         let outcome = match outcome {
@@ -337,17 +384,27 @@ impl Pipeline {
 
     async fn forward(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
         tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
-        let mut result = self
+        let success = self
             .gateway
             .call(&spec.method, args, spec.hints.idempotent, progress)
             .await
             .map_err(|err| {
                 tracing::info!(tool = %spec.name, error = %err, "call failed");
                 failure(&err, spec)
-            })?
-            .result;
+            })?;
+        let mut result = success.result;
         spec.normalize.apply(&mut result);
-        Ok(json!({ "result": result }))
+        let mut answer = json!({ "result": result });
+        // A paged list's position travels with it, where the tool's output schema has room.
+        let declared = &spec.output_schema["properties"];
+        for (field, value) in [("total", success.total), ("next", success.next)] {
+            if let Some(value) = value
+                && declared.get(field).is_some()
+            {
+                answer[field] = json!(value);
+            }
+        }
+        Ok(answer)
     }
 
     /// Resolves and checks every item of a `batch` call here, where tools are looked up, and
@@ -382,6 +439,11 @@ impl Pipeline {
             )
         })?;
         let spec = &entry.spec;
+        if !matches!(spec.kind, Kind::Rest | Kind::Batch) {
+            return Err(format!(
+                "{tool} cannot run inside batch. What to do: call it on its own."
+            ));
+        }
         if spec.kind == Kind::Batch {
             return Err(
                 "batch cannot contain batch. What to do: put these items into the outer batch directly."

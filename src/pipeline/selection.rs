@@ -1,9 +1,14 @@
 //! Which tools this server publishes: toolsets, include and exclude lists, and read-only mode,
-//! resolved once at start-up. Read-only beats everything; exclude beats include.
+//! resolved once at start-up. Read-only beats everything; exclude beats include. Without any
+//! toolset or tool named, the catalog's `default` tools are published: the context budget.
 
 use std::collections::BTreeSet;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Kind};
+
+/// `--toolsets` names that are not toolsets of the catalog.
+const ALL: &str = "all";
+const DEFAULT: &str = "default";
 
 /// The filters as configured, before they are checked against the catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,6 +17,8 @@ pub struct Filters {
     pub tools: Option<Vec<String>>,
     pub exclude_tools: Vec<String>,
     pub read_only: bool,
+    /// Publish `enable_toolset`, so a session can widen its tools at run time.
+    pub dynamic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +43,10 @@ pub enum Hidden {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     enabled: BTreeSet<String>,
+    excluded: BTreeSet<String>,
     read_only: bool,
+    /// Neither toolsets nor tools were named: only the context budget chose the set.
+    budget_only: bool,
 }
 
 impl Selection {
@@ -56,10 +66,10 @@ impl Selection {
         };
         let toolsets = catalog.toolsets();
         for set in filters.toolsets.iter().flatten() {
-            if !toolsets.contains(&set.as_str()) {
+            if !toolsets.contains(&set.as_str()) && set != ALL && set != DEFAULT {
                 return Err(SelectionError::UnknownToolset {
                     name: set.clone(),
-                    valid: toolsets.join(", "),
+                    valid: format!("{}, {DEFAULT}, {ALL}", toolsets.join(", ")),
                 });
             }
         }
@@ -70,27 +80,55 @@ impl Selection {
             check_tool(tool, "BITRIX24_EXCLUDE_TOOLS / --exclude-tools")?;
         }
 
-        let mut enabled: BTreeSet<String> = match (&filters.toolsets, &filters.tools) {
-            // Neither given: everything.
-            (None, None) => names.iter().map(|n| (*n).to_owned()).collect(),
-            (sets, tools) => {
-                let from_sets = catalog
-                    .entries()
-                    .filter(|e| sets.iter().flatten().any(|s| *s == e.spec.toolset))
-                    .map(|e| e.spec.name.clone());
-                from_sets.chain(tools.iter().flatten().cloned()).collect()
-            }
+        // Neither given: the catalog's default tools.
+        let default_only = [DEFAULT.to_owned()];
+        let sets: &[String] = match (&filters.toolsets, &filters.tools) {
+            (None, None) => &default_only,
+            (sets, _) => sets.as_deref().unwrap_or_default(),
         };
-        for tool in &filters.exclude_tools {
-            enabled.remove(tool);
+        let in_sets = |spec: &crate::catalog::ToolSpec| {
+            sets.iter()
+                .any(|s| s == ALL || *s == spec.toolset || (s == DEFAULT && spec.default))
+        };
+        let mut enabled: BTreeSet<String> = catalog
+            .entries()
+            .filter(|e| e.spec.kind != Kind::EnableToolset && in_sets(&e.spec))
+            .map(|e| e.spec.name.clone())
+            .chain(filters.tools.iter().flatten().cloned())
+            .collect();
+        if filters.dynamic {
+            enabled.extend(
+                catalog
+                    .entries()
+                    .filter(|e| e.spec.kind == Kind::EnableToolset)
+                    .map(|e| e.spec.name.clone()),
+            );
         }
-        if filters.read_only {
-            enabled.retain(|name| catalog.get(name).is_some_and(|e| !e.spec.is_write()));
-        }
-        Ok(Self {
-            enabled,
+        let excluded: BTreeSet<String> = filters.exclude_tools.iter().cloned().collect();
+        let mut selection = Self {
+            enabled: BTreeSet::new(),
+            excluded,
             read_only: filters.read_only,
-        })
+            budget_only: filters.toolsets.is_none() && filters.tools.is_none(),
+        };
+        enabled.retain(|name| selection.may_enable(catalog, name));
+        selection.enabled = enabled;
+        Ok(selection)
+    }
+
+    /// Whether a tool may be published at all here, whichever toolset asks for it: exclusion
+    /// and read-only mode hold for toolsets enabled at run time too.
+    pub fn may_enable(&self, catalog: &Catalog, name: &str) -> bool {
+        !self.excluded.contains(name)
+            && catalog
+                .get(name)
+                .is_some_and(|e| !(self.read_only && e.spec.is_write()))
+    }
+
+    /// True when only the context budget chose the published set, so a caller with no
+    /// context to save (the command line) may call any tool that could be enabled.
+    pub fn budget_only(&self) -> bool {
+        self.budget_only
     }
 
     pub fn allows(&self, name: &str) -> bool {
@@ -131,8 +169,31 @@ mod tests {
     #[test]
     fn filters_combine() {
         let c = Catalog::embedded().unwrap();
-        let all = names(&c, Filters::default());
+        let all = names(
+            &c,
+            Filters {
+                toolsets: list(&["all"]),
+                dynamic: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(all.len(), c.entries().count());
+        let default = names(&c, Filters::default());
+        let flagged: Vec<String> = c
+            .entries()
+            .filter(|e| e.spec.default && e.spec.kind != Kind::EnableToolset)
+            .map(|e| e.spec.name.clone())
+            .collect();
+        assert_eq!(default, flagged, "the catalog decides the default set");
+        let dynamic = names(
+            &c,
+            Filters {
+                dynamic: true,
+                ..Default::default()
+            },
+        );
+        assert!(dynamic.contains(&"enable_toolset".to_owned()));
+        assert!(!default.contains(&"enable_toolset".to_owned()));
 
         let tasks = names(
             &c,
@@ -195,7 +256,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("\"site\"") && err.contains("sites, tasks"),
+            err.contains("\"site\"") && err.contains("sites, tasks") && err.contains("all"),
             "{err}"
         );
         let err = Selection::resolve(

@@ -7,6 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::Catalog;
 
+mod directory;
+mod membership;
+
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
 
@@ -196,6 +199,10 @@ impl Portal {
                 (12, group("Board", &[(1, 'A')])),
                 (3, group("Support desk", &[(45, 'A'), (3, 'K')])),
                 (69, group("Partners", &[(3, 'A'), (ME, 'K')])),
+                (
+                    622,
+                    group("Group for Demonstrating the Method", &[(1, 'A'), (ME, 'K')]),
+                ),
             ]),
             sites: BTreeMap::from([
                 (
@@ -316,7 +323,17 @@ impl Portal {
                 ),
             ]),
             role_model: false,
-            scopes: vec!["landing", "sonet_group", "task"],
+            scopes: vec![
+                "calendar",
+                "department",
+                "disk",
+                "documentgenerator",
+                "landing",
+                "socialnetwork",
+                "sonet_group",
+                "task",
+                "user",
+            ],
             methods: catalog
                 .entries()
                 .filter(|e| e.spec.is_portal_method())
@@ -712,9 +729,12 @@ impl Portal {
             "batch" => self.batch(p),
             // A catalog method this company does not model answers its catalog example, so a
             // new tool works in the sandbox from its catalog file alone.
-            other => match self.examples.get(other) {
-                Some(answer) => ok(answer.clone()),
-                None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+            other => match self.directory(other, p).or_else(|| self.membership(other, p)) {
+                Some(answer) => answer,
+                None => match self.examples.get(other) {
+                    Some(answer) => ok(answer.clone()),
+                    None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+                },
             },
         }
     }

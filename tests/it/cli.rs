@@ -149,9 +149,12 @@ async fn call_goes_through_the_real_pipeline_to_a_portal() {
 
 #[tokio::test]
 async fn tools_lists_what_is_published() {
-    let all = run(&[], &["--sandbox", "tools"]).await;
-    assert_eq!(all.code, Some(0));
-    assert!(all.stdout.starts_with("TOOL"));
+    let default = run(&[], &["--sandbox", "tools"]).await;
+    assert_eq!(default.code, Some(0));
+    assert!(default.stdout.starts_with("TOOL"));
+    assert!(default.stdout.contains("enable_toolset"));
+    assert!(!default.stdout.contains("landing_site_set_rights"));
+    let all = run(&[], &["--sandbox", "--toolsets", "all", "tools"]).await;
     assert!(all.stdout.contains("landing_site_set_rights") && all.stdout.contains("write"));
     let count = bitrix24_permissions_mcp::testing::Catalog::embedded()
         .unwrap()
@@ -162,10 +165,24 @@ async fn tools_lists_what_is_published() {
         "{}",
         all.stdout
     );
-    let read_only = run(&[("BITRIX24_READ_ONLY", "true")], &["tools"]).await;
+    let read_only = run(
+        &[("BITRIX24_READ_ONLY", "true"), ("BITRIX24_TOOLSETS", "all")],
+        &["tools"],
+    )
+    .await;
     assert!(!read_only.stdout.contains("landing_site_set_rights"));
     assert!(!read_only.stdout.contains(" write"));
-    let json_out = run(&[], &["tools", "--json", "--toolsets", "tasks"]).await;
+    let json_out = run(
+        &[],
+        &[
+            "tools",
+            "--json",
+            "--toolsets",
+            "tasks",
+            "--no-dynamic-toolsets",
+        ],
+    )
+    .await;
     let tools: Value = serde_json::from_str(&json_out.stdout).unwrap();
     let tools = tools.as_array().unwrap();
     assert_eq!(tools.len(), 1);
@@ -430,6 +447,7 @@ async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
         args: vec![],
         lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
         answer: None,
+        default_tools: false,
     }
     .start()
     .await;

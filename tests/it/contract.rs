@@ -572,6 +572,7 @@ async fn sandbox_answers_pass_the_check_with_their_notice() {
         args: vec!["--sandbox"],
         lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
         answer: None,
+        default_tools: false,
     }
     .start()
     .await;

@@ -91,8 +91,13 @@ async fn serves_the_same_tools_over_http() {
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     let (_, body, _) = post(&server.url, &list, &headers).await;
     let tools = answer(&body)["result"]["tools"].as_array().unwrap().len();
-    let catalog = bitrix24_permissions_mcp::testing::Catalog::embedded().unwrap();
-    assert_eq!(tools, catalog.entries().count());
+    // The default set, as over stdio.
+    let over_stdio = crate::util::command(&[], &["--sandbox", "tools", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let expected: Value = serde_json::from_slice(&over_stdio.stdout).unwrap();
+    assert_eq!(tools, expected.as_array().unwrap().len());
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                       "params": {"name": "landing_site_get_rights", "arguments": {"id": 645}}});
     let (_, body, _) = post(&server.url, &call, &headers).await;
@@ -168,7 +173,7 @@ async fn a_public_address_without_a_token_is_refused() {
 
 #[tokio::test]
 async fn writes_over_http_are_recorded_in_the_ledger() {
-    let server = start(&[]).await;
+    let server = start(&[("BITRIX24_TOOLSETS", "all")]).await;
     let (_, _, session) = post(&server.url, &initialize(), &[]).await;
     let session = session.unwrap();
     let headers = [

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod read_only;
 mod readme;
+mod resolve;
 mod robustness;
 mod secrets;
 mod startup;

@@ -60,10 +60,18 @@ async fn every_tool_forwards_and_matches_its_output_schema() {
     let server = Server::start(&portal.webhook_url()).await;
     let tools = server.client.list_all_tools().await.unwrap();
     let calls = valid_calls();
-    // batch and permission_history are answered without a portal method of their own.
+    // The tools that are not one REST method have tests of their own.
     let rest_tools: Vec<_> = tools
         .iter()
-        .filter(|t| t.name != "batch" && t.name != "permission_history")
+        .filter(|t| {
+            ![
+                "batch",
+                "enable_toolset",
+                "permission_history",
+                "resolve_access_codes",
+            ]
+            .contains(&t.name.as_ref())
+        })
         .collect();
     assert_eq!(
         rest_tools.len(),
@@ -461,7 +469,7 @@ async fn a_failed_batch_request_fails_its_items_with_the_reason() {
 async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
     let portal = TestPortal::always(ok(Value::Null)).await;
     let url = portal.webhook_url();
-    let mut launch = Launch::new(&url);
+    let mut launch = Launch::new(&url).default_tools();
     for (k, v) in env {
         launch = launch.env(k, v);
     }
@@ -483,15 +491,20 @@ async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
 
 /// What the filters should publish, worked out from the catalog independently of the server:
 /// toolsets and tools add up (neither: everything), exclude beats both, read-only beats all.
+/// Neither toolsets nor tools: the catalog's default set. enable_toolset (dynamic toolsets, on
+/// unless switched off) is published whatever the filters say.
 fn expected(toolsets: &[&str], tools: &[&str], exclude: &[&str], read_only: bool) -> Vec<String> {
     let mut names: Vec<String> = Catalog::embedded()
         .unwrap()
         .entries()
         .map(|e| &e.spec)
         .filter(|s| {
-            (toolsets.is_empty() && tools.is_empty())
+            (toolsets.is_empty() && tools.is_empty() && s.default)
+                || toolsets.contains(&"all")
                 || toolsets.contains(&s.toolset.as_str())
+                || (toolsets.contains(&"default") && s.default)
                 || tools.contains(&s.name.as_str())
+                || s.name == "enable_toolset"
         })
         .filter(|s| !exclude.contains(&s.name.as_str()))
         .filter(|s| !read_only || s.hints.read_only)
@@ -517,6 +530,16 @@ async fn filters_publish_what_they_say() {
             expected(&["sites"], &[], &[], false),
         ),
         (
+            vec![("BITRIX24_TOOLSETS", "all")],
+            vec![],
+            expected(&["all"], &[], &[], false),
+        ),
+        (
+            vec![("BITRIX24_TOOLSETS", "default,people")],
+            vec![],
+            expected(&["default", "people"], &[], &[], false),
+        ),
+        (
             vec![],
             vec!["--toolsets", "access,tasks"],
             expected(&["access", "tasks"], &[], &[], false),
@@ -535,7 +558,7 @@ async fn filters_publish_what_they_say() {
                 ("BITRIX24_EXCLUDE_TOOLS", "scope"),
             ],
             vec![],
-            vec!["profile".to_owned()],
+            vec!["enable_toolset".to_owned(), "profile".to_owned()],
         ),
         (
             vec![
@@ -578,7 +601,7 @@ async fn filtered_tools_are_not_callable() {
 #[tokio::test]
 async fn unknown_filter_names_refuse_start_up() {
     let valid_toolsets = format!(
-        "valid toolsets: {}",
+        "valid toolsets: {}, default, all",
         Catalog::embedded().unwrap().toolsets().join(", ")
     );
     for (key, value, expected) in [
@@ -646,6 +669,78 @@ async fn reference_resources_are_readable() {
             ))
             .await
             .is_err()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn membership_and_role_guards_refuse_and_write_nothing() {
+    let portal = TestPortal::start(guarded(|r: &Received| match r.method.as_str() {
+        "sonet_group.user.get" => {
+            ok(json!([{"USER_ID": "1269", "ROLE": "A"}, {"USER_ID": "1270", "ROLE": "K"}]))
+        }
+        "documentgenerator.role.list" => ok(json!({"roles": [{"id": 3, "name": "Manager"}]})),
+        _ => ok(json!(true)),
+    }))
+    .await;
+    let server = Server::start(&portal.webhook_url()).await;
+    let cases = [
+        (
+            "sonet_group_user_delete",
+            json!({"GROUP_ID": 69, "USER_ID": [1270, 1269]}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_user_update",
+            json!({"GROUP_ID": 69, "USER_ID": 1269, "ROLE": "K"}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_setowner",
+            json!({"GROUP_ID": 69, "USER_ID": 99}),
+            "99 (not a member)",
+        ),
+        (
+            "sonet_group_setowner",
+            json!({"GROUP_ID": 69, "USER_ID": 1269}),
+            "1269 (the owner)",
+        ),
+        (
+            "sonet_group_user_add",
+            json!({"GROUP_ID": 69, "USER_ID": [5, 1270]}),
+            "1270 (a member)",
+        ),
+        (
+            "documentgenerator_role_fillaccesses",
+            json!({"accesses": [{"roleId": 99, "accessCode": "D2"}]}),
+            "Unknown: 99",
+        ),
+    ];
+    for (tool, args, needle) in cases {
+        let result = server.call(tool, args).await;
+        let text = text_of(&result);
+        assert!(is_error(&result), "{tool}");
+        assert!(
+            text.contains(needle) && text.contains("nothing was"),
+            "{tool}: {text}"
+        );
+    }
+    let writes: Vec<_> = portal
+        .received()
+        .into_iter()
+        .filter(|r| {
+            ![
+                "sonet_group.user.get",
+                "documentgenerator.role.list",
+                "access.name",
+            ]
+            .contains(&r.method.as_str())
+        })
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing was sent: {:?}",
+        writes.iter().map(|r| &r.method).collect::<Vec<_>>()
     );
     server.stop().await;
 }

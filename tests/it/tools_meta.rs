@@ -1,10 +1,13 @@
 //! What every client sees in `tools/list`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::atomic::Ordering};
 
 use serde_json::Value;
 
-use crate::{portal::TestPortal, util::Server};
+use crate::{
+    portal::TestPortal,
+    util::{Launch, Server, is_error, text_of},
+};
 
 /// The seed tools and their required arguments, as the core issue names them.
 const SEED_TOOLS: &[(&str, &[&str])] = &[
@@ -148,4 +151,138 @@ fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
     let schema = serde_json::json!({"type": "string", "pattern": pattern});
     let validator = jsonschema::validator_for(&schema).unwrap();
     move |s| validator.is_valid(&Value::from(s))
+}
+
+/// The context budget: what every session pays for before its first question.
+const DEFAULT_MAX_TOOLS: usize = 15;
+const DEFAULT_MAX_BYTES: usize = 20_000;
+
+#[tokio::test]
+async fn default_tools_list_fits_the_context_budget() {
+    let portal = TestPortal::always(crate::portal::ok(Value::Null)).await;
+    let server = Launch::new(&portal.webhook_url())
+        .default_tools()
+        .start()
+        .await;
+    let tools = server.client.list_all_tools().await.unwrap();
+    let bytes = serde_json::to_string(&serde_json::json!({ "tools": tools }))
+        .unwrap()
+        .len();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.len() <= DEFAULT_MAX_TOOLS,
+        "{} tools: {names:?}",
+        names.len()
+    );
+    assert!(
+        bytes <= DEFAULT_MAX_BYTES,
+        "default tools/list is {bytes} bytes"
+    );
+    assert!(names.contains(&"enable_toolset"), "{names:?}");
+    let all = Server::start(&portal.webhook_url()).await;
+    let every = all.client.list_all_tools().await.unwrap();
+    assert!(every.len() > tools.len(), "--toolsets all publishes more");
+    all.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn enable_toolset_publishes_a_toolset_and_says_so() {
+    let portal = TestPortal::always(crate::portal::ok(serde_json::json!([]))).await;
+    let server = Launch::new(&portal.webhook_url())
+        .default_tools()
+        .start()
+        .await;
+    let capabilities = server
+        .client
+        .peer_info()
+        .unwrap()
+        .capabilities
+        .tools
+        .clone();
+    assert_eq!(capabilities.and_then(|t| t.list_changed), Some(true));
+    let before = server.client.list_all_tools().await.unwrap();
+    assert!(!before.iter().any(|t| t.name == "department_get"));
+    let refused = server
+        .client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("department_get")
+                .with_arguments(serde_json::Map::new()),
+        )
+        .await;
+    assert!(refused.is_err(), "not yet published, not callable");
+
+    let result = server
+        .call("enable_toolset", serde_json::json!({"toolset": "people"}))
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let added = result.structured_content.unwrap()["result"]["added"].clone();
+    assert!(
+        added
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("department_get")),
+        "{added}"
+    );
+    let after = server.client.list_all_tools().await.unwrap();
+    assert!(after.iter().any(|t| t.name == "department_get"));
+    assert!(!is_error(
+        &server.call("department_get", serde_json::json!({})).await
+    ));
+    // The notice is sent before the answer; give the client's notification task its turn.
+    for _ in 0..200 {
+        if server.recorder.list_changed.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.recorder.list_changed.load(Ordering::SeqCst), 1);
+
+    let unknown = server
+        .call("enable_toolset", serde_json::json!({"toolset": "nope"}))
+        .await;
+    assert!(is_error(&unknown));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_beats_a_toolset_enabled_at_run_time() {
+    let portal = TestPortal::always(crate::portal::ok(serde_json::json!(true))).await;
+    let server = Launch::new(&portal.webhook_url())
+        .default_tools()
+        .arg("--read-only")
+        .start()
+        .await;
+    let result = server
+        .call("enable_toolset", serde_json::json!({"toolset": "sites"}))
+        .await;
+    let added = result.structured_content.unwrap()["result"]["added"].clone();
+    assert!(
+        added
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("landing_role_get_list"))
+    );
+    assert!(
+        !added
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("landing_site_set_rights"))
+    );
+    let tools = server.client.list_all_tools().await.unwrap();
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.annotations.as_ref().unwrap().read_only_hint == Some(true))
+    );
+    server.stop().await;
+
+    let off = Launch::new(&portal.webhook_url())
+        .default_tools()
+        .arg("--no-dynamic-toolsets")
+        .start()
+        .await;
+    let tools = off.client.list_all_tools().await.unwrap();
+    assert!(!tools.iter().any(|t| t.name == "enable_toolset"));
+    off.stop().await;
 }

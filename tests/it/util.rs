@@ -67,6 +67,8 @@ pub struct Recorder {
     pub asked: Arc<Mutex<Vec<String>>>,
     /// The form schemas of those questions.
     pub forms: Arc<Mutex<Vec<Value>>>,
+    /// How many `notifications/tools/list_changed` arrived.
+    pub list_changed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ClientHandler for Recorder {
@@ -115,6 +117,11 @@ impl ClientHandler for Recorder {
             .unwrap()
             .push(params.message.unwrap_or_default());
     }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub struct Server {
@@ -123,11 +130,14 @@ pub struct Server {
     stderr: PathBuf,
 }
 
+/// A server to start. Unless the test names toolsets or tools itself, or asks for the default
+/// set, it publishes the whole catalog, so tests can call any tool.
 pub struct Launch<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     pub args: Vec<&'a str>,
     pub lifecycle: ClientLifecycleMode,
     pub answer: Option<(ElicitationAction, Option<Value>)>,
+    pub default_tools: bool,
 }
 
 impl<'a> Launch<'a> {
@@ -137,6 +147,7 @@ impl<'a> Launch<'a> {
             args: vec![],
             lifecycle: ClientLifecycleMode::Initialize,
             answer: None,
+            default_tools: false,
         }
     }
 
@@ -156,6 +167,12 @@ impl<'a> Launch<'a> {
         self
     }
 
+    /// Publish what a user gets with no tool settings: the catalog's default set.
+    pub fn default_tools(mut self) -> Self {
+        self.default_tools = true;
+        self
+    }
+
     pub fn discover(mut self) -> Self {
         self.lifecycle = ClientLifecycleMode::Discover {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
@@ -163,7 +180,18 @@ impl<'a> Launch<'a> {
         self
     }
 
-    pub async fn start(self) -> Server {
+    pub async fn start(mut self) -> Server {
+        let chosen = self
+            .env
+            .iter()
+            .any(|(k, _)| *k == "BITRIX24_TOOLSETS" || *k == "BITRIX24_TOOLS")
+            || self
+                .args
+                .iter()
+                .any(|a| *a == "--toolsets" || *a == "--tools");
+        if !chosen && !self.default_tools {
+            self.env.push(("BITRIX24_TOOLSETS", "all"));
+        }
         let stderr = stderr_path();
         let file = std::fs::File::create(&stderr).unwrap();
         let (transport, _) = TokioChildProcess::builder(command(&self.env, &self.args))

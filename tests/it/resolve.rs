@@ -1,0 +1,67 @@
+//! `resolve_access_codes` against the sandbox portal: the people behind U, D, DR and SG codes,
+//! in batched requests, and plain words for the codes REST cannot expand.
+
+use serde_json::{Value, json};
+
+use crate::util::{Launch, is_error, text_of};
+
+fn ids(part: &Value) -> Vec<&str> {
+    let mut ids: Vec<&str> = part["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn sandbox_resolves_u_d_dr_and_sg_codes_and_says_what_it_cannot() {
+    let server = Launch::new("")
+        .arg("--sandbox")
+        .default_tools()
+        .start()
+        .await;
+    let tools = server.client.list_all_tools().await.unwrap();
+    let tool = tools
+        .iter()
+        .find(|t| t.name == "resolve_access_codes")
+        .expect("published by default");
+    let result = server
+        .call(
+            "resolve_access_codes",
+            json!({"codes": ["U503", "D2", "DR1", "SG77_K", "SG77_E", "G1", "AU", "U999"]}),
+        )
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let out = result.structured_content.clone().unwrap();
+    let schema = Value::Object(tool.output_schema.as_deref().unwrap().clone());
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let problems: Vec<String> = validator.iter_errors(&out).map(|e| e.to_string()).collect();
+    assert!(problems.is_empty(), "{problems:?}");
+
+    let r = &out["result"];
+    assert_eq!(ids(&r["U503"]), ["503"]);
+    assert_eq!(r["U503"]["users"][0]["name"], "Oleg Petrov");
+    assert_eq!(ids(&r["D2"]), ["503", "7"], "Marketing's members");
+    assert_eq!(
+        ids(&r["DR1"]),
+        ["1", "3", "45", "503", "547", "7"],
+        "the whole tree"
+    );
+    assert_eq!(ids(&r["SG77_K"]), ["503", "547", "7"], "every member");
+    assert_eq!(ids(&r["SG77_E"]), ["503", "547"], "owner and moderator");
+    for code in ["U503", "D2", "DR1", "SG77_K"] {
+        assert_eq!(r[code]["complete"], true, "{code}: {}", r[code]);
+    }
+    for code in ["G1", "AU"] {
+        assert_eq!(r[code]["complete"], false, "{code}");
+        assert_eq!(r[code]["kind"], "names_only", "{code}");
+        assert!(r[code]["note"].as_str().unwrap().contains("REST"), "{code}");
+    }
+    assert_eq!(r["U999"]["complete"], false);
+    assert_eq!(r["U999"]["users"], json!([]));
+    assert_eq!(out["requests"], 2, "two rounds of batched reads");
+    server.stop().await;
+}
