@@ -585,3 +585,59 @@ async fn a_duplicate_in_flight_id_over_http_is_answered_with_an_error() {
     assert!(body.contains("G1"), "{body}");
     assert_eq!(portal.count(), 1, "the duplicate was not sent");
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn at_the_descriptor_limit_accept_backs_off_and_serves_again() {
+    let log = crate::util::stderr_path();
+    let script = format!(
+        "ulimit -n 48; exec {} --sandbox serve --http 127.0.0.1:0 2>{}",
+        crate::util::BIN,
+        log.display()
+    );
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(url) = text.split("serving MCP at ").nth(1) {
+            break url.lines().next().unwrap().trim().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    // More idle connections than the process has descriptors left.
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        hogs.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let failures = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("accept failed")
+            .count()
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while failures() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the failed accepts are logged");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A spinning loop logs thousands of failures a second; backing off, a handful.
+    let seen = failures();
+    assert!(seen < 100, "{seen} failed accepts logged: the loop spins");
+    drop(hogs);
+    // The header timeout frees the descriptors; then a legitimate client is served.
+    let (status, _, body) = http_post(&url, &initialize_request(), None).await;
+    assert_eq!(status, 200, "{body}");
+    let _ = child.kill().await;
+    let _ = std::fs::remove_file(&log);
+}
