@@ -2,6 +2,8 @@
 //! 50 commands each, through the same limiter as every other call. Each item is checked
 //! against its own tool's schema, and answers one result or one error, in order.
 
+use std::time::Instant;
+
 use serde_json::{Map, Value, json};
 
 use super::explain::{failure, unexpected};
@@ -30,6 +32,7 @@ pub async fn run(
     gateway: &Gateway,
     batch_spec: &ToolSpec,
     items: Vec<CheckedItem<'_>>,
+    deadline: Instant,
     progress: &dyn Progress,
 ) -> Value {
     let mut answers: Vec<Option<Value>> = vec![None; items.len()];
@@ -55,7 +58,13 @@ pub async fn run(
             .collect();
         requests += 1;
         match gateway
-            .call("batch", &json!({"halt": 0, "cmd": cmd}), true, progress)
+            .call(
+                "batch",
+                &json!({"halt": 0, "cmd": cmd}),
+                false,
+                deadline,
+                progress,
+            )
             .await
         {
             Ok(success) => {

@@ -13,7 +13,7 @@ mod guards;
 mod hook;
 mod selection;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -180,14 +180,19 @@ impl Pipeline {
                 .as_object_mut()
                 .and_then(|map| map.remove("dry_run"))
                 .is_some_and(|v| v == true);
+        // One deadline for the whole call: guard reads, the write, retries and waits.
+        let deadline = self.gateway.deadline();
         let outcome = if !problems.is_empty() {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
             Err(describe_problems(&spec.name, &problems))
         } else {
             match spec.kind {
-                Kind::Batch => self.call_batch(&args, progress).await,
+                Kind::Batch => self.call_batch(&args, deadline, progress).await,
                 Kind::History => self.call_history(&args),
-                Kind::Rest => self.call_rest(entry, &args, progress, human, dry_run).await,
+                Kind::Rest => {
+                    self.call_rest(entry, &args, deadline, progress, human, dry_run)
+                        .await
+                }
             }
         };
         let outcome = match outcome {
@@ -223,12 +228,13 @@ impl Pipeline {
         &self,
         entry: &Entry,
         args: &Value,
+        mut deadline: Instant,
         progress: &dyn Progress,
         human: &dyn Human,
         dry_run: bool,
     ) -> Outcome {
         let spec = &entry.spec;
-        let names = guards::run(self, spec, args, progress).await?;
+        let names = guards::run(self, spec, args, deadline, progress).await?;
         let object = object_of(spec, args);
         let mut confirmation = Confirmation::NotNeeded;
         if spec.is_write() {
@@ -250,6 +256,7 @@ impl Pipeline {
                     "access.name",
                     json!({ "ACCESS": dropped }),
                     spec,
+                    deadline,
                     progress,
                 )
                 .await
@@ -263,6 +270,11 @@ impl Pipeline {
                 let host = self.gateway.portal().credentials().identity().host;
                 confirmation =
                     confirm::ask(self.confirm_writes, human, &change.message(&host)).await?;
+                // A person's time to answer is not the portal's: once someone was asked, the
+                // write gets a deadline of its own from here.
+                if confirmation == Confirmation::Accepted {
+                    deadline = self.gateway.deadline();
+                }
             }
         }
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -286,12 +298,14 @@ impl Pipeline {
                 Err(ToolFailure::new(FailureKind::Declined, confirm::DECLINED))
             }
             // Checked here, before any sandbox notice is added and before the hooks see it.
-            None => self.forward(spec, args, progress).await.and_then(|answer| {
-                match entry.check_answer(&answer) {
-                    Ok(()) => Ok(answer),
-                    Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
-                }
-            }),
+            None => {
+                self.forward(spec, args, deadline, progress)
+                    .await
+                    .and_then(|answer| match entry.check_answer(&answer) {
+                        Ok(()) => Ok(answer),
+                        Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
+                    })
+            }
         };
         for hook in &self.hooks {
             hook.after(info, &outcome);
@@ -335,11 +349,17 @@ impl Pipeline {
         }
     }
 
-    async fn forward(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn forward(
+        &self,
+        spec: &ToolSpec,
+        args: &Value,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Outcome {
         tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
         let mut result = self
             .gateway
-            .call(&spec.method, args, spec.hints.idempotent, progress)
+            .call(&spec.method, args, spec.is_write(), deadline, progress)
             .await
             .map_err(|err| {
                 tracing::info!(tool = %spec.name, error = %err, "call failed");
@@ -352,7 +372,12 @@ impl Pipeline {
 
     /// Resolves and checks every item of a `batch` call here, where tools are looked up, and
     /// hands only the callable ones to the batch sender.
-    async fn call_batch(&self, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn call_batch(
+        &self,
+        args: &Value,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Outcome {
         let items = args["items"]
             .as_array()
             .map(Vec::as_slice)
@@ -372,7 +397,7 @@ impl Pipeline {
             .by_method("batch")
             .expect("the batch tool is in the catalog")
             .spec;
-        Ok(batch::run(&self.gateway, batch_spec, checked, progress).await)
+        Ok(batch::run(&self.gateway, batch_spec, checked, deadline, progress).await)
     }
 
     fn batch_item(&self, tool: &str, args: &mut Value) -> Result<&Arc<Entry>, String> {

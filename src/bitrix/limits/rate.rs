@@ -111,7 +111,7 @@ impl Limiter for RateLimiter {
     }
 
     /// Assumes no burst is left and slows down.
-    fn on_throttled(&self, now: Instant) {
+    fn on_throttled(&self, _sent_at: Instant, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.factor = (s.factor / 2.0).max(MIN_FACTOR);
         s.successes = 0;
@@ -121,7 +121,7 @@ impl Limiter for RateLimiter {
         s.tat = s.tat.max(full);
     }
 
-    fn on_success(&self) {
+    fn on_success(&self, _now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.factor >= 1.0 {
             return;
@@ -206,20 +206,20 @@ mod tests {
     fn throttling_slows_down_and_recovers() {
         let limiter = RateLimiter::new("4/4".parse().unwrap());
         let t0 = Instant::now();
-        limiter.on_throttled(t0);
+        limiter.on_throttled(t0, t0);
         assert_eq!(limiter.current_rate(), 2.0);
         // No burst left right after a 503: the next call waits.
         assert!(!limiter.reserve(t0).is_zero());
         for _ in 0..RECOVERY_RUN {
-            limiter.on_success();
+            limiter.on_success(t0);
         }
         assert_eq!(limiter.current_rate(), 3.0);
         for _ in 0..RECOVERY_RUN {
-            limiter.on_success();
+            limiter.on_success(t0);
         }
         assert_eq!(limiter.current_rate(), 4.0);
         for _ in 0..10 {
-            limiter.on_throttled(t0);
+            limiter.on_throttled(t0, t0);
         }
         assert_eq!(limiter.current_rate(), 4.0 * MIN_FACTOR);
     }
