@@ -161,6 +161,12 @@ pub struct Args {
     )]
     pub max_result_bytes: u64,
 
+    /// Where the rate-limit state lives. Default: a file per portal in the user's runtime
+    /// directory, shared by every server process on this machine; `file:<dir>` another
+    /// directory; `memory` this process only.
+    #[arg(long, global = true, env = "BITRIX24_LIMITER_URL", value_name = "URL")]
+    pub limiter_url: Option<String>,
+
     /// Publish only these groups of tools (comma-separated, e.g. sites,tasks; `tools` shows
     /// each tool's group). Default: all.
     #[arg(
@@ -268,6 +274,38 @@ pub enum ConfigError {
         "no per-user state directory is known on this system; set BITRIX24_LEDGER to a file path, or to off"
     )]
     NoLedgerPath,
+    #[error(
+        "BITRIX24_LIMITER_URL {0:?} is not understood: use file:<directory> or memory, or leave it unset"
+    )]
+    LimiterUrl(String),
+}
+
+/// Where the rate-limit state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimiterStore {
+    /// A file per portal in the user's runtime directory: shared by this machine's processes.
+    Machine,
+    /// A file per portal in this directory.
+    Dir(PathBuf),
+    /// This process only.
+    Memory,
+}
+
+impl LimiterStore {
+    fn parse(url: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Self::Machine);
+        };
+        if url == "memory" {
+            return Ok(Self::Memory);
+        }
+        match url.strip_prefix("file:") {
+            Some(dir) if !dir.is_empty() => {
+                Ok(Self::Dir(PathBuf::from(dir.trim_start_matches("//"))))
+            }
+            _ => Err(ConfigError::LimiterUrl(url.to_owned())),
+        }
+    }
 }
 
 /// Where calls go.
@@ -287,6 +325,7 @@ pub struct Config {
     pub timeout: Duration,
     pub rate_limit: RateLimit,
     pub max_result_bytes: usize,
+    pub limiter: LimiterStore,
     /// Which tools to publish; checked against the catalog when the server is built.
     pub filters: Filters,
     pub http: HttpLimits,
@@ -333,6 +372,7 @@ impl Config {
                 // A call under way at shutdown gets its own deadline, plus a moment to answer.
                 drain: Duration::from_secs(args.timeout_secs + 5),
             },
+            limiter: LimiterStore::parse(args.limiter_url.as_deref())?,
             filters: Filters {
                 toolsets: args.toolsets.clone().map(trimmed),
                 tools: args.tools.clone().map(trimmed),
@@ -455,6 +495,20 @@ mod tests {
             let err = Config::resolve(&zero, None).unwrap_err().to_string();
             assert!(err.contains("over 4096 bytes"), "{err}");
         }
+    }
+
+    #[test]
+    fn limiter_store() {
+        assert_eq!(LimiterStore::parse(None).unwrap(), LimiterStore::Machine);
+        assert_eq!(
+            LimiterStore::parse(Some("memory")).unwrap(),
+            LimiterStore::Memory
+        );
+        assert_eq!(
+            LimiterStore::parse(Some("file:///tmp/x")).unwrap(),
+            LimiterStore::Dir("/tmp/x".into())
+        );
+        assert!(LimiterStore::parse(Some("ftp://x")).is_err());
     }
 
     #[test]

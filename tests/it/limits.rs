@@ -677,3 +677,62 @@ async fn a_shared_bucket_is_absorbed_without_tool_errors() {
     assert!(portal.count() > CALLS, "the portal must have refused some");
     Arc::try_unwrap(server).ok().unwrap().stop().await;
 }
+
+/// Three server processes on one webhook share one bucket through the machine-wide store:
+/// together they pace at the portal's rate instead of three times it, and no call fails.
+#[tokio::test]
+async fn processes_on_one_webhook_share_one_bucket() {
+    const PROCESSES: usize = 3;
+    const CALLS: usize = 10;
+    let (portal, refused) = TestPortal::rate_limited(10.0, 5, ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    let dir = std::env::temp_dir().join(format!(
+        "b24-shared-bucket-{}-{}",
+        std::process::id(),
+        port_of(&url)
+    ));
+    let store = format!("file:{}", dir.display());
+    let mut servers = Vec::new();
+    for _ in 0..PROCESSES {
+        servers.push(Arc::new(
+            Launch::new(&url)
+                .env("BITRIX24_RATE_LIMIT", "10/5")
+                .env("BITRIX24_LIMITER_URL", &store)
+                .start()
+                .await,
+        ));
+    }
+    let calls: Vec<_> = servers
+        .iter()
+        .flat_map(|server| {
+            (0..CALLS).map(move |i| {
+                let server = server.clone();
+                tokio::spawn(async move { server.call(READ, json!({"id": i})).await })
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for call in calls {
+        if is_error(&call.await.unwrap()) {
+            failed += 1;
+        }
+    }
+    let refused = refused.load(Ordering::SeqCst);
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert_eq!(portal.count(), PROCESSES * CALLS + refused);
+    // Each process alone would spend the burst of 5 and be refused 10 times at the start.
+    assert!(refused < 5, "{refused} refusals: the bucket was not shared");
+    for server in servers {
+        Arc::try_unwrap(server).ok().unwrap().stop().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The test portal's port: differs between portals in one run.
+fn port_of(url: &str) -> usize {
+    url.split(':')
+        .nth(2)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}

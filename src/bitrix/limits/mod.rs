@@ -5,6 +5,7 @@
 mod budget;
 mod rate;
 mod retry;
+mod shared;
 
 use std::{
     fmt,
@@ -14,10 +15,13 @@ use std::{
 
 use serde_json::Value;
 
-pub use self::rate::{RateLimit, RateLimiter};
 use self::{
     budget::{Gate, MethodBudgets},
     retry::{Failure, Retry, classify, rule},
+};
+pub use self::{
+    rate::{RateLimit, RateLimiter},
+    shared::{FileLimiter, default_dir},
 };
 use super::{PortalClient, PortalError, Success, TransportKind};
 
@@ -35,7 +39,8 @@ pub trait Progress: Send + Sync {
 }
 
 /// Paces the calls to one portal: the seam between the gateway and where the pacing state
-/// lives. [`RateLimiter`] keeps it in this process.
+/// lives. [`RateLimiter`] keeps it in this process, [`FileLimiter`] shares it with every
+/// process on this machine.
 pub trait Limiter: Send + Sync + fmt::Debug {
     /// Reserves the next slot if it opens by `latest` and returns how long to wait for it;
     /// otherwise reserves nothing and returns the wait it would have taken.

@@ -185,6 +185,17 @@ impl Bucket {
     pub fn current_rate(&self, limit: RateLimit) -> f64 {
         limit.per_second * self.factor
     }
+
+    /// Left alone so long that the portal's bucket has surely drained: nothing in it still
+    /// tells anything.
+    pub fn is_stale(&self, now: f64, after: f64) -> bool {
+        now - self
+            .tat
+            .max(self.admitted_at)
+            .max(self.full_at.unwrap_or(f64::MIN))
+            > after
+            || !self.tat.is_finite()
+    }
 }
 
 /// Seconds from `anchor` to `t`, negative when `t` is earlier.
