@@ -162,8 +162,8 @@ pub struct Args {
     pub max_result_bytes: u64,
 
     /// Where the rate-limit state lives. Default: a file per portal in the user's runtime
-    /// directory, shared by every server process on this machine; `file:<dir>` another
-    /// directory; `memory` this process only.
+    /// directory, shared by every server process on this machine; `redis://host:port/db`
+    /// Redis, shared across hosts; `file:<dir>` another directory; `memory` this process only.
     #[arg(long, global = true, env = "BITRIX24_LIMITER_URL", value_name = "URL")]
     pub limiter_url: Option<String>,
 
@@ -275,7 +275,7 @@ pub enum ConfigError {
     )]
     NoLedgerPath,
     #[error(
-        "BITRIX24_LIMITER_URL {0:?} is not understood: use file:<directory> or memory, or leave it unset"
+        "BITRIX24_LIMITER_URL {0:?} is not understood: use redis://host:port/db, file:<directory> or memory, or leave it unset"
     )]
     LimiterUrl(String),
 }
@@ -289,6 +289,8 @@ pub enum LimiterStore {
     Dir(PathBuf),
     /// This process only.
     Memory,
+    /// Redis at this URL: shared by processes on several hosts.
+    Redis(String),
 }
 
 impl LimiterStore {
@@ -298,6 +300,9 @@ impl LimiterStore {
         };
         if url == "memory" {
             return Ok(Self::Memory);
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return Ok(Self::Redis(url.to_owned()));
         }
         match url.strip_prefix("file:") {
             Some(dir) if !dir.is_empty() => {
@@ -507,6 +512,10 @@ mod tests {
         assert_eq!(
             LimiterStore::parse(Some("file:///tmp/x")).unwrap(),
             LimiterStore::Dir("/tmp/x".into())
+        );
+        assert_eq!(
+            LimiterStore::parse(Some("redis://127.0.0.1:6379/2")).unwrap(),
+            LimiterStore::Redis("redis://127.0.0.1:6379/2".into())
         );
         assert!(LimiterStore::parse(Some("ftp://x")).is_err());
     }

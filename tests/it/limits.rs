@@ -678,26 +678,19 @@ async fn a_shared_bucket_is_absorbed_without_tool_errors() {
     Arc::try_unwrap(server).ok().unwrap().stop().await;
 }
 
-/// Three server processes on one webhook share one bucket through the machine-wide store:
-/// together they pace at the portal's rate instead of three times it, and no call fails.
-#[tokio::test]
-async fn processes_on_one_webhook_share_one_bucket() {
+/// Three server processes, ten concurrent calls each, against a 10/s burst-5 portal, all
+/// pacing through `store`: the calls that failed and the refusals the portal sent.
+async fn three_processes_on_one_bucket(store: &str) -> (usize, usize) {
     const PROCESSES: usize = 3;
     const CALLS: usize = 10;
     let (portal, refused) = TestPortal::rate_limited(10.0, 5, ok(json!(["read"]))).await;
     let url = portal.webhook_url();
-    let dir = std::env::temp_dir().join(format!(
-        "b24-shared-bucket-{}-{}",
-        std::process::id(),
-        port_of(&url)
-    ));
-    let store = format!("file:{}", dir.display());
     let mut servers = Vec::new();
     for _ in 0..PROCESSES {
         servers.push(Arc::new(
             Launch::new(&url)
                 .env("BITRIX24_RATE_LIMIT", "10/5")
-                .env("BITRIX24_LIMITER_URL", &store)
+                .env("BITRIX24_LIMITER_URL", store)
                 .start()
                 .await,
         ));
@@ -718,21 +711,136 @@ async fn processes_on_one_webhook_share_one_bucket() {
         }
     }
     let refused = refused.load(Ordering::SeqCst);
-    assert_eq!(failed, 0, "{refused} refusals");
     assert_eq!(portal.count(), PROCESSES * CALLS + refused);
-    // Each process alone would spend the burst of 5 and be refused 10 times at the start.
-    assert!(refused < 5, "{refused} refusals: the bucket was not shared");
     for server in servers {
         Arc::try_unwrap(server).ok().unwrap().stop().await;
     }
+    (failed, refused)
+}
+
+/// Three server processes on one webhook share one bucket through a state file: together
+/// they pace at the portal's rate instead of three times it, and no call fails. (Pacing
+/// each alone, they are refused about 25 times.)
+#[tokio::test]
+async fn processes_on_one_webhook_share_one_bucket() {
+    let dir = std::env::temp_dir().join(format!(
+        "b24-shared-bucket-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let (failed, refused) = three_processes_on_one_bucket(&format!("file:{}", dir.display())).await;
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert!(
+        refused < 12,
+        "{refused} refusals: the bucket was not shared"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The test portal's port: differs between portals in one run.
-fn port_of(url: &str) -> usize {
-    url.split(':')
-        .nth(2)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+/// A `redis-server` of the test's own on a free loopback port, stopped when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    /// None (with a notice) only where the binary is missing; CI installs it.
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("NOTICE: redis-server is not installed; the Redis store test is skipped");
+                return None;
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        // Ready once it accepts a connection.
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn processes_share_one_bucket_through_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (failed, refused) = three_processes_on_one_bucket(&redis.url).await;
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert!(
+        refused < 12,
+        "{refused} refusals: the bucket was not shared"
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_up_is_exit_2_and_later_a_fallback() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+
+    // Gone later: calls go on, paced by the process alone, and the log says so.
+    let server = fast(&url)
+        .env("BITRIX24_LIMITER_URL", &redis.url)
+        .start()
+        .await;
+    assert!(!is_error(&server.call(READ, read_args()).await));
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    for _ in 0..3 {
+        let result = server.call(READ, read_args()).await;
+        assert!(!is_error(&result), "{}", text_of(&result));
+    }
+    let log = server.stop().await;
+    assert!(
+        log.contains("pacing this process alone"),
+        "no fallback warning in: {log}"
+    );
+
+    // Unreachable at start-up: a clear message and exit status 2, before serving anything.
+    let output = crate::util::command(
+        &[
+            ("BITRIX24_WEBHOOK_URL", url.as_str()),
+            ("BITRIX24_LIMITER_URL", redis.url.as_str()),
+        ],
+        &[],
+    )
+    .stdin(std::process::Stdio::null())
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("BITRIX24_LIMITER_URL") && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
 }

@@ -4,6 +4,7 @@
 
 mod budget;
 mod rate;
+mod redis_store;
 mod retry;
 mod shared;
 
@@ -21,7 +22,8 @@ use self::{
 };
 pub use self::{
     rate::{RateLimit, RateLimiter},
-    shared::{FileLimiter, default_dir},
+    redis_store::RedisStore,
+    shared::{FileStore, SharedLimiter, default_dir},
 };
 use super::{PortalClient, PortalError, Success, TransportKind};
 
@@ -39,8 +41,8 @@ pub trait Progress: Send + Sync {
 }
 
 /// Paces the calls to one portal: the seam between the gateway and where the pacing state
-/// lives. [`RateLimiter`] keeps it in this process, [`FileLimiter`] shares it with every
-/// process on this machine.
+/// lives. [`RateLimiter`] keeps it in this process, [`SharedLimiter`] shares it with every
+/// process that uses the same [`StateStore`].
 pub trait Limiter: Send + Sync + fmt::Debug {
     /// Reserves the next slot if it opens by `latest` and returns how long to wait for it;
     /// otherwise reserves nothing and returns the wait it would have taken.

@@ -8,6 +8,7 @@
 //! one read and one write, never across a wait.
 
 use std::{
+    fmt,
     fs::{File, OpenOptions},
     io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
@@ -36,95 +37,86 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|d| d.join(env!("CARGO_PKG_NAME")))
 }
 
+/// Where a shared bucket is kept. `update` reads it (None when absent or unreadable), lets
+/// `apply` compute the new state, and stores that, atomically with respect to every other
+/// process using the same store.
+pub trait StateStore: Send + Sync + fmt::Debug {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String>;
+    /// Where the state is, for logs.
+    fn describe(&self) -> String;
+}
+
+/// A [`Limiter`] whose state lives in a [`StateStore`], with this process's own bucket to
+/// fall back on while the store fails, so pacing never stops the server.
 #[derive(Debug)]
-pub struct FileLimiter {
+pub struct SharedLimiter {
     limit: RateLimit,
-    path: PathBuf,
+    store: Box<dyn StateStore>,
     /// This process's clock tied to Unix time once, so every process reads the same seconds.
     anchor: Instant,
     anchor_unix: f64,
-    /// Used while the file cannot be, so a broken directory slows nothing down.
     fallback: RateLimiter,
-    warned: AtomicBool,
+    failing: AtomicBool,
 }
 
-impl FileLimiter {
-    /// A limiter whose state is shared through `dir`; fails when `dir` cannot hold it.
-    pub fn new(limit: RateLimit, dir: &Path, identity: &Identity) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let name = format!(
-            "bucket-{:016x}.json",
-            fnv1a(format!("{}\n{}", identity.host, identity.user_id).as_bytes())
-        );
+impl SharedLimiter {
+    /// A limiter on `store`; fails when the store cannot be used right now.
+    pub fn new(limit: RateLimit, store: Box<dyn StateStore>) -> Result<Self, String> {
         let limiter = Self {
             limit,
-            path: dir.join(name),
+            store,
             anchor: Instant::now(),
             anchor_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             fallback: RateLimiter::new(limit),
-            warned: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         };
-        // Proves the file can be opened, locked and written before any call relies on it.
+        // Proves the store can be read and written before any call relies on it.
         limiter.update(|_, _| ())?;
         Ok(limiter)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn describe(&self) -> String {
+        self.store.describe()
     }
 
     fn unix(&self, t: Instant) -> f64 {
         self.anchor_unix + seconds_since(self.anchor, t)
     }
 
-    /// Reads the bucket, applies `f` and writes it back, all under the file's lock.
-    fn update<T>(&self, f: impl FnOnce(&mut Bucket, RateLimit) -> T) -> std::io::Result<T> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)?;
-        FileExt::lock_exclusive(&file)?;
-        let result = self.update_locked(&mut file, f);
-        let _ = FileExt::unlock(&file);
-        result
-    }
-
-    fn update_locked<T>(
-        &self,
-        file: &mut File,
-        f: impl FnOnce(&mut Bucket, RateLimit) -> T,
-    ) -> std::io::Result<T> {
+    /// `f` may run more than once when a store loses a race; only the stored run's result
+    /// is returned.
+    fn update<T>(&self, f: impl Fn(&mut Bucket, RateLimit) -> T) -> Result<T, String> {
         let now = self.unix(Instant::now());
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let mut bucket = serde_json::from_str::<Bucket>(&text)
-            .ok()
-            .filter(|b| !b.is_stale(now, STALE_AFTER_SECS))
-            .unwrap_or_else(|| Bucket::new(self.limit, now));
-        let result = f(&mut bucket, self.limit);
-        let text = serde_json::to_vec(&bucket).map_err(std::io::Error::other)?;
-        file.seek(SeekFrom::Start(0))?;
-        file.set_len(0)?;
-        file.write_all(&text)?;
-        Ok(result)
+        let mut result = None;
+        self.store.update(&mut |stored| {
+            let mut bucket = stored
+                .filter(|b| !b.is_stale(now, STALE_AFTER_SECS))
+                .unwrap_or_else(|| Bucket::new(self.limit, now));
+            result = Some(f(&mut bucket, self.limit));
+            bucket
+        })?;
+        result.ok_or_else(|| "the store did not read the state".to_owned())
     }
 
-    /// Runs `f` on the shared state, or on this process's own when the file fails.
+    /// Runs `f` on the shared state, or on this process's own while the store fails.
     fn with<T>(
         &self,
-        shared: impl FnOnce(&mut Bucket, RateLimit) -> T,
+        shared: impl Fn(&mut Bucket, RateLimit) -> T,
         local: impl FnOnce(&RateLimiter) -> T,
     ) -> T {
         match self.update(shared) {
-            Ok(result) => result,
+            Ok(result) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(store = %self.describe(), "the shared rate-limit state works again");
+                }
+                result
+            }
             Err(error) => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
+                if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        path = %self.path.display(),
+                        store = %self.describe(),
                         %error,
                         "the shared rate-limit state is unusable: pacing this process alone until it works again"
                     );
@@ -135,7 +127,7 @@ impl FileLimiter {
     }
 }
 
-impl Limiter for FileLimiter {
+impl Limiter for SharedLimiter {
     fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
         let (n, l) = (self.unix(now), self.unix(latest));
         self.with(
@@ -166,6 +158,62 @@ impl Limiter for FileLimiter {
     }
 }
 
+/// The state in a small JSON file per portal, changed under an advisory lock on the file.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(dir: &Path, identity: &Identity) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            path: dir.join(format!("bucket-{:016x}.json", identity_hash(identity))),
+        })
+    }
+
+    fn update_io(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?;
+        FileExt::lock_exclusive(&file)?;
+        let result = Self::rewrite(&mut file, apply);
+        let _ = FileExt::unlock(&file);
+        result
+    }
+
+    fn rewrite(
+        file: &mut File,
+        apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
+    ) -> std::io::Result<()> {
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let bucket = apply(serde_json::from_str(&text).ok());
+        let text = serde_json::to_vec(&bucket).map_err(std::io::Error::other)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.set_len(0)?;
+        file.write_all(&text)
+    }
+}
+
+impl StateStore for FileStore {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String> {
+        self.update_io(apply).map_err(|e| e.to_string())
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// The name of a portal's shared state: the same in every process, showing neither host nor user.
+pub fn identity_hash(identity: &Identity) -> u64 {
+    fnv1a(format!("{}\n{}", identity.host, identity.user_id).as_bytes())
+}
+
 /// FNV-1a: a file name that stays the same across builds and processes (std's hasher is
 /// not promised to), and shows neither the host nor the user.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -185,6 +233,11 @@ mod tests {
         }
     }
 
+    fn file_limiter(limit: RateLimit, dir: &Path, host: &str) -> Result<SharedLimiter, String> {
+        let store = FileStore::new(dir, &identity(host)).map_err(|e| e.to_string())?;
+        SharedLimiter::new(limit, Box::new(store))
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "{}-{name}-{}-{}",
@@ -200,11 +253,11 @@ mod tests {
     fn two_limiters_on_one_portal_share_one_bucket() {
         let dir = temp_dir("share");
         let limit: RateLimit = "2/3".parse().unwrap();
-        let a = FileLimiter::new(limit, &dir, &identity("a.bitrix24.com")).unwrap();
-        let b = FileLimiter::new(limit, &dir, &identity("a.bitrix24.com")).unwrap();
-        let other = FileLimiter::new(limit, &dir, &identity("b.bitrix24.com")).unwrap();
-        assert_eq!(a.path(), b.path());
-        assert_ne!(a.path(), other.path());
+        let a = file_limiter(limit, &dir, "a.bitrix24.com").unwrap();
+        let b = file_limiter(limit, &dir, "a.bitrix24.com").unwrap();
+        let other = file_limiter(limit, &dir, "b.bitrix24.com").unwrap();
+        assert_eq!(a.describe(), b.describe());
+        assert_ne!(a.describe(), other.describe());
         let now = Instant::now();
         let far = now + Duration::from_secs(100);
         let waits: Vec<Duration> = [&a, &b, &a, &b]
@@ -229,13 +282,13 @@ mod tests {
     fn a_held_lock_dies_with_its_holder_and_a_broken_file_starts_afresh() {
         let dir = temp_dir("lock");
         let limit: RateLimit = "2/3".parse().unwrap();
-        let a = FileLimiter::new(limit, &dir, &identity("a")).unwrap();
+        let a = file_limiter(limit, &dir, "a").unwrap();
         {
             // Another holder takes the lock and goes away: closing the file releases it.
-            let f = File::open(a.path()).unwrap();
+            let f = File::open(a.describe()).unwrap();
             FileExt::lock_exclusive(&f).unwrap();
         }
-        std::fs::write(a.path(), b"{not json").unwrap();
+        std::fs::write(a.describe(), b"{not json").unwrap();
         let now = Instant::now();
         assert_eq!(a.try_reserve(now, now), Ok(Duration::ZERO));
         std::fs::remove_dir_all(dir).unwrap();
@@ -246,7 +299,7 @@ mod tests {
         let dir = temp_dir("file");
         let not_a_dir = dir.join("plain");
         std::fs::write(&not_a_dir, b"").unwrap();
-        assert!(FileLimiter::new("2/3".parse().unwrap(), &not_a_dir, &identity("a")).is_err());
+        assert!(FileStore::new(&not_a_dir, &identity("a")).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
