@@ -32,6 +32,7 @@ pub async fn run(
     gateway: &Gateway,
     batch_spec: &ToolSpec,
     items: Vec<CheckedItem<'_>>,
+    only_keys: &[String],
     deadline: Instant,
     progress: &dyn Progress,
 ) -> Value {
@@ -79,6 +80,9 @@ pub async fn run(
                     answers[*index] = Some(if let Some(result) = results.and_then(|r| r.get(&k)) {
                         let mut result = result.clone();
                         spec.normalize.apply(&mut result);
+                        if !only_keys.is_empty() {
+                            project(&mut result, only_keys);
+                        }
                         let answer = json!({ "result": result });
                         match entry.check_answer(&answer) {
                             Ok(()) => {
@@ -117,6 +121,22 @@ pub async fn run(
         "failed": items.len() - succeeded,
         "requests": requests,
     })
+}
+
+/// Cuts every object that holds at least one of `keys` down to those keys; objects without
+/// any of them stay whole and are searched further, so nothing unasked-for is lost silently.
+fn project(value: &mut Value, keys: &[String]) {
+    match value {
+        Value::Object(map) => {
+            if keys.iter().any(|k| map.contains_key(k)) {
+                map.retain(|k, _| keys.contains(k));
+            } else {
+                map.values_mut().for_each(|v| project(v, keys));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| project(v, keys)),
+        _ => {}
+    }
 }
 
 /// Refuses arguments that Bitrix24's batch would not send as written.
@@ -197,6 +217,20 @@ fn php_query(args: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_keys_cut_objects_that_hold_them() {
+        let mut v = json!({"allowedActions": {
+            "503": {"EDIT": true, "REMOVE": false, "COMPLETE": true},
+            "7": {"EDIT": false, "RATE": true}
+        }, "other": [{"EDIT": 1, "X": 2}, {"Y": 3}]});
+        project(&mut v, &["EDIT".to_owned()]);
+        assert_eq!(
+            v,
+            json!({"allowedActions": {"503": {"EDIT": true}, "7": {"EDIT": false}},
+                   "other": [{"EDIT": 1}, {"Y": 3}]})
+        );
+    }
 
     #[test]
     fn encodes_like_http_build_query() {

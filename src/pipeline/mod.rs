@@ -397,7 +397,21 @@ impl Pipeline {
             .by_method("batch")
             .expect("the batch tool is in the catalog")
             .spec;
-        Ok(batch::run(&self.gateway, batch_spec, checked, deadline, progress).await)
+        let only_keys: Vec<String> = args["only_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        Ok(batch::run(
+            &self.gateway,
+            batch_spec,
+            checked,
+            &only_keys,
+            deadline,
+            progress,
+        )
+        .await)
     }
 
     fn batch_item(&self, tool: &str, args: &mut Value) -> Result<&Arc<Entry>, String> {

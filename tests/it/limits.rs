@@ -746,36 +746,59 @@ struct RedisServer {
 impl RedisServer {
     /// None (with a notice) only where the binary is missing; CI installs it.
     fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = match std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("NOTICE: redis-server is not installed; the Redis store test is skipped");
-                return None;
+        // Another test may take the free port before redis-server binds it: then it exits,
+        // and another port is tried.
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = match std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!(
+                        "NOTICE: redis-server is not installed; the Redis store test is skipped"
+                    );
+                    return None;
+                }
+                Err(e) => panic!("cannot start redis-server: {e}"),
+            };
+            for _ in 0..1000 {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if answers_ping(port) {
+                    return Some(Self {
+                        child,
+                        url: format!("redis://127.0.0.1:{port}/0"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        // Ready once it accepts a connection.
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        Some(Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}/0"),
-        })
+        panic!("redis-server did not start");
     }
+}
+
+/// Redis itself, not whatever else listens there, answers PING.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
 }
 
 impl Drop for RedisServer {
@@ -843,4 +866,77 @@ async fn redis_unreachable_at_start_up_is_exit_2_and_later_a_fallback() {
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
+}
+
+/// The README's example at the default settings: 200 task checks in one batch. Every action
+/// of user 503 makes the whole answer too large; only_keys ["EDIT"] brings it under the limit
+/// with every item still there.
+#[tokio::test]
+async fn two_hundred_task_checks_fit_with_only_keys() {
+    const ACTIONS: &[&str] = &[
+        "COMPLETE",
+        "APPROVE",
+        "DISAPPROVE",
+        "START",
+        "PAUSE",
+        "DELEGATE",
+        "REMOVE",
+        "EDIT",
+        "DEFER",
+        "RENEW",
+        "CREATE",
+        "RATE",
+        "TAKE",
+        "EDIT.ORIGINATOR",
+        "CHECKLIST.REORDER",
+        "ELAPSEDTIME.ADD",
+        "DAYPLAN.TIMER.TOGGLE",
+        "EDIT.PLAN",
+        "CHANGE_DEADLINE",
+        "CHECKLIST.ADD",
+        "CHECKLIST_ADD_ITEMS",
+        "FAVORITE.ADD",
+        "ADD_FAVORITE",
+    ];
+    let portal = TestPortal::start(|r| {
+        let results: serde_json::Map<String, Value> = r.body["cmd"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| {
+                let actions: serde_json::Map<String, Value> =
+                    ACTIONS.iter().map(|a| ((*a).to_owned(), json!(true))).collect();
+                (key.clone(), json!({"allowedActions": {"503": actions}}))
+            })
+            .collect();
+        ok(json!({"result": results, "result_error": [], "result_total": [], "result_next": [], "result_time": []}))
+    })
+    .await;
+    let server = Launch::new(&portal.webhook_url()).start().await;
+    let items: Vec<Value> = (1..=200)
+        .map(|task| json!({"tool": "tasks_task_get_access", "arguments": {"taskId": task, "users": [503]}}))
+        .collect();
+    let whole = server.call("batch", json!({"items": items})).await;
+    assert!(
+        is_error(&whole),
+        "the full answer is over the default limit"
+    );
+    assert!(text_of(&whole).contains("only_keys"), "{}", text_of(&whole));
+
+    let before = portal.count();
+    let result = server
+        .call("batch", json!({"items": items, "only_keys": ["EDIT"]}))
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let answer = result.structured_content.unwrap();
+    assert_eq!(answer["succeeded"], 200);
+    assert_eq!(answer["requests"], 4);
+    assert_eq!(portal.count() - before, 4);
+    for item in answer["items"].as_array().unwrap() {
+        assert_eq!(
+            item["result"],
+            json!({"allowedActions": {"503": {"EDIT": true}}})
+        );
+    }
+    server.stop().await;
 }
