@@ -154,6 +154,13 @@ impl Table {
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `-- --pacing` runs only the pacing scenarios (slow: tens of seconds each).
+    if std::env::args().any(|a| a == "--pacing") {
+        let mut table = Table(Vec::new());
+        pacing_scenarios(&mut table).await;
+        print_table(&table);
+        return;
+    }
     let scale = if quick { 10 } else { 1 };
     let mut table = Table(Vec::new());
     // `-- --http-sessions` runs only the HTTP session scenario.
@@ -417,6 +424,9 @@ async fn main() {
     );
     drop(raw);
 
+    if !quick {
+        pacing_scenarios(&mut table).await;
+    }
     http_sessions(&mut table, 5000 / scale).await;
     print_table(&table);
 }
@@ -513,6 +523,183 @@ fn print_table(table: &Table) {
             println!("| {what} | {value} |");
         }
         println!("\nmachine: {} cores, {}", num_cpus(), cpu_model());
+    }
+}
+
+/// A limiter store of the scenario's own: a fresh directory, so no state carries over.
+fn fresh_store() -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "b24-bench-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    format!("file:{}", dir.display())
+}
+
+/// One row: wall time against the ideal, the 503s the portal sent, the failures clients saw.
+fn pacing_row(
+    table: &mut Table,
+    what: String,
+    took: f64,
+    ideal: f64,
+    refused: usize,
+    failed: usize,
+) {
+    table.row(
+        what,
+        format!(
+            "{took:.2} s (ideal {ideal:.2} s, {:.2}x), {refused} 503s, {failed} failures",
+            took / ideal
+        ),
+    );
+}
+
+/// The pacing scenarios: portals that enforce Bitrix24's bucket, servers at the
+/// defaults unless said otherwise.
+async fn pacing_scenarios(table: &mut Table) {
+    // One process at the default 2/50 against a 2/s burst-5 portal, 20 calls.
+    for concurrent in [false, true] {
+        let (portal, refused) = TestPortal::rate_limited(2.0, 5, ok(json!(["read"]))).await;
+        let url = portal.webhook_url();
+        let store = fresh_store();
+        let mut raw = Raw::ready(&[
+            ("BITRIX24_WEBHOOK_URL", url.as_str()),
+            ("BITRIX24_LIMITER_URL", store.as_str()),
+        ])
+        .await;
+        let started = Instant::now();
+        let failed = if concurrent {
+            pipelined(&mut raw, 20, 20).await
+        } else {
+            let mut failed = 0;
+            for i in 0..20 {
+                let (answer, _) = raw.request("tools/call", call_params(i)).await;
+                failed += usize::from(answer["result"]["isError"] != false);
+            }
+            failed
+        };
+        let took = started.elapsed().as_secs_f64();
+        let how = if concurrent {
+            "concurrent"
+        } else {
+            "sequential"
+        };
+        pacing_row(
+            table,
+            format!("1 process (2/50) vs portal 2/s burst 5, 20 calls {how}"),
+            took,
+            7.5,
+            refused.load(Ordering::SeqCst),
+            failed,
+        );
+    }
+
+    // Three processes on one webhook, 20 concurrent calls each, 2/s burst-10 portal.
+    let redis = BenchRedis::start();
+    let mut stores = vec![("machine-wide file", fresh_store())];
+    if let Some(redis) = &redis {
+        stores.push(("Redis", redis.url.clone()));
+    }
+    for (name, store) in stores {
+        let (portal, refused) = TestPortal::rate_limited(2.0, 10, ok(json!(["read"]))).await;
+        let url = portal.webhook_url();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(
+                Raw::ready(&[
+                    ("BITRIX24_WEBHOOK_URL", url.as_str()),
+                    ("BITRIX24_LIMITER_URL", store.as_str()),
+                ])
+                .await,
+            );
+        }
+        let started = Instant::now();
+        let runs: Vec<_> = servers
+            .into_iter()
+            .map(|mut raw| {
+                tokio::spawn(async move {
+                    let failed = pipelined(&mut raw, 20, 20).await;
+                    drop(raw);
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = 0;
+        for run in runs {
+            failed += run.await.unwrap();
+        }
+        let took = started.elapsed().as_secs_f64();
+        pacing_row(
+            table,
+            format!("3 processes ({name}) vs portal 2/s burst 10, 20 concurrent calls each"),
+            took,
+            25.0,
+            refused.load(Ordering::SeqCst),
+            failed,
+        );
+    }
+    drop(redis);
+
+    // 200 concurrent calls in one session at --rate-limit 5/10, 5/s burst-10 portal.
+    let (portal, refused) = TestPortal::rate_limited(5.0, 10, ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    let store = fresh_store();
+    let mut raw = Raw::ready(&[
+        ("BITRIX24_WEBHOOK_URL", url.as_str()),
+        ("BITRIX24_RATE_LIMIT", "5/10"),
+        ("BITRIX24_LIMITER_URL", store.as_str()),
+    ])
+    .await;
+    let started = Instant::now();
+    let failed = pipelined(&mut raw, 200, 200).await;
+    let took = started.elapsed().as_secs_f64();
+    pacing_row(
+        table,
+        "1 session (5/10) vs portal 5/s burst 10, 200 concurrent calls".to_owned(),
+        took,
+        38.0,
+        refused.load(Ordering::SeqCst),
+        failed,
+    );
+}
+
+/// A redis-server of the benchmark's own, if the binary is there.
+struct BenchRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl BenchRedis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| eprintln!("  (no redis-server: {e}; the Redis scenario is skipped)"))
+            .ok()?;
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+}
+
+impl Drop for BenchRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -305,6 +305,10 @@ pub struct ToolSpec {
     /// test portal, so a new tool is covered by adding its file alone.
     #[serde(default)]
     pub example: Option<Example>,
+    /// For a write: the read tool that shows whether it took effect, named to the model when
+    /// the write's answer is lost. Left out when REST cannot read the change back.
+    #[serde(default)]
+    pub check_with: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -830,6 +834,17 @@ mod tests {
                         s.name
                     );
                 }
+            }
+            if let Some(reader) = &s.check_with {
+                assert!(s.is_write(), "{}: only writes name a check", s.name);
+                let target = catalog
+                    .get(reader)
+                    .unwrap_or_else(|| panic!("{}: check_with names unknown {reader}", s.name));
+                assert!(
+                    target.spec.hints.read_only,
+                    "{}: check_with {reader} writes",
+                    s.name
+                );
             }
             // A guard is only as good as what it calls: it must exist and be a read.
             for p in &s.preflight {

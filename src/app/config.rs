@@ -161,6 +161,12 @@ pub struct Args {
     )]
     pub max_result_bytes: u64,
 
+    /// Where the rate-limit state lives. Default: a file per portal in the user's runtime
+    /// directory, shared by every server process on this machine; `redis://host:port/db`
+    /// Redis, shared across hosts; `file:<dir>` another directory; `memory` this process only.
+    #[arg(long, global = true, env = "BITRIX24_LIMITER_URL", value_name = "URL")]
+    pub limiter_url: Option<String>,
+
     /// Publish only these groups of tools (comma-separated, e.g. people,sites; `tools` shows
     /// each tool's group); `default` the common tools, `all` every tool. Default: the common
     /// tools only, to keep the model's context small (enable_toolset adds groups later).
@@ -283,6 +289,43 @@ pub enum ConfigError {
         "no per-user state directory is known on this system; set BITRIX24_LEDGER to a file path, or to off"
     )]
     NoLedgerPath,
+    #[error(
+        "BITRIX24_LIMITER_URL {0:?} is not understood: use redis://host:port/db, file:<directory> or memory, or leave it unset"
+    )]
+    LimiterUrl(String),
+}
+
+/// Where the rate-limit state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimiterStore {
+    /// A file per portal in the user's runtime directory: shared by this machine's processes.
+    Machine,
+    /// A file per portal in this directory.
+    Dir(PathBuf),
+    /// This process only.
+    Memory,
+    /// Redis at this URL: shared by processes on several hosts.
+    Redis(String),
+}
+
+impl LimiterStore {
+    fn parse(url: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Self::Machine);
+        };
+        if url == "memory" {
+            return Ok(Self::Memory);
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return Ok(Self::Redis(url.to_owned()));
+        }
+        match url.strip_prefix("file:") {
+            Some(dir) if !dir.is_empty() => {
+                Ok(Self::Dir(PathBuf::from(dir.trim_start_matches("//"))))
+            }
+            _ => Err(ConfigError::LimiterUrl(url.to_owned())),
+        }
+    }
 }
 
 /// Where calls go.
@@ -302,6 +345,7 @@ pub struct Config {
     pub timeout: Duration,
     pub rate_limit: RateLimit,
     pub max_result_bytes: usize,
+    pub limiter: LimiterStore,
     /// Which tools to publish; checked against the catalog when the server is built.
     pub filters: Filters,
     pub http: HttpLimits,
@@ -348,6 +392,7 @@ impl Config {
                 // A call under way at shutdown gets its own deadline, plus a moment to answer.
                 drain: Duration::from_secs(args.timeout_secs + 5),
             },
+            limiter: LimiterStore::parse(args.limiter_url.as_deref())?,
             filters: Filters {
                 toolsets: args.toolsets.clone().map(trimmed),
                 tools: args.tools.clone().map(trimmed),
@@ -471,6 +516,24 @@ mod tests {
             let err = Config::resolve(&zero, None).unwrap_err().to_string();
             assert!(err.contains("over 4096 bytes"), "{err}");
         }
+    }
+
+    #[test]
+    fn limiter_store() {
+        assert_eq!(LimiterStore::parse(None).unwrap(), LimiterStore::Machine);
+        assert_eq!(
+            LimiterStore::parse(Some("memory")).unwrap(),
+            LimiterStore::Memory
+        );
+        assert_eq!(
+            LimiterStore::parse(Some("file:///tmp/x")).unwrap(),
+            LimiterStore::Dir("/tmp/x".into())
+        );
+        assert_eq!(
+            LimiterStore::parse(Some("redis://127.0.0.1:6379/2")).unwrap(),
+            LimiterStore::Redis("redis://127.0.0.1:6379/2".into())
+        );
+        assert!(LimiterStore::parse(Some("ftp://x")).is_err());
     }
 
     #[test]

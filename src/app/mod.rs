@@ -11,11 +11,11 @@ use anyhow::Context;
 use clap::Parser;
 use rmcp::ServiceExt;
 
-use self::config::{Cli, Command, Config, PortalChoice};
+use self::config::{Cli, Command, Config, LimiterStore, PortalChoice};
 use crate::{
     bitrix::{
         Credentials, PortalClient,
-        limits::{Gateway, RateLimiter},
+        limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
     },
     catalog::Catalog,
     ledger::Ledger,
@@ -141,7 +141,7 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     }
     let identity = credentials.identity();
     let portal = PortalClient::new(credentials, config.timeout);
-    let limiter = Arc::new(RateLimiter::new(config.rate_limit));
+    let limiter = limiter(&config, portal.credentials(), sandboxed)?;
     let gateway = Gateway::new(portal, limiter, config.timeout);
     let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
         .with_hook(Arc::new(WriteLog))
@@ -157,6 +157,61 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
     }
     Ok((config, Arc::new(pipeline)))
+}
+
+/// The rate limiter the configuration asks for. The machine-wide store falls back to this
+/// process alone, with a warning, when its directory is unusable: pacing must never stop
+/// the server.
+/// Redis, asked for by name, must answer at start-up: a server that silently paced alone
+/// would defeat the point of configuring it.
+fn limiter(
+    config: &Config,
+    credentials: &dyn Credentials,
+    sandboxed: bool,
+) -> anyhow::Result<Arc<dyn Limiter>> {
+    let dir = match &config.limiter {
+        // The sandbox is this process's own portal: nothing to share.
+        _ if sandboxed => None,
+        LimiterStore::Redis(url) => {
+            let shared = RedisStore::connect(url, &credentials.identity())
+                .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "BITRIX24_LIMITER_URL: cannot use Redis ({e}). Start Redis, correct the URL, or unset BITRIX24_LIMITER_URL to share the limit only on this machine"
+                    )
+                })?;
+            tracing::debug!(store = %shared.describe(), "rate-limit state shared through Redis");
+            return Ok(Arc::new(shared));
+        }
+        LimiterStore::Memory => None,
+        LimiterStore::Dir(dir) => Some(dir.clone()),
+        LimiterStore::Machine => {
+            let dir = limits::default_dir();
+            if dir.is_none() {
+                tracing::warn!(
+                    "no runtime, state or cache directory: pacing this process alone, not shared with other server processes"
+                );
+            }
+            dir
+        }
+    };
+    if let Some(dir) = dir {
+        let shared = FileStore::new(&dir, &credentials.identity())
+            .map_err(|e| e.to_string())
+            .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)));
+        match shared {
+            Ok(shared) => {
+                tracing::debug!(path = %shared.describe(), "rate-limit state shared through a file");
+                return Ok(Arc::new(shared));
+            }
+            Err(error) => tracing::warn!(
+                dir = %dir.display(),
+                %error,
+                "cannot keep the rate-limit state there: pacing this process alone, not shared with other server processes"
+            ),
+        }
+    }
+    Ok(Arc::new(RateLimiter::new(config.rate_limit)))
 }
 
 async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {

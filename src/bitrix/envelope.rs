@@ -37,6 +37,9 @@ pub enum BadAnswerKind {
     UnexpectedShape,
     /// A body larger than anything a permission method answers.
     TooLarge,
+    /// A `result` under a status that is not 2xx: whatever sent it did not succeed, or at
+    /// least cannot be trusted to have.
+    UnexpectedStatus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,13 @@ pub fn parse_envelope(status: u16, body: &[u8], secrets: &Secrets) -> Result<Suc
             excerpt: excerpt(&Value::Object(top).to_string()),
         });
     };
+    if !(200..300).contains(&status) {
+        return Err(PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::UnexpectedStatus,
+            excerpt: excerpt(&result.to_string()),
+        });
+    }
     let time = top.get("time").and_then(Value::as_object);
     let number = |m: Option<&Map<String, Value>>, k: &str| m.and_then(|m| m.get(k)?.as_f64());
     Ok(Success {
@@ -215,6 +225,20 @@ mod tests {
         // An error envelope with HTTP 200 is still an error.
         let e = parse(200, r#"{"error":"QUERY_LIMIT_EXCEEDED"}"#).unwrap_err();
         assert!(matches!(e, PortalError::Api { code, .. } if code == "QUERY_LIMIT_EXCEEDED"));
+    }
+
+    #[test]
+    fn a_result_under_a_failed_status_is_no_success() {
+        for status in [302, 401, 403, 404, 429, 500, 503] {
+            assert!(
+                matches!(
+                    parse(status, r#"{"result":true}"#).unwrap_err(),
+                    PortalError::BadAnswer { kind: BadAnswerKind::UnexpectedStatus, status: s, .. } if s == status
+                ),
+                "{status}"
+            );
+        }
+        assert!(parse(201, r#"{"result":true}"#).is_ok());
     }
 
     #[test]
@@ -387,6 +411,12 @@ pub(crate) mod properties {
             let body = &full[..cut.min(full.len())];
             let parsed = parse_envelope(200, body, &Secrets::default());
             prop_assert_eq!(parsed.is_ok(), cut >= full.len());
+        }
+
+        #[test]
+        fn only_a_2xx_status_is_ever_a_success(status in 100u16..600, value in any_json()) {
+            let parsed = parse_envelope(status, value.to_string().as_bytes(), &Secrets::default());
+            prop_assert!(parsed.is_err() || (200..300).contains(&status));
         }
     }
 }

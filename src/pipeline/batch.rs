@@ -2,6 +2,8 @@
 //! 50 commands each, through the same limiter as every other call. Each item is checked
 //! against its own tool's schema, and answers one result or one error, in order.
 
+use std::time::Instant;
+
 use serde_json::{Map, Value, json};
 
 use super::explain::{failure, unexpected};
@@ -30,6 +32,8 @@ pub async fn run(
     gateway: &Gateway,
     batch_spec: &ToolSpec,
     items: Vec<CheckedItem<'_>>,
+    only_keys: &[String],
+    deadline: Instant,
     progress: &dyn Progress,
 ) -> Value {
     let mut answers: Vec<Option<Value>> = vec![None; items.len()];
@@ -55,7 +59,13 @@ pub async fn run(
             .collect();
         requests += 1;
         match gateway
-            .call("batch", &json!({"halt": 0, "cmd": cmd}), true, progress)
+            .call(
+                "batch",
+                &json!({"halt": 0, "cmd": cmd}),
+                false,
+                deadline,
+                progress,
+            )
             .await
         {
             Ok(success) => {
@@ -70,6 +80,9 @@ pub async fn run(
                     answers[*index] = Some(if let Some(result) = results.and_then(|r| r.get(&k)) {
                         let mut result = result.clone();
                         spec.normalize.apply(&mut result);
+                        if !only_keys.is_empty() {
+                            project(&mut result, only_keys);
+                        }
                         let answer = json!({ "result": result });
                         match entry.check_answer(&answer) {
                             Ok(()) => {
@@ -108,6 +121,22 @@ pub async fn run(
         "failed": items.len() - succeeded,
         "requests": requests,
     })
+}
+
+/// Cuts every object that holds at least one of `keys` down to those keys; objects without
+/// any of them stay whole and are searched further, so nothing unasked-for is lost silently.
+fn project(value: &mut Value, keys: &[String]) {
+    match value {
+        Value::Object(map) => {
+            if keys.iter().any(|k| map.contains_key(k)) {
+                map.retain(|k, _| keys.contains(k));
+            } else {
+                map.values_mut().for_each(|v| project(v, keys));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| project(v, keys)),
+        _ => {}
+    }
 }
 
 /// Refuses arguments that Bitrix24's batch would not send as written.
@@ -188,6 +217,20 @@ fn php_query(args: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_keys_cut_objects_that_hold_them() {
+        let mut v = json!({"allowedActions": {
+            "503": {"EDIT": true, "REMOVE": false, "COMPLETE": true},
+            "7": {"EDIT": false, "RATE": true}
+        }, "other": [{"EDIT": 1, "X": 2}, {"Y": 3}]});
+        project(&mut v, &["EDIT".to_owned()]);
+        assert_eq!(
+            v,
+            json!({"allowedActions": {"503": {"EDIT": true}, "7": {"EDIT": false}},
+                   "other": [{"EDIT": 1}, {"Y": 3}]})
+        );
+    }
 
     #[test]
     fn encodes_like_http_build_query() {

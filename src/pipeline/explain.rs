@@ -29,14 +29,76 @@ pub fn failure(err: &CallError, spec: &ToolSpec) -> ToolFailure {
                 (FailureKind::Transport, None)
             }
         },
-        CallError::Paused { .. } | CallError::Queue { .. } => (FailureKind::Limit, None),
+        CallError::Paused { .. } | CallError::Queue { .. } | CallError::Deadline { .. } => {
+            (FailureKind::Limit, None)
+        }
+    };
+    let text = match err {
+        CallError::Portal { error, .. } if kind == FailureKind::OutcomeUnknown => {
+            outcome_unknown(error, spec)
+        }
+        _ => explain(err, spec),
     };
     ToolFailure {
         kind,
         code,
-        text: explain(err, spec),
+        text,
         source: Some(err.clone()),
     }
+}
+
+/// A write was sent and its answer lost: say so, say nothing was re-sent, and how to check.
+fn outcome_unknown(error: &PortalError, spec: &ToolSpec) -> String {
+    let what = match error {
+        PortalError::Transport {
+            kind: TransportKind::Timeout,
+            detail,
+        } => format!("no complete answer came in time ({detail})"),
+        PortalError::Transport { detail, .. } => {
+            format!("lost the connection before a complete answer arrived ({detail})")
+        }
+        PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::Html,
+            excerpt,
+        } => format!(
+            "a gateway in front of the portal answered an HTML page (HTTP {status}: \"{excerpt}\")"
+        ),
+        PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::Truncated,
+            ..
+        } => format!("it got an answer that was cut off (HTTP {status})"),
+        PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::UnexpectedStatus,
+            excerpt,
+        } => format!(
+            "the answer came with HTTP {status}, which is not a success, whatever its body says ({excerpt})"
+        ),
+        PortalError::BadAnswer {
+            status,
+            kind: BadAnswerKind::NotJson,
+            excerpt,
+        } => format!("the answer was not JSON (HTTP {status}: \"{excerpt}\")"),
+        PortalError::BadAnswer {
+            status, excerpt, ..
+        } => format!("the answer was unusable (HTTP {status}: \"{excerpt}\")"),
+        PortalError::Api { .. } => "the portal answered an error".to_owned(),
+    };
+    let check = match &spec.check_with {
+        Some(reader) => format!(
+            "call {reader} to see whether the change is there (or ask the user to look on the portal)"
+        ),
+        None => "ask the user to look on the portal whether the change is there (REST cannot read it back)"
+            .to_owned(),
+    };
+    format!(
+        "The outcome of {method} is unknown: the request was sent, then {what}. Bitrix24 may or may not have applied this write. \
+         Nothing was re-sent, so it was not applied twice. What to do: {check}; call {name} again only if the change is missing.",
+        method = spec.method,
+        name = spec.name,
+    )
 }
 
 /// What a Bitrix24 error code means for the user, for codes every method can answer.
@@ -116,9 +178,13 @@ fn explain(err: &CallError, spec: &ToolSpec) -> String {
             clock_utc(*resume_unix),
             wait.as_secs_f64().ceil()
         ),
+        CallError::Deadline { method } => format!(
+            "This call used up its time (twice BITRIX24_TIMEOUT_SECS, checks before a write included) before {method} could be sent; \
+             nothing was sent. What to do: call again; if the portal is slow, ask the user to raise BITRIX24_TIMEOUT_SECS."
+        ),
         CallError::Queue { wait, rate } => format!(
-            "Too many calls are queued for Bitrix24's rate limit ({rate:.2} requests/s): this one would wait {} s, \
-             longer than BITRIX24_TIMEOUT_SECS. Nothing was sent. What to do: send fewer calls at once and call this again in {} s.",
+            "Too many calls are queued for Bitrix24's rate limit ({rate:.2} requests/s): this one would have had to wait {} s, \
+             longer than its deadline (twice BITRIX24_TIMEOUT_SECS) allows. Nothing was sent. What to do: send fewer calls at once and call this again in {} s.",
             wait.as_secs_f64().ceil(),
             wait.as_secs_f64().ceil()
         ),
@@ -244,6 +310,12 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
                         "a body too large to be a permission answer (HTTP {status}, {excerpt})"
                     ),
                     "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint, not a proxy that answers something else.",
+                ),
+                BadAnswerKind::UnexpectedStatus => (
+                    format!(
+                        "HTTP {status}, which is not a success, with a `result` in its body: {excerpt}"
+                    ),
+                    "The portal or something in front of it failed, so the answer is not used. Try again in a minute; if it persists, check the portal in a browser.",
                 ),
                 BadAnswerKind::UnexpectedShape => (
                     format!("JSON without `result` or `error` (HTTP {status}): {excerpt}"),

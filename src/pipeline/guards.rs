@@ -1,6 +1,8 @@
 //! The guards a write runs before it is sent, as its catalog entry declares them. Any refusal,
 //! or any failure to check, means nothing is written.
 
+use std::time::Instant;
+
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -19,6 +21,7 @@ pub async fn run(
     p: &Pipeline,
     spec: &ToolSpec,
     args: &Value,
+    deadline: Instant,
     progress: &dyn Progress,
 ) -> Result<Map<String, Value>, ToolFailure> {
     let mut names = Map::new();
@@ -29,7 +32,7 @@ pub async fn run(
                 equals,
                 message,
             } => {
-                let answer = read(p, method, json!({}), spec, progress).await?;
+                let answer = read(p, method, json!({}), spec, deadline, progress).await?;
                 if answer == *equals {
                     tracing::info!(tool = %spec.name, %method, "preflight refused the write");
                     return Err(ToolFailure::new(FailureKind::Refused, message.clone()));
@@ -65,6 +68,7 @@ pub async fn run(
                     "access.name",
                     json!({ "ACCESS": to_ask }),
                     spec,
+                    deadline,
                     progress,
                 )
                 .await?;
@@ -127,6 +131,7 @@ pub async fn run(
                     "sonet_group.user.get",
                     json!({ "ID": group }),
                     spec,
+                    deadline,
                     progress,
                 )
                 .await?;
@@ -174,7 +179,7 @@ pub async fn run(
                 if wanted.is_empty() {
                     continue;
                 }
-                let answer = read(p, method, json!({}), spec, progress).await?;
+                let answer = read(p, method, json!({}), spec, deadline, progress).await?;
                 let known = Preflight::values_in(list_at, Some("id"), &answer);
                 let unknown: Vec<&str> = wanted
                     .iter()
@@ -199,10 +204,15 @@ pub(super) async fn read(
     method: &str,
     params: Value,
     for_write: &ToolSpec,
+    deadline: Instant,
     progress: &dyn Progress,
 ) -> Result<Value, ToolFailure> {
     let reader = p.catalog.by_method(method).map(|e| &e.spec);
-    match p.gateway.call(method, &params, true, progress).await {
+    match p
+        .gateway
+        .call(method, &params, false, deadline, progress)
+        .await
+    {
         Ok(success) => {
             let mut result = success.result;
             if let Some(reader) = reader {

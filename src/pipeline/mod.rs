@@ -14,7 +14,7 @@ mod hook;
 mod resolve;
 mod selection;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -219,15 +219,20 @@ impl Pipeline {
                 .as_object_mut()
                 .and_then(|map| map.remove("dry_run"))
                 .is_some_and(|v| v == true);
+        // One deadline for the whole call: guard reads, the write, retries and waits.
+        let deadline = self.gateway.deadline();
         let outcome = if !problems.is_empty() {
             tracing::info!(tool = %spec.name, problems = problems.len(), "arguments refused");
             Err(describe_problems(&spec.name, &problems))
         } else {
             match spec.kind {
-                Kind::Batch => self.call_batch(&args, progress).await,
+                Kind::Batch => self.call_batch(&args, deadline, progress).await,
                 Kind::History => self.call_history(&args),
-                Kind::Rest => self.call_rest(entry, &args, progress, human, dry_run).await,
-                Kind::ResolveAccessCodes => resolve::run(self, &args, progress).await,
+                Kind::Rest => {
+                    self.call_rest(entry, &args, deadline, progress, human, dry_run)
+                        .await
+                }
+                Kind::ResolveAccessCodes => resolve::run(self, &args, deadline, progress).await,
                 Kind::EnableToolset => Err(ToolFailure::new(
                     FailureKind::Refused,
                     format!(
@@ -270,12 +275,13 @@ impl Pipeline {
         &self,
         entry: &Entry,
         args: &Value,
+        mut deadline: Instant,
         progress: &dyn Progress,
         human: &dyn Human,
         dry_run: bool,
     ) -> Outcome {
         let spec = &entry.spec;
-        let names = guards::run(self, spec, args, progress).await?;
+        let names = guards::run(self, spec, args, deadline, progress).await?;
         let object = object_of(spec, args);
         let mut confirmation = Confirmation::NotNeeded;
         if spec.is_write() {
@@ -297,6 +303,7 @@ impl Pipeline {
                     "access.name",
                     json!({ "ACCESS": dropped }),
                     spec,
+                    deadline,
                     progress,
                 )
                 .await
@@ -310,6 +317,11 @@ impl Pipeline {
                 let host = self.gateway.portal().credentials().identity().host;
                 confirmation =
                     confirm::ask(self.confirm_writes, human, &change.message(&host)).await?;
+                // A person's time to answer is not the portal's: once someone was asked, the
+                // write gets a deadline of its own from here.
+                if confirmation == Confirmation::Accepted {
+                    deadline = self.gateway.deadline();
+                }
             }
         }
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -333,12 +345,14 @@ impl Pipeline {
                 Err(ToolFailure::new(FailureKind::Declined, confirm::DECLINED))
             }
             // Checked here, before any sandbox notice is added and before the hooks see it.
-            None => self.forward(spec, args, progress).await.and_then(|answer| {
-                match entry.check_answer(&answer) {
-                    Ok(()) => Ok(answer),
-                    Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
-                }
-            }),
+            None => {
+                self.forward(spec, args, deadline, progress)
+                    .await
+                    .and_then(|answer| match entry.check_answer(&answer) {
+                        Ok(()) => Ok(answer),
+                        Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
+                    })
+            }
         };
         for hook in &self.hooks {
             hook.after(info, &outcome);
@@ -382,11 +396,17 @@ impl Pipeline {
         }
     }
 
-    async fn forward(&self, spec: &ToolSpec, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn forward(
+        &self,
+        spec: &ToolSpec,
+        args: &Value,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Outcome {
         tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
         let success = self
             .gateway
-            .call(&spec.method, args, spec.hints.idempotent, progress)
+            .call(&spec.method, args, spec.is_write(), deadline, progress)
             .await
             .map_err(|err| {
                 tracing::info!(tool = %spec.name, error = %err, "call failed");
@@ -409,7 +429,12 @@ impl Pipeline {
 
     /// Resolves and checks every item of a `batch` call here, where tools are looked up, and
     /// hands only the callable ones to the batch sender.
-    async fn call_batch(&self, args: &Value, progress: &dyn Progress) -> Outcome {
+    async fn call_batch(
+        &self,
+        args: &Value,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Outcome {
         let items = args["items"]
             .as_array()
             .map(Vec::as_slice)
@@ -429,7 +454,21 @@ impl Pipeline {
             .by_method("batch")
             .expect("the batch tool is in the catalog")
             .spec;
-        Ok(batch::run(&self.gateway, batch_spec, checked, progress).await)
+        let only_keys: Vec<String> = args["only_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        Ok(batch::run(
+            &self.gateway,
+            batch_spec,
+            checked,
+            &only_keys,
+            deadline,
+            progress,
+        )
+        .await)
     }
 
     fn batch_item(&self, tool: &str, args: &mut Value) -> Result<&Arc<Entry>, String> {

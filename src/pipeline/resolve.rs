@@ -3,7 +3,10 @@
 //! department tree and group memberships first, then the users they name), through the same
 //! batch sender and limiter as the `batch` tool.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use serde_json::{Map, Value, json};
 
@@ -124,7 +127,7 @@ impl<'p> Round<'p> {
         self.items.len() - 1
     }
 
-    async fn send(self, progress: &dyn Progress) -> (Vec<Read<Value>>, u64) {
+    async fn send(self, deadline: Instant, progress: &dyn Progress) -> (Vec<Read<Value>>, u64) {
         if self.items.is_empty() {
             return (Vec::new(), 0);
         }
@@ -135,7 +138,15 @@ impl<'p> Round<'p> {
             .expect("the batch tool is in the catalog")
             .spec;
         let checked = self.items.into_iter().map(Ok).collect();
-        let answer = batch::run(&self.pipeline.gateway, batch_spec, checked, progress).await;
+        let answer = batch::run(
+            &self.pipeline.gateway,
+            batch_spec,
+            checked,
+            &[],
+            deadline,
+            progress,
+        )
+        .await;
         let requests = answer["requests"].as_u64().unwrap_or_default();
         let items = answer["items"]
             .as_array()
@@ -153,7 +164,12 @@ impl<'p> Round<'p> {
     }
 }
 
-pub async fn run(p: &Pipeline, args: &Value, progress: &dyn Progress) -> Outcome {
+pub async fn run(
+    p: &Pipeline,
+    args: &Value,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Outcome {
     let codes: Vec<String> = args["codes"]
         .as_array()
         .into_iter()
@@ -180,7 +196,7 @@ pub async fn run(p: &Pipeline, args: &Value, progress: &dyn Progress) -> Outcome
         .iter()
         .map(|id| (*id, first.add("sonet_group.user.get", json!({ "ID": id }))))
         .collect();
-    let (answers, mut requests) = first.send(progress).await;
+    let (answers, mut requests) = first.send(deadline, progress).await;
 
     let names = answers[names_at].clone().unwrap_or_default();
     let tree_list: Read<Vec<(String, Option<String>)>> = match tree_at {
@@ -269,7 +285,7 @@ pub async fn run(p: &Pipeline, args: &Value, progress: &dyn Progress) -> Outcome
             json!({ "FILTER": { "UF_DEPARTMENT": dept_list, "ACTIVE": "Y" } }),
         )
     });
-    let (answers, more) = second.send(progress).await;
+    let (answers, more) = second.send(deadline, progress).await;
     requests += more;
 
     let mut people: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();

@@ -181,9 +181,9 @@ async fn never_retried_failures_reach_the_portal_once() {
     }
 }
 
-#[tokio::test]
-async fn lost_answers_are_retried_once_for_idempotent_tools() {
-    let lost: Vec<(Reply, &str)> = vec![
+/// Ways an answer is lost after the request was sent, and what the model is shown for each.
+fn lost_answers() -> Vec<(Reply, &'static str)> {
+    vec![
         (Reply::Reset, "lost the connection"),
         (
             Reply::CutOff(json!({"result": ["read", "edit", "sett", "public"]})),
@@ -213,40 +213,25 @@ async fn lost_answers_are_retried_once_for_idempotent_tools() {
             },
             "504",
         ),
-    ];
-    for (reply, shown) in lost {
+    ]
+}
+
+#[tokio::test]
+async fn lost_answers_to_reads_are_retried_once() {
+    for (reply, shown) in lost_answers() {
         // Once lost, then fine: the model sees a success, the portal two requests.
-        for (tool, args, answer) in [
-            (READ, read_args(), json!(["read"])),
-            (WRITE, write_args(), json!(true)),
-        ] {
-            let portal = portal_first(1, reply.clone(), ok(answer.clone())).await;
-            let server = fast(&portal.webhook_url()).start().await;
-            let result = server.call(tool, args.clone()).await;
-            assert!(
-                !is_error(&result),
-                "{shown} on {tool}: {}",
-                text_of(&result)
-            );
-            assert_eq!(result.structured_content, Some(json!({"result": answer})));
-            let method = method_of(tool);
-            assert_eq!(
-                portal.count_of(method),
-                2,
-                "{shown} on {tool}: retried exactly once"
-            );
-            let bodies: Vec<Value> = portal
-                .received()
-                .into_iter()
-                .filter(|r| r.method == method)
-                .map(|r| r.body)
-                .collect();
-            assert!(
-                bodies.iter().all(|b| *b == args),
-                "the retry repeats the same request"
-            );
-            server.stop().await;
-        }
+        let portal = portal_first(1, reply.clone(), ok(json!(["read"]))).await;
+        let server = fast(&portal.webhook_url()).start().await;
+        let result = server.call(READ, read_args()).await;
+        assert!(!is_error(&result), "{shown}: {}", text_of(&result));
+        assert_eq!(result.structured_content, Some(json!({"result": ["read"]})));
+        assert_eq!(portal.count(), 2, "{shown}: retried exactly once");
+        assert!(
+            portal.received().iter().all(|r| r.body == read_args()),
+            "the retry repeats the same request"
+        );
+        server.stop().await;
+
         // Lost twice: one retry only, then an explanation.
         let portal = TestPortal::always(reply.clone()).await;
         let server = fast(&portal.webhook_url()).start().await;
@@ -267,50 +252,129 @@ async fn lost_answers_are_retried_once_for_idempotent_tools() {
     }
 }
 
-/// The seed catalog has no non-idempotent tool, so the gateway is driven directly here:
-/// a lost answer to a non-idempotent call is never sent twice.
-#[tokio::test]
-async fn non_idempotent_calls_are_never_repeated() {
-    use bitrix24_permissions_mcp::testing::{
-        CallError, Gateway, NoProgress, PortalClient, RateLimiter, WebhookUrl,
-    };
-    for reply in [Reply::Reset, Reply::CutOff(json!({"result": true}))] {
-        let portal = TestPortal::always(reply).await;
-        let webhook = WebhookUrl::parse(&portal.webhook_url()).unwrap();
-        let client = PortalClient::new(std::sync::Arc::new(webhook), Duration::from_secs(5));
-        let limiter = std::sync::Arc::new(RateLimiter::new("20/5".parse().unwrap()));
-        let gateway = Gateway::new(client, limiter, Duration::from_secs(5));
-        let err = gateway
-            .call("landing.site.setRights", &write_args(), false, &NoProgress)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, CallError::Portal { attempts: 1, .. }),
-            "{err:?}"
-        );
-        assert_eq!(portal.count(), 1, "a non-idempotent write was repeated");
-    }
+/// The model's view of a write whose answer was lost: unknown outcome, how to check, and
+/// the promise that nothing was re-sent.
+fn assert_outcome_unknown(text: &str) {
+    assert!(
+        text.contains("outcome of landing.site.setRights is unknown")
+            && text.contains("may or may not have applied")
+            && text.contains("Nothing was re-sent")
+            && text.contains("landing_site_get_rights"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
-async fn slow_answers_time_out_and_retry_once_within_twice_the_timeout() {
+async fn a_write_whose_answer_is_lost_is_sent_exactly_once() {
+    let mut lost = lost_answers();
+    // A timeout after sending: the portal answers long after the client gave up.
+    lost.push((
+        Reply::Delay(Duration::from_secs(30), Box::new(ok(json!(true)))),
+        "in time",
+    ));
+    // A non-2xx status is never a success, whatever the body holds.
+    lost.push((Reply::Json(503, json!({"result": true})), "HTTP 503"));
+    for (reply, shown) in lost {
+        // Even when a second try would succeed, the write is not sent again.
+        let portal = TestPortal::start(guarded({
+            let reply = reply.clone();
+            let seen = AtomicUsize::new(0);
+            move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    reply.clone()
+                } else {
+                    ok(json!(true))
+                }
+            }
+        }))
+        .await;
+        let server = fast(&portal.webhook_url())
+            .env("BITRIX24_TIMEOUT_SECS", "1")
+            .start()
+            .await;
+        let result = server.call(WRITE, write_args()).await;
+        assert!(is_error(&result), "{shown}: {}", text_of(&result));
+        let text = text_of(&result);
+        assert_outcome_unknown(&text);
+        assert!(text.contains(shown), "{shown}: {text}");
+        assert_eq!(
+            portal.count_of("landing.site.setRights"),
+            1,
+            "{shown}: exactly one request reached the portal"
+        );
+        server.stop().await;
+    }
+}
+
+/// A refused connection sent nothing, so even a write may go again; driven at the gateway,
+/// since a portal that refuses connections cannot also count requests.
+#[tokio::test]
+async fn a_refused_connection_is_retried_even_for_a_write() {
+    use bitrix24_permissions_mcp::testing::{
+        CallError, Gateway, NoProgress, PortalClient, RateLimiter, WebhookUrl,
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/rest/7/abcdefgh12345678/");
+    let webhook = WebhookUrl::parse(&url).unwrap();
+    let client = PortalClient::new(Arc::new(webhook), Duration::from_secs(5));
+    let limiter = Arc::new(RateLimiter::new("20/5".parse().unwrap()));
+    let gateway = Gateway::new(client, limiter, Duration::from_secs(5));
+    let err = gateway
+        .call(
+            "landing.site.setRights",
+            &write_args(),
+            true,
+            gateway.deadline(),
+            &NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::Portal { attempts: 2, .. }),
+        "{err:?}"
+    );
+}
+
+/// Guard reads and the write share one deadline: slow guards leave no time for the write,
+/// which is then not sent at all (before, each had a deadline of its own).
+#[tokio::test]
+async fn one_deadline_covers_the_guards_and_the_write() {
+    let portal = TestPortal::start(|r| {
+        let slow = |reply| Reply::Delay(Duration::from_millis(900), Box::new(reply));
+        match r.method.as_str() {
+            "landing.role.isEnabled" => slow(ok(json!(false))),
+            "access.name" => slow(ok(json!({"AU": {"name": "All"}}))),
+            _ => ok(json!(true)),
+        }
+    })
+    .await;
+    let server = fast(&portal.webhook_url())
+        .env("BITRIX24_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+    let result = server.call(WRITE, write_args()).await;
+    let text = text_of(&result);
+    assert!(is_error(&result), "{text}");
+    assert!(text.contains("nothing was sent"), "{text}");
+    assert_eq!(portal.count_of("landing.site.setRights"), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_a_read_is_retried_once() {
     let portal = TestPortal::always(Reply::Delay(
         Duration::from_secs(10),
         Box::new(ok(json!([]))),
     ))
     .await;
     let url = portal.webhook_url();
-    let server = fast(&url).env("BITRIX24_TIMEOUT_SECS", "1").start().await;
-    let started = Instant::now();
+    let server = fast(&url).env("BITRIX24_TIMEOUT_SECS", "2").start().await;
     let result = server.call(READ, read_args()).await;
-    let took = started.elapsed();
     assert!(is_error(&result));
     assert!(text_of(&result).contains("timeout"), "{}", text_of(&result));
     assert_eq!(portal.count(), 2);
-    assert!(
-        took < Duration::from_millis(3500),
-        "took {took:?}, more than twice the timeout"
-    );
     server.stop().await;
 }
 
@@ -340,8 +404,7 @@ async fn run_time_limit_pauses_only_that_method() {
         tokio::spawn(async move { server.call(READ, read_args()).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Another method goes on while getRights is paused.
-    let other_started = Instant::now();
+    // Another method goes on while getRights is paused: it is answered first.
     let other = server
         .call(
             "sonet_group_feature_access",
@@ -350,8 +413,8 @@ async fn run_time_limit_pauses_only_that_method() {
         .await;
     assert!(!is_error(&other));
     assert!(
-        other_started.elapsed() < Duration::from_millis(800),
-        "another method was held up"
+        !waiting.is_finished(),
+        "the paused read ended before the other"
     );
 
     let result = waiting.await.unwrap();
@@ -557,9 +620,7 @@ async fn cancellation_stops_a_call_at_once() {
 #[tokio::test]
 async fn under_load_the_limiter_keeps_every_call_alive() {
     const CALLS: usize = 30;
-    const RATE: f64 = 10.0;
-    const BURST: u32 = 5;
-    let (portal, refused) = TestPortal::rate_limited(RATE, BURST, ok(json!(["read"]))).await;
+    let (portal, refused) = TestPortal::rate_limited(10.0, 5, ok(json!(["read"]))).await;
     let url = portal.webhook_url();
     let server = Arc::new(
         Launch::new(&url)
@@ -567,7 +628,6 @@ async fn under_load_the_limiter_keeps_every_call_alive() {
             .start()
             .await,
     );
-    let started = Instant::now();
     let calls: Vec<_> = (0..CALLS)
         .map(|i| {
             let server = server.clone();
@@ -578,16 +638,6 @@ async fn under_load_the_limiter_keeps_every_call_alive() {
         let result = call.await.unwrap();
         assert!(!is_error(&result), "{}", text_of(&result));
     }
-    let took = started.elapsed().as_secs_f64();
-    let ideal = (CALLS as f64 - f64::from(BURST)) / RATE;
-    assert!(
-        took >= ideal * 0.8,
-        "faster than the portal allows: {took:.2}s vs ideal {ideal:.2}s"
-    );
-    assert!(
-        took <= ideal * 2.0 + 1.0,
-        "too slow: {took:.2}s vs ideal {ideal:.2}s"
-    );
     let extra = portal.count() - CALLS;
     assert_eq!(extra, refused.load(Ordering::SeqCst));
     assert!(extra <= 3, "{extra} extra requests");
@@ -626,4 +676,267 @@ async fn a_shared_bucket_is_absorbed_without_tool_errors() {
     }
     assert!(portal.count() > CALLS, "the portal must have refused some");
     Arc::try_unwrap(server).ok().unwrap().stop().await;
+}
+
+/// Three server processes, ten concurrent calls each, against a 10/s burst-5 portal, all
+/// pacing through `store`: the calls that failed and the refusals the portal sent.
+async fn three_processes_on_one_bucket(store: &str) -> (usize, usize) {
+    const PROCESSES: usize = 3;
+    const CALLS: usize = 10;
+    let (portal, refused) = TestPortal::rate_limited(10.0, 5, ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    let mut servers = Vec::new();
+    for _ in 0..PROCESSES {
+        servers.push(Arc::new(
+            Launch::new(&url)
+                .env("BITRIX24_RATE_LIMIT", "10/5")
+                .env("BITRIX24_LIMITER_URL", store)
+                .start()
+                .await,
+        ));
+    }
+    let calls: Vec<_> = servers
+        .iter()
+        .flat_map(|server| {
+            (0..CALLS).map(move |i| {
+                let server = server.clone();
+                tokio::spawn(async move { server.call(READ, json!({"id": i})).await })
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for call in calls {
+        if is_error(&call.await.unwrap()) {
+            failed += 1;
+        }
+    }
+    let refused = refused.load(Ordering::SeqCst);
+    assert_eq!(portal.count(), PROCESSES * CALLS + refused);
+    for server in servers {
+        Arc::try_unwrap(server).ok().unwrap().stop().await;
+    }
+    (failed, refused)
+}
+
+/// Three server processes on one webhook share one bucket through a state file: together
+/// they pace at the portal's rate instead of three times it, and no call fails. (Pacing
+/// each alone, they are refused about 25 times.)
+#[tokio::test]
+async fn processes_on_one_webhook_share_one_bucket() {
+    let dir = std::env::temp_dir().join(format!(
+        "b24-shared-bucket-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let (failed, refused) = three_processes_on_one_bucket(&format!("file:{}", dir.display())).await;
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert!(
+        refused < 12,
+        "{refused} refusals: the bucket was not shared"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A `redis-server` of the test's own on a free loopback port, stopped when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    /// None (with a notice) only where the binary is missing; CI installs it.
+    fn start() -> Option<Self> {
+        // Another test may take the free port before redis-server binds it: then it exits,
+        // and another port is tried.
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = match std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(child) => child,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!(
+                        "NOTICE: redis-server is not installed; the Redis store test is skipped"
+                    );
+                    return None;
+                }
+                Err(e) => panic!("cannot start redis-server: {e}"),
+            };
+            for _ in 0..1000 {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if answers_ping(port) {
+                    return Some(Self {
+                        child,
+                        url: format!("redis://127.0.0.1:{port}/0"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+/// Redis itself, not whatever else listens there, answers PING.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn processes_share_one_bucket_through_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (failed, refused) = three_processes_on_one_bucket(&redis.url).await;
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert!(
+        refused < 12,
+        "{refused} refusals: the bucket was not shared"
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_up_is_exit_2_and_later_a_fallback() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+
+    // Gone later: calls go on, paced by the process alone, and the log says so.
+    let server = fast(&url)
+        .env("BITRIX24_LIMITER_URL", &redis.url)
+        .start()
+        .await;
+    assert!(!is_error(&server.call(READ, read_args()).await));
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    for _ in 0..3 {
+        let result = server.call(READ, read_args()).await;
+        assert!(!is_error(&result), "{}", text_of(&result));
+    }
+    let log = server.stop().await;
+    assert!(
+        log.contains("pacing this process alone"),
+        "no fallback warning in: {log}"
+    );
+
+    // Unreachable at start-up: a clear message and exit status 2, before serving anything.
+    let output = crate::util::command(
+        &[
+            ("BITRIX24_WEBHOOK_URL", url.as_str()),
+            ("BITRIX24_LIMITER_URL", redis.url.as_str()),
+        ],
+        &[],
+    )
+    .stdin(std::process::Stdio::null())
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("BITRIX24_LIMITER_URL") && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// The README's example at the default settings: 200 task checks in one batch. Every action
+/// of user 503 makes the whole answer too large; only_keys ["EDIT"] brings it under the limit
+/// with every item still there.
+#[tokio::test]
+async fn two_hundred_task_checks_fit_with_only_keys() {
+    const ACTIONS: &[&str] = &[
+        "COMPLETE",
+        "APPROVE",
+        "DISAPPROVE",
+        "START",
+        "PAUSE",
+        "DELEGATE",
+        "REMOVE",
+        "EDIT",
+        "DEFER",
+        "RENEW",
+        "CREATE",
+        "RATE",
+        "TAKE",
+        "EDIT.ORIGINATOR",
+        "CHECKLIST.REORDER",
+        "ELAPSEDTIME.ADD",
+        "DAYPLAN.TIMER.TOGGLE",
+        "EDIT.PLAN",
+        "CHANGE_DEADLINE",
+        "CHECKLIST.ADD",
+        "CHECKLIST_ADD_ITEMS",
+        "FAVORITE.ADD",
+        "ADD_FAVORITE",
+    ];
+    let portal = TestPortal::start(|r| {
+        let results: serde_json::Map<String, Value> = r.body["cmd"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| {
+                let actions: serde_json::Map<String, Value> =
+                    ACTIONS.iter().map(|a| ((*a).to_owned(), json!(true))).collect();
+                (key.clone(), json!({"allowedActions": {"503": actions}}))
+            })
+            .collect();
+        ok(json!({"result": results, "result_error": [], "result_total": [], "result_next": [], "result_time": []}))
+    })
+    .await;
+    let server = Launch::new(&portal.webhook_url()).start().await;
+    let items: Vec<Value> = (1..=200)
+        .map(|task| json!({"tool": "tasks_task_get_access", "arguments": {"taskId": task, "users": [503]}}))
+        .collect();
+    let whole = server.call("batch", json!({"items": items})).await;
+    assert!(
+        is_error(&whole),
+        "the full answer is over the default limit"
+    );
+    assert!(text_of(&whole).contains("only_keys"), "{}", text_of(&whole));
+
+    let before = portal.count();
+    let result = server
+        .call("batch", json!({"items": items, "only_keys": ["EDIT"]}))
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let answer = result.structured_content.unwrap();
+    assert_eq!(answer["succeeded"], 200);
+    assert_eq!(answer["requests"], 4);
+    assert_eq!(portal.count() - before, 4);
+    for item in answer["items"].as_array().unwrap() {
+        assert_eq!(
+            item["result"],
+            json!({"allowedActions": {"503": {"EDIT": true}}})
+        );
+    }
+    server.stop().await;
 }

@@ -4,7 +4,9 @@
 
 mod budget;
 mod rate;
+mod redis_store;
 mod retry;
+mod shared;
 
 use std::{
     fmt,
@@ -14,12 +16,16 @@ use std::{
 
 use serde_json::Value;
 
-pub use self::rate::{RateLimit, RateLimiter};
 use self::{
     budget::{Gate, MethodBudgets},
     retry::{Failure, Retry, classify, rule},
 };
-use super::{PortalClient, PortalError, Success};
+pub use self::{
+    rate::{RateLimit, RateLimiter},
+    redis_store::RedisStore,
+    shared::{FileStore, SharedLimiter, default_dir},
+};
+use super::{PortalClient, PortalError, Success, TransportKind};
 
 /// Waits shorter than this are not worth telling the client about.
 const REPORT_AFTER: Duration = Duration::from_secs(1);
@@ -35,15 +41,17 @@ pub trait Progress: Send + Sync {
 }
 
 /// Paces the calls to one portal: the seam between the gateway and where the pacing state
-/// lives. [`RateLimiter`] keeps it in this process.
+/// lives. [`RateLimiter`] keeps it in this process, [`SharedLimiter`] shares it with every
+/// process that uses the same [`StateStore`].
 pub trait Limiter: Send + Sync + fmt::Debug {
     /// Reserves the next slot if it opens by `latest` and returns how long to wait for it;
     /// otherwise reserves nothing and returns the wait it would have taken.
     fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration>;
     /// The portal answered a call.
-    fn on_success(&self);
-    /// The portal said its bucket is full (QUERY_LIMIT_EXCEEDED).
-    fn on_throttled(&self, now: Instant);
+    fn on_success(&self, now: Instant);
+    /// The portal said its bucket is full (QUERY_LIMIT_EXCEEDED) for a request sent at
+    /// `sent_at`.
+    fn on_throttled(&self, sent_at: Instant, now: Instant);
     /// The current rate in calls per second, after any slowdown.
     fn current_rate(&self) -> f64;
 }
@@ -66,7 +74,11 @@ pub enum CallError {
         resume_unix: u64,
         wait: Duration,
     },
-    /// The rate-limiter queue is longer than the call may wait.
+    /// The call's time ran out before this request could be sent (guard reads, waits or
+    /// retries used it up).
+    #[error("the call's deadline passed before {method} was sent")]
+    Deadline { method: String },
+    /// The rate-limiter queue is longer than the call's deadline allows it to wait.
     #[error("rate-limit queue too long ({wait:?})")]
     Queue { wait: Duration, rate: f64 },
 }
@@ -100,25 +112,35 @@ impl Gateway {
         &self.portal
     }
 
-    /// Calls `method`, pacing and retrying by the policy. `idempotent` comes from the catalog.
+    /// The deadline of a tool call starting now: everything it sends, guard reads, retries
+    /// and waits included, ends by then.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout * 2
+    }
+
+    /// Calls `method`, pacing and retrying by the policy, and gives up at `deadline`.
+    /// `write` comes from the catalog (the tool is not read-only): a write is re-sent only
+    /// when the portal certainly did not run it.
     pub async fn call(
         &self,
         method: &str,
         params: &Value,
-        idempotent: bool,
+        write: bool,
+        deadline: Instant,
         progress: &dyn Progress,
     ) -> Result<Success, CallError> {
-        let deadline = Instant::now() + self.timeout * 2;
         let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut last_error: Option<PortalError> = None;
+        // A request needs time for its answer: a slot this close to the deadline is not taken.
+        let latest = deadline.checked_sub(self.timeout / 2).unwrap_or(deadline);
         loop {
             let give_up = |last: Option<PortalError>, attempts| {
                 last.map(|error| CallError::Portal { error, attempts })
             };
             if let Gate::PausedUntil(until) = self.budgets.gate(method, Instant::now()) {
                 let wait = until.saturating_duration_since(Instant::now());
-                if wait > MAX_BUDGET_PAUSE || until > deadline {
+                if wait > MAX_BUDGET_PAUSE || until > latest {
                     return Err(CallError::Paused {
                         method: method.to_owned(),
                         resume_unix: unix_in(wait),
@@ -130,12 +152,13 @@ impl Gateway {
             }
 
             let now = Instant::now();
-            // The first attempt may queue for one timeout; a retry only while the deadline allows.
-            let latest = if attempts == 0 {
-                now + self.timeout
-            } else {
-                deadline.checked_sub(self.timeout / 2).unwrap_or(now)
-            };
+            if now >= latest {
+                return Err(
+                    give_up(last_error, attempts).unwrap_or(CallError::Deadline {
+                        method: method.to_owned(),
+                    }),
+                );
+            }
             let wait = match self.limiter.try_reserve(now, latest) {
                 Ok(wait) => wait,
                 Err(wait) => {
@@ -150,7 +173,7 @@ impl Gateway {
             } else {
                 Duration::ZERO
             };
-            let start_at = now + wait + jitter;
+            let start_at = (now + wait + jitter).min(latest.max(now + wait));
             if start_at > now + REPORT_AFTER {
                 let what = match last_error.as_ref().map(classify) {
                     Some(Failure::RateLimited) => {
@@ -167,9 +190,18 @@ impl Gateway {
             }
 
             attempts += 1;
-            let error = match self.portal.call(method, params).await {
+            let sent_at = Instant::now();
+            let answer = tokio::time::timeout_at(deadline.into(), self.portal.call(method, params))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PortalError::Transport {
+                        kind: TransportKind::Timeout,
+                        detail: "the call's deadline (twice BITRIX24_TIMEOUT_SECS) passed".into(),
+                    })
+                });
+            let error = match answer {
                 Ok(success) => {
-                    self.limiter.on_success();
+                    self.limiter.on_success(Instant::now());
                     tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
                         method,
@@ -184,26 +216,26 @@ impl Gateway {
             };
             let failure = classify(&error);
             match failure {
-                Failure::RateLimited => self.limiter.on_throttled(Instant::now()),
+                Failure::RateLimited => self.limiter.on_throttled(sent_at, Instant::now()),
                 Failure::RunTimeExhausted => {
                     self.budgets.exhausted(method, Instant::now());
                 }
                 _ => {}
             }
-            let retry = match rule(failure) {
+            let retry = match rule(failure, write) {
                 Retry::Never => false,
                 Retry::Backoff { retries: max } => retries < max,
-                Retry::AfterReset => retries < 1,
-                Retry::OnceIfIdempotent => idempotent && retries < 1,
+                Retry::AfterReset | Retry::Once => retries < 1,
             };
             tracing::info!(
                 method,
                 attempt = attempts,
                 ?failure,
+                write,
                 retry,
                 "portal call failed"
             );
-            if !retry || Instant::now() >= deadline {
+            if !retry || Instant::now() >= latest {
                 return Err(CallError::Portal { error, attempts });
             }
             retries += 1;

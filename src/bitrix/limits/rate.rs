@@ -1,10 +1,12 @@
-//! The client-side leaky bucket, shared by every concurrent call of the process.
+//! The client-side model of the portal's leaky bucket.
 //!
-//! It mirrors Bitrix24's own bucket (a burst, then a steady drain) as a GCRA: each call
-//! reserves the next slot under a lock and then sleeps outside it, so callers are served in
-//! the order they arrived and nobody polls. Other clients may share the portal's bucket, so a
-//! `QUERY_LIMIT_EXCEEDED` still happens; then the limiter assumes the portal's bucket is full,
-//! halves its own rate, and earns the rate back after a run of successes.
+//! It mirrors Bitrix24's own bucket (a burst, then a steady drain) as a GCRA. A
+//! `QUERY_LIMIT_EXCEEDED` says the portal's bucket is full right now, so the next request may
+//! go once one unit has drained at the portal's rate; what the portal admitted until then
+//! shows its burst, which may be smaller than the configured one. Only a refusal of a request
+//! sent at that pace means someone else drains the same bucket: then the rate halves, once per
+//! congestion episode, and is earned back after a run of successes. Every rate change
+//! rescales the queue of slots already handed out.
 
 use std::{
     fmt,
@@ -64,78 +66,195 @@ impl FromStr for RateLimit {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    /// GCRA's theoretical arrival time: when the bucket would be empty again.
-    tat: Instant,
+/// The pacing state of one portal, in seconds on whatever clock the store uses (this
+/// process's own, or Unix time when processes share it). Plain data, so a store can keep it
+/// anywhere and apply the same arithmetic under its own lock.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    /// GCRA's theoretical arrival time: `tat - now` is the bucket's level times the interval.
+    tat: f64,
     /// Current rate as a fraction of the configured one (1.0 unless slowed down).
     factor: f64,
+    /// The burst in use: the configured one until the portal shows a smaller bucket.
+    burst: f64,
+    /// Requests the portal admitted, drained at the current rate, as of `admitted_at`: its
+    /// level when it next says the bucket is full is the best guess of the portal's burst.
+    admitted: f64,
+    admitted_at: f64,
+    /// When the portal last said its bucket was full. A refusal of a request sent before then
+    /// belongs to the same congestion episode and changes nothing more.
+    full_at: Option<f64>,
     successes: u32,
 }
 
+impl Bucket {
+    pub fn new(limit: RateLimit, now: f64) -> Self {
+        Self {
+            tat: now,
+            factor: 1.0,
+            burst: f64::from(limit.burst),
+            admitted: 0.0,
+            admitted_at: now,
+            full_at: None,
+            successes: 0,
+        }
+    }
+
+    fn interval(&self, limit: RateLimit) -> f64 {
+        1.0 / (limit.per_second * self.factor)
+    }
+
+    fn tolerance(&self, limit: RateLimit) -> f64 {
+        self.interval(limit) * (self.burst - 1.0)
+    }
+
+    /// Reserves the next slot if it opens by `latest`: the wait in seconds, or the wait it
+    /// would have taken.
+    pub fn reserve(&mut self, limit: RateLimit, now: f64, latest: f64) -> Result<f64, f64> {
+        let tat = self.tat.max(now);
+        let allowed_at = (tat - self.tolerance(limit)).max(now);
+        if allowed_at > latest {
+            return Err(allowed_at - now);
+        }
+        self.tat = tat + self.interval(limit);
+        Ok(allowed_at - now)
+    }
+
+    pub fn on_success(&mut self, limit: RateLimit, now: f64) {
+        self.admitted = self.drained(limit, now) + 1.0;
+        self.admitted_at = now;
+        // The portal took more than the burst in use: its bucket is bigger than guessed.
+        let configured = f64::from(limit.burst);
+        if self.admitted.ceil() > self.burst && self.burst < configured {
+            let wider = self.admitted.ceil().min(configured);
+            self.set_burst(limit, wider);
+        }
+        if self.factor >= 1.0 {
+            return;
+        }
+        self.successes += 1;
+        if self.successes >= RECOVERY_RUN {
+            self.successes = 0;
+            self.set_factor(limit, (self.factor * 1.5).min(1.0), now);
+        }
+    }
+
+    /// The portal's bucket is full now: the next request may go once one unit has drained.
+    pub fn on_throttled(&mut self, limit: RateLimit, sent_at: f64, now: f64) {
+        self.successes = 0;
+        if self.full_at.is_some_and(|full| sent_at < full) {
+            // Sent before the last refusal was taken in: the same episode, already handled.
+            return;
+        }
+        // Refused although sent at a pace that assumed a full bucket: someone else drains
+        // it too. Slow down, once for this episode.
+        if self.full_at.is_some() {
+            self.set_factor(limit, (self.factor / 2.0).max(MIN_FACTOR), now);
+        }
+        self.full_at = Some(now);
+        // The slots already handed out to waiting calls stay theirs; new ones come after them
+        // and at least one interval from now.
+        let queued = (self.tat - self.tolerance(limit) - now).max(0.0);
+        let learned = self.drained(limit, now).round().clamp(1.0, self.burst);
+        self.burst = learned;
+        self.tat = now + queued.max(self.interval(limit)) + self.tolerance(limit);
+    }
+
+    fn drained(&self, limit: RateLimit, now: f64) -> f64 {
+        let elapsed = (now - self.admitted_at).max(0.0);
+        (self.admitted - elapsed / self.interval(limit)).max(0.0)
+    }
+
+    /// A new rate rescales the schedule: the queue keeps its length in requests, not seconds.
+    fn set_factor(&mut self, limit: RateLimit, factor: f64, now: f64) {
+        let old = self.interval(limit);
+        self.admitted = self.drained(limit, now);
+        self.admitted_at = now;
+        self.factor = factor;
+        let level = (self.tat - now).max(0.0) / old;
+        self.tat = now + level * self.interval(limit);
+    }
+
+    /// A new burst keeps the next slot where it is.
+    fn set_burst(&mut self, limit: RateLimit, burst: f64) {
+        let old = self.tolerance(limit);
+        self.burst = burst;
+        self.tat += self.tolerance(limit) - old;
+    }
+
+    pub fn current_rate(&self, limit: RateLimit) -> f64 {
+        limit.per_second * self.factor
+    }
+
+    /// Left alone so long that the portal's bucket has surely drained: nothing in it still
+    /// tells anything.
+    pub fn is_stale(&self, now: f64, after: f64) -> bool {
+        now - self
+            .tat
+            .max(self.admitted_at)
+            .max(self.full_at.unwrap_or(f64::MIN))
+            > after
+            || !self.tat.is_finite()
+    }
+}
+
+/// Seconds from `anchor` to `t`, negative when `t` is earlier.
+pub fn seconds_since(anchor: Instant, t: Instant) -> f64 {
+    match t.checked_duration_since(anchor) {
+        Some(d) => d.as_secs_f64(),
+        None => -anchor.duration_since(t).as_secs_f64(),
+    }
+}
+
+/// The bucket in this process's memory, shared by its concurrent calls. Each call reserves
+/// the next slot under a lock and then sleeps outside it, so callers are served in the order
+/// they arrived and nobody polls.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
-    state: Mutex<State>,
+    anchor: Instant,
+    bucket: Mutex<Bucket>,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
         Self {
             limit,
-            state: Mutex::new(State {
-                tat: Instant::now(),
-                factor: 1.0,
-                successes: 0,
-            }),
+            anchor: Instant::now(),
+            bucket: Mutex::new(Bucket::new(limit, 0.0)),
         }
     }
 
-    fn interval(&self, factor: f64) -> Duration {
-        Duration::from_secs_f64(1.0 / (self.limit.per_second * factor))
+    fn with<T>(&self, f: impl FnOnce(&mut Bucket, RateLimit) -> T) -> T {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut bucket, self.limit)
+    }
+
+    fn secs(&self, t: Instant) -> f64 {
+        seconds_since(self.anchor, t)
     }
 }
 
 impl Limiter for RateLimiter {
     fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let interval = self.interval(s.factor);
-        let tolerance = interval * (self.limit.burst - 1);
-        let tat = s.tat.max(now);
-        let allowed_at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
-        if allowed_at > latest {
-            return Err(allowed_at - now);
-        }
-        s.tat = tat + interval;
-        Ok(allowed_at - now)
+        let (n, l) = (self.secs(now), self.secs(latest));
+        self.with(|b, limit| b.reserve(limit, n, l))
+            .map(Duration::from_secs_f64)
+            .map_err(Duration::from_secs_f64)
     }
 
-    /// Assumes no burst is left and slows down.
-    fn on_throttled(&self, now: Instant) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.factor = (s.factor / 2.0).max(MIN_FACTOR);
-        s.successes = 0;
-        let interval = self.interval(s.factor);
-        // A full bucket: the next slot opens one interval from now.
-        let full = now + interval * self.limit.burst;
-        s.tat = s.tat.max(full);
+    fn on_throttled(&self, sent_at: Instant, now: Instant) {
+        let (s, n) = (self.secs(sent_at), self.secs(now));
+        self.with(|b, limit| b.on_throttled(limit, s, n));
     }
 
-    fn on_success(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if s.factor >= 1.0 {
-            return;
-        }
-        s.successes += 1;
-        if s.successes >= RECOVERY_RUN {
-            s.successes = 0;
-            s.factor = (s.factor * 1.5).min(1.0);
-        }
+    fn on_success(&self, now: Instant) {
+        let n = self.secs(now);
+        self.with(|b, limit| b.on_success(limit, n));
     }
 
     fn current_rate(&self) -> f64 {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.limit.per_second * s.factor
+        self.with(|b, limit| b.current_rate(limit))
     }
 }
 
@@ -202,25 +321,95 @@ mod tests {
         assert!(limiter.reserve(later).is_zero());
     }
 
-    #[test]
-    fn throttling_slows_down_and_recovers() {
-        let limiter = RateLimiter::new("4/4".parse().unwrap());
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn close(a: Duration, b: Duration) -> bool {
+        a.abs_diff(b) < ms(2)
+    }
+
+    /// The case: 2/50 configured, a 2/s burst-5 portal, 20 calls at once.
+    fn a_burst_refused_by_a_smaller_bucket() -> (RateLimiter, Instant) {
+        let limiter = RateLimiter::new("2/50".parse().unwrap());
         let t0 = Instant::now();
-        limiter.on_throttled(t0);
+        for _ in 0..20 {
+            assert!(limiter.reserve(t0).is_zero());
+        }
+        let back = t0 + ms(10);
+        for _ in 0..5 {
+            limiter.on_success(back);
+        }
+        for _ in 0..15 {
+            limiter.on_throttled(t0, back);
+        }
+        (limiter, back)
+    }
+
+    #[test]
+    fn after_a_refusal_the_next_request_goes_once_one_unit_drained() {
+        let (limiter, now) = a_burst_refused_by_a_smaller_bucket();
+        // Not tens of seconds: one interval, then the portal's pace, for all 15 retries.
+        let waits: Vec<Duration> = (0..15).map(|_| limiter.reserve(now)).collect();
+        for (i, wait) in waits.iter().enumerate() {
+            assert!(close(*wait, ms(500 * (i as u64 + 1))), "{waits:?}");
+        }
+        // Fifteen concurrent refusals are one episode: no slowdown at all.
         assert_eq!(limiter.current_rate(), 2.0);
-        // No burst left right after a 503: the next call waits.
-        assert!(!limiter.reserve(t0).is_zero());
+    }
+
+    #[test]
+    fn the_learned_burst_is_the_portals_after_an_idle_spell() {
+        let (limiter, now) = a_burst_refused_by_a_smaller_bucket();
+        let idle = now + Duration::from_secs(60);
+        let waits: Vec<Duration> = (0..7).map(|_| limiter.reserve(idle)).collect();
+        assert!(waits[..5].iter().all(Duration::is_zero), "{waits:?}");
+        assert!(
+            close(waits[5], ms(500)) && close(waits[6], ms(1000)),
+            "{waits:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_at_the_portals_pace_slows_down_once_per_episode() {
+        let (limiter, now) = a_burst_refused_by_a_smaller_bucket();
+        let sent = now + limiter.reserve(now);
+        let refused = sent + ms(20);
+        // Several requests sent at that pace are refused at once: one halving, not several.
+        for _ in 0..5 {
+            limiter.on_throttled(sent, refused);
+        }
+        assert_eq!(limiter.current_rate(), 1.0);
+        // A later episode halves again, down to the floor and no further.
+        let mut t = refused;
+        for _ in 0..10 {
+            t += ms(50);
+            limiter.on_throttled(t, t + ms(1));
+        }
+        assert_eq!(limiter.current_rate(), 2.0 * MIN_FACTOR);
+    }
+
+    #[test]
+    fn a_rate_change_rescales_the_queue() {
+        let limiter = RateLimiter::new("4/1".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            limiter.reserve(t0);
+        }
+        limiter.on_throttled(t0, t0);
+        let sent = t0 + ms(100);
+        limiter.on_throttled(sent, sent);
+        assert_eq!(limiter.current_rate(), 2.0);
+        // 3.6 requests were queued at 4/s (0.9 s); at 2/s they take 1.8 s, not more.
+        let slowed = limiter.reserve(sent);
+        assert!(close(slowed, ms(1800)), "{slowed:?}");
+        // Earning the rate back brings the next slot closer, never further.
+        let before = limiter.try_reserve(sent, sent).unwrap_err();
         for _ in 0..RECOVERY_RUN {
-            limiter.on_success();
+            limiter.on_success(sent);
         }
         assert_eq!(limiter.current_rate(), 3.0);
-        for _ in 0..RECOVERY_RUN {
-            limiter.on_success();
-        }
-        assert_eq!(limiter.current_rate(), 4.0);
-        for _ in 0..10 {
-            limiter.on_throttled(t0);
-        }
-        assert_eq!(limiter.current_rate(), 4.0 * MIN_FACTOR);
+        let after = limiter.try_reserve(sent, sent).unwrap_err();
+        assert!(after < before, "{after:?} vs {before:?}");
     }
 }

@@ -1,9 +1,11 @@
 //! Which failures are retried, written as one table.
 //!
-//! The rule of thumb: retry only when the portal certainly did not act (it said it was
-//! throttled or out of run time), or when it may have acted but acting twice changes nothing
-//! (an idempotent tool whose answer was lost). Everything a retry cannot fix, and anything
-//! unknown, goes straight back to the model with an explanation.
+//! The rule: a write is re-sent only when the portal certainly did not run it (it said it was
+//! throttled or out of run time, or the connection was refused before anything was sent). A
+//! write whose answer was lost after sending is never re-sent, whatever the catalog's
+//! idempotent hint says: someone may have changed the same thing in between, and a repeat
+//! would overwrite that. A read may be repeated once when its answer was lost. Everything a
+//! retry cannot fix, and anything unknown, goes straight back to the model with an explanation.
 
 use crate::bitrix::{BadAnswerKind, PortalError, TransportKind};
 
@@ -43,30 +45,45 @@ pub enum Retry {
     },
     /// After the method's run-time window resets, once.
     AfterReset,
-    /// Once, and only for tools whose catalog entry says idempotent.
-    OnceIfIdempotent,
+    /// Once.
+    Once,
 }
 
-/// The retry policy. Tested row by row; change it here and nowhere else.
-pub const POLICY: &[(Failure, Retry)] = &[
-    (Failure::RateLimited, Retry::Backoff { retries: 6 }),
-    (Failure::RunTimeExhausted, Retry::AfterReset),
-    (Failure::NoConnection, Retry::OnceIfIdempotent),
-    (Failure::AnswerLost, Retry::OnceIfIdempotent),
-    (Failure::Gateway, Retry::OnceIfIdempotent),
-    (Failure::Refused, Retry::Never),
-    (Failure::Blocked, Retry::Never),
-    (Failure::Gone, Retry::Never),
-    (Failure::ServerFault, Retry::Never),
-    (Failure::Batch, Retry::Never),
-    (Failure::Other, Retry::Never),
+/// The retry policy: a failure, what a read does, what a write does. Tested row by row;
+/// change it here and nowhere else.
+pub const POLICY: &[(Failure, Retry, Retry)] = &[
+    (
+        Failure::RateLimited,
+        Retry::Backoff { retries: 6 },
+        Retry::Backoff { retries: 6 },
+    ),
+    (
+        Failure::RunTimeExhausted,
+        Retry::AfterReset,
+        Retry::AfterReset,
+    ),
+    (Failure::NoConnection, Retry::Once, Retry::Once),
+    (Failure::AnswerLost, Retry::Once, Retry::Never),
+    (Failure::Gateway, Retry::Once, Retry::Never),
+    (Failure::Refused, Retry::Never, Retry::Never),
+    (Failure::Blocked, Retry::Never, Retry::Never),
+    (Failure::Gone, Retry::Never, Retry::Never),
+    (Failure::ServerFault, Retry::Never, Retry::Never),
+    (Failure::Batch, Retry::Never, Retry::Never),
+    (Failure::Other, Retry::Never, Retry::Never),
 ];
 
-pub fn rule(failure: Failure) -> Retry {
+/// What to do after `failure`; `write` comes from the catalog (not read-only).
+pub fn rule(failure: Failure, write: bool) -> Retry {
     POLICY
         .iter()
-        .find(|(f, _)| *f == failure)
-        .map_or(Retry::Never, |(_, r)| *r)
+        .find(|(f, _, _)| *f == failure)
+        .map_or(
+            Retry::Never,
+            |(_, read, written)| {
+                if write { *written } else { *read }
+            },
+        )
 }
 
 pub fn classify(err: &PortalError) -> Failure {
@@ -93,7 +110,11 @@ pub fn classify(err: &PortalError) -> Failure {
         },
         PortalError::BadAnswer { status, kind, .. } => match kind {
             BadAnswerKind::Truncated => Failure::AnswerLost,
-            BadAnswerKind::Html if matches!(status, 502..=504) => Failure::Gateway,
+            BadAnswerKind::Html | BadAnswerKind::UnexpectedStatus
+                if matches!(status, 502..=504) =>
+            {
+                Failure::Gateway
+            }
             _ => Failure::Other,
         },
     }
@@ -127,36 +148,48 @@ mod tests {
             Failure::Other,
         ];
         for f in all {
-            assert_eq!(POLICY.iter().filter(|(g, _)| *g == f).count(), 1, "{f:?}");
+            assert_eq!(
+                POLICY.iter().filter(|(g, _, _)| *g == f).count(),
+                1,
+                "{f:?}"
+            );
         }
         assert_eq!(POLICY.len(), all.len());
     }
 
     #[test]
     fn the_policy() {
-        let cases: &[(PortalError, Retry)] = &[
-            (api("QUERY_LIMIT_EXCEEDED"), Retry::Backoff { retries: 6 }),
-            (api("OPERATION_TIME_LIMIT"), Retry::AfterReset),
+        const ONCE_READS: (Retry, Retry) = (Retry::Once, Retry::Never);
+        const NEVER: (Retry, Retry) = (Retry::Never, Retry::Never);
+        let cases: &[(PortalError, (Retry, Retry))] = &[
+            (
+                api("QUERY_LIMIT_EXCEEDED"),
+                (Retry::Backoff { retries: 6 }, Retry::Backoff { retries: 6 }),
+            ),
+            (
+                api("OPERATION_TIME_LIMIT"),
+                (Retry::AfterReset, Retry::AfterReset),
+            ),
             (
                 PortalError::Transport {
                     kind: TransportKind::Connect,
                     detail: String::new(),
                 },
-                Retry::OnceIfIdempotent,
+                (Retry::Once, Retry::Once),
             ),
             (
                 PortalError::Transport {
                     kind: TransportKind::Timeout,
                     detail: String::new(),
                 },
-                Retry::OnceIfIdempotent,
+                ONCE_READS,
             ),
             (
                 PortalError::Transport {
                     kind: TransportKind::Broken,
                     detail: String::new(),
                 },
-                Retry::OnceIfIdempotent,
+                ONCE_READS,
             ),
             (
                 PortalError::BadAnswer {
@@ -164,7 +197,7 @@ mod tests {
                     kind: BadAnswerKind::Truncated,
                     excerpt: String::new(),
                 },
-                Retry::OnceIfIdempotent,
+                ONCE_READS,
             ),
             (
                 PortalError::BadAnswer {
@@ -172,7 +205,7 @@ mod tests {
                     kind: BadAnswerKind::Html,
                     excerpt: String::new(),
                 },
-                Retry::OnceIfIdempotent,
+                ONCE_READS,
             ),
             (
                 PortalError::BadAnswer {
@@ -180,7 +213,7 @@ mod tests {
                     kind: BadAnswerKind::Html,
                     excerpt: String::new(),
                 },
-                Retry::Never,
+                NEVER,
             ),
             (
                 PortalError::BadAnswer {
@@ -188,11 +221,28 @@ mod tests {
                     kind: BadAnswerKind::NotJson,
                     excerpt: String::new(),
                 },
-                Retry::Never,
+                NEVER,
+            ),
+            (
+                PortalError::BadAnswer {
+                    status: 503,
+                    kind: BadAnswerKind::UnexpectedStatus,
+                    excerpt: String::new(),
+                },
+                ONCE_READS,
+            ),
+            (
+                PortalError::BadAnswer {
+                    status: 500,
+                    kind: BadAnswerKind::UnexpectedStatus,
+                    excerpt: String::new(),
+                },
+                NEVER,
             ),
         ];
-        for (err, expected) in cases {
-            assert_eq!(rule(classify(err)), *expected, "{err:?}");
+        for (err, (read, write)) in cases {
+            assert_eq!(rule(classify(err), false), *read, "read: {err:?}");
+            assert_eq!(rule(classify(err), true), *write, "write: {err:?}");
         }
         for never in [
             "NO_AUTH_FOUND",
@@ -213,7 +263,8 @@ mod tests {
             "IS_NOT_ADMIN",
             "SOMETHING_NEW",
         ] {
-            assert_eq!(rule(classify(&api(never))), Retry::Never, "{never}");
+            assert_eq!(rule(classify(&api(never)), false), Retry::Never, "{never}");
+            assert_eq!(rule(classify(&api(never)), true), Retry::Never, "{never}");
         }
     }
 }

@@ -1,0 +1,174 @@
+//! The shared bucket in Redis, for server processes on several hosts that reach the portal
+//! from one address. The pacing arithmetic stays in Rust ([`Bucket`]); Redis keeps the state
+//! and one Lua script makes each change atomic: it stores the new state only if the stored
+//! one is still the state it was computed from, so a lost race is simply computed again.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use redis::{Client, Connection, Script};
+
+use super::{
+    rate::Bucket,
+    shared::{StateStore, identity_hash},
+};
+use crate::bitrix::Identity;
+
+/// Connecting and every command wait no longer: a pacing decision must not stall a call.
+const IO_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failure, Redis is not tried again for this long, so a dead host costs one
+/// timeout now and then, not one per call.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Lost races in a row before giving up on this change (then the process paces alone once).
+const MAX_RACES: usize = 32;
+/// A state nobody touches expires: the portal's bucket has long drained by then.
+const EXPIRE_SECS: u64 = 600;
+
+const COMPARE_AND_SET: &str = r"
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+";
+
+struct Link {
+    connection: Option<Connection>,
+    /// No attempt before this instant, after a failure.
+    quiet_until: Option<Instant>,
+}
+
+pub struct RedisStore {
+    client: Client,
+    key: String,
+    shown: String,
+    script: Script,
+    link: Mutex<Link>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("at", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`) and checks that Redis answers.
+    pub fn connect(url: &str, identity: &Identity) -> Result<Self, String> {
+        let shown = without_password(url);
+        let client = Client::open(url).map_err(|e| format!("{shown}: {e}"))?;
+        let store = Self {
+            client,
+            key: format!(
+                "{}:bucket:{:016x}",
+                env!("CARGO_PKG_NAME"),
+                identity_hash(identity)
+            ),
+            shown,
+            script: Script::new(COMPARE_AND_SET),
+            link: Mutex::new(Link {
+                connection: None,
+                quiet_until: None,
+            }),
+        };
+        let mut link = store.link.lock().unwrap_or_else(|e| e.into_inner());
+        let mut connection = store.open()?;
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .map_err(|e| format!("{}: {e}", store.shown))?;
+        link.connection = Some(connection);
+        drop(link);
+        Ok(store)
+    }
+
+    fn open(&self) -> Result<Connection, String> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(IO_TIMEOUT)
+            .map_err(|e| format!("{}: {e}", self.shown))?;
+        let timeouts = connection
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(IO_TIMEOUT)));
+        timeouts.map_err(|e| format!("{}: {e}", self.shown))?;
+        Ok(connection)
+    }
+
+    fn exchange(
+        &self,
+        connection: &mut Connection,
+        apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
+    ) -> Result<(), String> {
+        for _ in 0..MAX_RACES {
+            let stored: Option<String> = redis::cmd("GET")
+                .arg(&self.key)
+                .query(connection)
+                .map_err(|e| e.to_string())?;
+            let bucket = apply(stored.as_deref().and_then(|s| serde_json::from_str(s).ok()));
+            let next = serde_json::to_string(&bucket).map_err(|e| e.to_string())?;
+            let stored_now: i64 = self
+                .script
+                .key(&self.key)
+                .arg(stored.unwrap_or_default())
+                .arg(next)
+                .arg(EXPIRE_SECS)
+                .invoke(connection)
+                .map_err(|e| e.to_string())?;
+            if stored_now == 1 {
+                return Ok(());
+            }
+        }
+        Err(format!("{MAX_RACES} lost races in a row"))
+    }
+}
+
+impl StateStore for RedisStore {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String> {
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        if link.quiet_until.is_some_and(|t| Instant::now() < t) {
+            return Err(format!("{} failed a moment ago", self.shown));
+        }
+        let mut connection = match link.connection.take() {
+            Some(c) => c,
+            None => match self.open() {
+                Ok(c) => c,
+                Err(e) => {
+                    link.quiet_until = Some(Instant::now() + RETRY_AFTER);
+                    return Err(e);
+                }
+            },
+        };
+        match self.exchange(&mut connection, apply) {
+            Ok(()) => {
+                link.connection = Some(connection);
+                link.quiet_until = None;
+                Ok(())
+            }
+            Err(e) => {
+                link.quiet_until = Some(Instant::now() + RETRY_AFTER);
+                Err(format!("{}: {e}", self.shown))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+}
+
+/// The URL as it may be logged: any password replaced.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "the Redis URL".to_owned(),
+    }
+}

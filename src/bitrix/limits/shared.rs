@@ -1,0 +1,305 @@
+//! One bucket per portal for every server process on this machine: Bitrix24 counts requests
+//! per portal and source address, not per process, so three assistant sessions on one
+//! webhook must not each believe they own the whole bucket.
+//!
+//! The state is a small JSON file per portal identity (host and webhook user), changed only
+//! under an advisory lock on the file itself. The operating system drops such a lock when its
+//! holder exits or is killed, so a crash never blocks another process; the lock is held for
+//! one read and one write, never across a wait.
+
+use std::{
+    fmt,
+    fs::{File, OpenOptions},
+    io::{Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use fs4::fs_std::FileExt;
+
+use super::{
+    Limiter,
+    rate::{Bucket, RateLimit, RateLimiter, seconds_since},
+};
+use crate::bitrix::Identity;
+
+/// A state left alone this long describes a bucket that has long drained: start afresh, so a
+/// slowdown from an old episode does not outlive it.
+const STALE_AFTER_SECS: f64 = 120.0;
+
+/// Where the state files live when nothing else is configured: the user's runtime directory
+/// (cleared at logout), else the state or cache directory.
+pub fn default_dir() -> Option<PathBuf> {
+    dirs::runtime_dir()
+        .or_else(dirs::state_dir)
+        .or_else(dirs::cache_dir)
+        .map(|d| d.join(env!("CARGO_PKG_NAME")))
+}
+
+/// Where a shared bucket is kept. `update` reads it (None when absent or unreadable), lets
+/// `apply` compute the new state, and stores that, atomically with respect to every other
+/// process using the same store.
+pub trait StateStore: Send + Sync + fmt::Debug {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String>;
+    /// Where the state is, for logs.
+    fn describe(&self) -> String;
+}
+
+/// A [`Limiter`] whose state lives in a [`StateStore`], with this process's own bucket to
+/// fall back on while the store fails, so pacing never stops the server.
+#[derive(Debug)]
+pub struct SharedLimiter {
+    limit: RateLimit,
+    store: Box<dyn StateStore>,
+    /// This process's clock tied to Unix time once, so every process reads the same seconds.
+    anchor: Instant,
+    anchor_unix: f64,
+    fallback: RateLimiter,
+    failing: AtomicBool,
+}
+
+impl SharedLimiter {
+    /// A limiter on `store`; fails when the store cannot be used right now.
+    pub fn new(limit: RateLimit, store: Box<dyn StateStore>) -> Result<Self, String> {
+        let limiter = Self {
+            limit,
+            store,
+            anchor: Instant::now(),
+            anchor_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            fallback: RateLimiter::new(limit),
+            failing: AtomicBool::new(false),
+        };
+        // Proves the store can be read and written before any call relies on it.
+        limiter.update(|_, _| ())?;
+        Ok(limiter)
+    }
+
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    fn unix(&self, t: Instant) -> f64 {
+        self.anchor_unix + seconds_since(self.anchor, t)
+    }
+
+    /// `f` may run more than once when a store loses a race; only the stored run's result
+    /// is returned.
+    fn update<T>(&self, f: impl Fn(&mut Bucket, RateLimit) -> T) -> Result<T, String> {
+        let now = self.unix(Instant::now());
+        let mut result = None;
+        self.store.update(&mut |stored| {
+            let mut bucket = stored
+                .filter(|b| !b.is_stale(now, STALE_AFTER_SECS))
+                .unwrap_or_else(|| Bucket::new(self.limit, now));
+            result = Some(f(&mut bucket, self.limit));
+            bucket
+        })?;
+        result.ok_or_else(|| "the store did not read the state".to_owned())
+    }
+
+    /// Runs `f` on the shared state, or on this process's own while the store fails.
+    fn with<T>(
+        &self,
+        shared: impl Fn(&mut Bucket, RateLimit) -> T,
+        local: impl FnOnce(&RateLimiter) -> T,
+    ) -> T {
+        match self.update(shared) {
+            Ok(result) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(store = %self.describe(), "the shared rate-limit state works again");
+                }
+                result
+            }
+            Err(error) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        store = %self.describe(),
+                        %error,
+                        "the shared rate-limit state is unusable: pacing this process alone until it works again"
+                    );
+                }
+                local(&self.fallback)
+            }
+        }
+    }
+}
+
+impl Limiter for SharedLimiter {
+    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
+        let (n, l) = (self.unix(now), self.unix(latest));
+        self.with(
+            |b, limit| {
+                b.reserve(limit, n, l)
+                    .map(Duration::from_secs_f64)
+                    .map_err(Duration::from_secs_f64)
+            },
+            |local| local.try_reserve(now, latest),
+        )
+    }
+
+    fn on_success(&self, now: Instant) {
+        let n = self.unix(now);
+        self.with(|b, limit| b.on_success(limit, n), |l| l.on_success(now));
+    }
+
+    fn on_throttled(&self, sent_at: Instant, now: Instant) {
+        let (s, n) = (self.unix(sent_at), self.unix(now));
+        self.with(
+            |b, limit| b.on_throttled(limit, s, n),
+            |l| l.on_throttled(sent_at, now),
+        );
+    }
+
+    fn current_rate(&self) -> f64 {
+        self.with(|b, limit| b.current_rate(limit), RateLimiter::current_rate)
+    }
+}
+
+/// The state in a small JSON file per portal, changed under an advisory lock on the file.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(dir: &Path, identity: &Identity) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            path: dir.join(format!("bucket-{:016x}.json", identity_hash(identity))),
+        })
+    }
+
+    fn update_io(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?;
+        FileExt::lock_exclusive(&file)?;
+        let result = Self::rewrite(&mut file, apply);
+        let _ = FileExt::unlock(&file);
+        result
+    }
+
+    fn rewrite(
+        file: &mut File,
+        apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
+    ) -> std::io::Result<()> {
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let bucket = apply(serde_json::from_str(&text).ok());
+        let text = serde_json::to_vec(&bucket).map_err(std::io::Error::other)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.set_len(0)?;
+        file.write_all(&text)
+    }
+}
+
+impl StateStore for FileStore {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String> {
+        self.update_io(apply).map_err(|e| e.to_string())
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// The name of a portal's shared state: the same in every process, showing neither host nor user.
+pub fn identity_hash(identity: &Identity) -> u64 {
+    fnv1a(format!("{}\n{}", identity.host, identity.user_id).as_bytes())
+}
+
+/// FNV-1a: a file name that stays the same across builds and processes (std's hasher is
+/// not promised to), and shows neither the host nor the user.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(host: &str) -> Identity {
+        Identity {
+            host: host.into(),
+            user_id: "7".into(),
+        }
+    }
+
+    fn file_limiter(limit: RateLimit, dir: &Path, host: &str) -> Result<SharedLimiter, String> {
+        let store = FileStore::new(dir, &identity(host)).map_err(|e| e.to_string())?;
+        SharedLimiter::new(limit, Box::new(store))
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "{}-{name}-{}-{}",
+            env!("CARGO_PKG_NAME"),
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn two_limiters_on_one_portal_share_one_bucket() {
+        let dir = temp_dir("share");
+        let limit: RateLimit = "2/3".parse().unwrap();
+        let a = file_limiter(limit, &dir, "a.bitrix24.com").unwrap();
+        let b = file_limiter(limit, &dir, "a.bitrix24.com").unwrap();
+        let other = file_limiter(limit, &dir, "b.bitrix24.com").unwrap();
+        assert_eq!(a.describe(), b.describe());
+        assert_ne!(a.describe(), other.describe());
+        let now = Instant::now();
+        let far = now + Duration::from_secs(100);
+        let waits: Vec<Duration> = [&a, &b, &a, &b]
+            .iter()
+            .map(|l| l.try_reserve(now, far).unwrap())
+            .collect();
+        // The burst of 3 is spent by both together; the fourth waits wherever it comes from.
+        assert!(
+            waits[..3].iter().all(|w| *w < Duration::from_millis(50)),
+            "{waits:?}"
+        );
+        assert!(waits[3] > Duration::from_millis(400), "{waits:?}");
+        assert!(
+            other
+                .try_reserve(now, now + Duration::from_millis(50))
+                .is_ok()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_dies_with_its_holder_and_a_broken_file_starts_afresh() {
+        let dir = temp_dir("lock");
+        let limit: RateLimit = "2/3".parse().unwrap();
+        let a = file_limiter(limit, &dir, "a").unwrap();
+        {
+            // Another holder takes the lock and goes away: closing the file releases it.
+            let f = File::open(a.describe()).unwrap();
+            FileExt::lock_exclusive(&f).unwrap();
+        }
+        std::fs::write(a.describe(), b"{not json").unwrap();
+        let now = Instant::now();
+        assert_eq!(a.try_reserve(now, now), Ok(Duration::ZERO));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_is_refused_up_front() {
+        let dir = temp_dir("file");
+        let not_a_dir = dir.join("plain");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        assert!(FileStore::new(&not_a_dir, &identity("a")).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
