@@ -7,26 +7,8 @@ use serde_json::{Value, json};
 
 use crate::{
     portal::{SECRET, TestPortal, error, ok},
-    util::{Launch, command, is_error, text_of},
+    util::{Launch, command, is_error, run, text_of},
 };
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(env: &[(&str, &str)], args: &[&str]) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(20), command(env, args).output())
-        .await
-        .expect("the command finished")
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[tokio::test]
 async fn readme_first_command_answers_from_the_sandbox() {

@@ -8,26 +8,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::{
     portal::{Reply, SECRET, TestPortal, error, ok},
-    util::command,
+    util::{command, http_server, run},
 };
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(env: &[(&str, &str)], args: &[&str]) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(30), command(env, args).output())
-        .await
-        .expect("the command finished")
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// Any 6 consecutive characters of the secret, in any letter case.
 fn part_of_secret(text: &str) -> Option<&'static str> {
@@ -377,26 +359,6 @@ async fn call_and_doctor_print_no_terminal_escapes() {
         }
         assert!(call.stderr.contains("red"), "{}", call.stderr);
     }
-}
-
-/// `serve --http` on a free loopback port; the child and its URL.
-async fn http_server(env: &[(&str, &str)], extra: &[&str]) -> (tokio::process::Child, String) {
-    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut child = command(env, &args).stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.split("serving MCP at ").nth(1) {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("the server ended before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
 }
 
 fn initialize_request() -> Value {

@@ -1,12 +1,8 @@
 //! `serve --http`: the same handler over Streamable HTTP, guarded by Host, Origin and an
 //! optional bearer token.
 
-use std::time::Duration;
-
+use crate::util::{command, http_server};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::util::command;
 
 struct HttpServer {
     _child: tokio::process::Child,
@@ -14,22 +10,7 @@ struct HttpServer {
 }
 
 async fn start(env: &[(&str, &str)]) -> HttpServer {
-    let mut child = command(env, &["--sandbox", "serve", "--http", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.split("serving MCP at ").nth(1) {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("the server ended before listening");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url) = http_server(env, &["--sandbox"]).await;
     HttpServer { _child: child, url }
 }
 

@@ -256,3 +256,47 @@ pub fn text_of(result: &CallToolResult) -> String {
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
+
+/// What a command printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary once with these variables and arguments, to the end.
+pub async fn run(env: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        command(env, args).output(),
+    )
+    .await
+    .expect("the command finished")
+    .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `serve --http` on a free loopback port; the child and its URL.
+pub async fn http_server(env: &[(&str, &str)], extra: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = command(env, &args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.split("serving MCP at ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the server ended before listening");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
