@@ -55,7 +55,9 @@ def server_params(binary: str, url: str) -> StdioServerParameters:
     # Its own ledger file: the smoke test never writes the user's real state directory.
     ledger = os.path.join(tempfile.mkdtemp(prefix="b24-smoke-"), "ledger.sqlite3")
     return StdioServerParameters(
-        command=binary, env={"BITRIX24_WEBHOOK_URL": url, "RUST_LOG": "warn", "BITRIX24_LEDGER": ledger}
+        command=binary,
+        # Every tool, not only the default set: the SDK checks each one's schema.
+        env={"BITRIX24_WEBHOOK_URL": url, "RUST_LOG": "warn", "BITRIX24_LEDGER": ledger, "BITRIX24_TOOLSETS": "all"},
     )
 
 
