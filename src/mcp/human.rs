@@ -70,12 +70,6 @@ fn answer_of(result: &ElicitResult) -> Answer {
 pub struct PeerHuman(pub Peer<RoleServer>);
 
 impl Human for PeerHuman {
-    fn can_ask(&self) -> bool {
-        true
-    }
-    fn why_not(&self) -> &'static str {
-        ""
-    }
     fn confirm<'a>(
         &'a self,
         message: &'a str,
@@ -134,12 +128,6 @@ fn fingerprint(message: &str) -> String {
 }
 
 impl Human for Rounds {
-    fn can_ask(&self) -> bool {
-        true
-    }
-    fn why_not(&self) -> &'static str {
-        ""
-    }
     fn confirm<'a>(
         &'a self,
         message: &'a str,

@@ -44,8 +44,13 @@ pub enum Answer {
 /// The person a front end can reach, passed along with each call like progress is.
 pub trait Human: Send + Sync {
     /// Whether this front end can ask anyone at all; when not, `why_not` says so in words.
-    fn can_ask(&self) -> bool;
-    fn why_not(&self) -> &'static str;
+    /// Most front ends can; the one that cannot says why.
+    fn can_ask(&self) -> bool {
+        true
+    }
+    fn why_not(&self) -> &'static str {
+        ""
+    }
     /// What is recorded when this front end could not ask.
     fn label(&self) -> &'static str {
         "not asked (client cannot ask)"
@@ -158,12 +163,6 @@ mod tests {
 
     struct Says(Answer);
     impl Human for Says {
-        fn can_ask(&self) -> bool {
-            true
-        }
-        fn why_not(&self) -> &'static str {
-            ""
-        }
         fn confirm<'a>(
             &'a self,
             _message: &'a str,
