@@ -7,6 +7,8 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bitrix::Api;
+
 include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +280,9 @@ pub struct ToolSpec {
     /// for a tool this server answers itself.
     #[serde(default)]
     pub docs: String,
+    /// `api = "v3"` for a REST 3.0 method; classic REST when left out.
+    #[serde(default)]
+    pub api: Api,
     /// Published when no `--toolsets`/`--tools` is given: the common questions, kept within
     /// the context budget every session pays for.
     #[serde(default)]

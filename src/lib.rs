@@ -19,7 +19,7 @@ pub use app::run;
 /// What the integration tests and the benchmark drive directly, below the binary.
 pub mod testing {
     pub use crate::bitrix::{
-        Credentials, PortalClient, WebhookUrl,
+        Api, Credentials, PortalClient, WebhookUrl,
         limits::{CallError, Gateway, Limiter, NoProgress, RateLimiter},
     };
     pub use crate::catalog::{Catalog, Entry as CatalogEntry, markdown_table, scope_table};

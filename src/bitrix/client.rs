@@ -5,6 +5,7 @@ use std::{sync::Arc, sync::OnceLock, time::Duration};
 use serde_json::Value;
 
 use super::{
+    api::Api,
     credentials::Credentials,
     envelope::{BadAnswerKind, PortalError, Success, TransportKind, parse_envelope},
     secrets::Secrets,
@@ -15,6 +16,29 @@ pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PK
 /// The most of a body ever read into memory. Permission answers are small; anything near this
 /// is a misbehaving proxy, and reading it whole would only cost memory.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The `Idempotency-Key` of one call: sent on every attempt of a REST 3.0 write, so a retry
+/// after a lost answer is replayed by the portal instead of run twice. Reads carry none (the
+/// portal has nothing to deduplicate), and classic REST ignores the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// A fresh key for a call of a method through `api`, or `None` where the portal would not
+    /// use one. 32 hex digits: well inside the documented 1–255 printable ASCII characters.
+    pub fn for_call(api: Api, write: bool) -> Option<Self> {
+        (api == Api::V3 && write).then(|| {
+            let key: String = (0..32)
+                .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+                .collect();
+            Self(key)
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientBuildError {
@@ -81,18 +105,43 @@ impl PortalClient {
         &self.secrets
     }
 
-    /// Calls `method` once with a JSON object body. No retry happens here.
-    pub async fn call(&self, method: &str, params: &Value) -> Result<Success, PortalError> {
+    /// The request one attempt sends: a POST with a JSON object body (the only body REST 3.0
+    /// accepts, and one every classic method used here reads), plus the call's idempotency key.
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        method: &str,
+        api: Api,
+        params: &Value,
+        key: Option<&IdempotencyKey>,
+    ) -> reqwest::RequestBuilder {
         let body = serde_json::to_vec(params).unwrap_or_else(|_| b"{}".to_vec());
+        let request = http
+            .post(self.credentials.method_url(api, method))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body);
+        match key {
+            Some(key) => request.header("Idempotency-Key", key.as_str()),
+            None => request,
+        }
+    }
+
+    /// Calls `method` once through `api` with a JSON object body. No retry happens here; a
+    /// retry passes the same `key` again.
+    pub async fn call(
+        &self,
+        method: &str,
+        api: Api,
+        params: &Value,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Success, PortalError> {
         let http = self.http().map_err(|e| PortalError::Transport {
             kind: TransportKind::Connect,
             detail: e.to_string(),
         })?;
-        let response = http
-            .post(self.credentials.method_url(method))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body)
+        let response = self
+            .request(http, method, api, params, key)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
@@ -137,5 +186,79 @@ impl PortalClient {
             kind,
             detail: self.secrets.redact(&detail).into_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitrix::WebhookUrl;
+    use serde_json::json;
+
+    fn client() -> PortalClient {
+        let url = WebhookUrl::parse("http://127.0.0.1:9/rest/7/abcd1234efgh5678/").unwrap();
+        PortalClient::new(Arc::new(url), Duration::from_secs(5))
+    }
+
+    fn built(api: Api, write: bool) -> reqwest::Request {
+        let c = client();
+        let key = IdempotencyKey::for_call(api, write);
+        c.request(
+            c.http().unwrap(),
+            "tasks.task.update",
+            api,
+            &json!({"id": 1}),
+            key.as_ref(),
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_v3_write_goes_to_the_api_path_with_a_json_body_and_a_key() {
+        let r = built(Api::V3, true);
+        assert_eq!(r.method(), reqwest::Method::POST);
+        assert_eq!(
+            r.url().path(),
+            "/rest/api/7/abcd1234efgh5678/tasks.task.update"
+        );
+        assert_eq!(r.url().query(), None, "REST 3.0 reads no query string");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body = r.body().and_then(reqwest::Body::as_bytes).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(body).unwrap(),
+            json!({"id": 1})
+        );
+        let key = r.headers()["idempotency-key"].to_str().unwrap();
+        assert!(
+            (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()),
+            "{key}"
+        );
+    }
+
+    #[test]
+    fn reads_and_classic_calls_carry_no_key() {
+        for (api, write) in [
+            (Api::V3, false),
+            (Api::Classic, true),
+            (Api::Classic, false),
+        ] {
+            let r = built(api, write);
+            assert!(
+                r.headers().get("idempotency-key").is_none(),
+                "{api:?} {write}"
+            );
+        }
+        assert_eq!(
+            built(Api::Classic, false).url().path(),
+            "/rest/7/abcd1234efgh5678/tasks.task.update.json"
+        );
+    }
+
+    #[test]
+    fn each_call_gets_its_own_key() {
+        let a = IdempotencyKey::for_call(Api::V3, true).unwrap();
+        let b = IdempotencyKey::for_call(Api::V3, true).unwrap();
+        assert_ne!(a, b);
     }
 }

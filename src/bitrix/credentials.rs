@@ -12,12 +12,15 @@ use std::{fmt, net::IpAddr};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::secrets::{MASK, Secrets};
+use super::{
+    api::Api,
+    secrets::{MASK, Secrets},
+};
 
 /// What the portal client needs from a way of authenticating.
 pub trait Credentials: Send + Sync + fmt::Debug + fmt::Display {
-    /// The address `method` is called at. Only the HTTP client may see it.
-    fn method_url(&self, method: &str) -> String;
+    /// The address `method` is called at through `api`. Only the HTTP client may see it.
+    fn method_url(&self, api: Api, method: &str) -> String;
     /// The portal and the user calls act as, without any secret: it names the portal's
     /// shared rate bucket and the rows of a journal.
     fn identity(&self) -> Identity;
@@ -56,6 +59,8 @@ pub enum WebhookError {
 #[derive(Clone)]
 pub struct WebhookUrl {
     base: SecretString,
+    /// The same webhook on REST 3.0: `/rest/api/<user_id>/<secret>/`.
+    v3_base: SecretString,
     masked: String,
     identity: Identity,
     loopback_http: bool,
@@ -121,9 +126,11 @@ impl WebhookUrl {
                     url.port().map(|p| format!(":{p}")).unwrap_or_default()
                 );
                 let base = format!("{}://{host}/rest/{user}/{secret}/", url.scheme());
+                let v3_base = format!("{}://{host}/rest/api/{user}/{secret}/", url.scheme());
                 Secrets::global().register(secret);
                 Ok(Self {
                     base: SecretString::from(base),
+                    v3_base: SecretString::from(v3_base),
                     masked,
                     identity: Identity {
                         host,
@@ -141,8 +148,12 @@ impl WebhookUrl {
 }
 
 impl Credentials for WebhookUrl {
-    fn method_url(&self, method: &str) -> String {
-        format!("{}{method}.json", self.base.expose_secret())
+    fn method_url(&self, api: Api, method: &str) -> String {
+        match api {
+            Api::Classic => format!("{}{method}.json", self.base.expose_secret()),
+            // The REST 3.0 pages never show a `.json` suffix, so none is risked.
+            Api::V3 => format!("{}{method}", self.v3_base.expose_secret()),
+        }
     }
 
     fn identity(&self) -> Identity {
@@ -227,9 +238,18 @@ mod tests {
                 "parsing registers the secret"
             );
             assert!(
-                w.method_url("profile")
-                    .ends_with("/abcd1234efgh5678/profile.json")
+                w.method_url(Api::Classic, "profile")
+                    .ends_with("/rest/12/abcd1234efgh5678/profile.json")
+                    || w.method_url(Api::Classic, "profile")
+                        .ends_with("/rest/1/abcd1234efgh5678/profile.json")
             );
+            let v3 = w.method_url(Api::V3, "main.eventlog.list");
+            assert!(
+                v3.contains("/rest/api/1/abcd1234efgh5678/main.eventlog.list")
+                    || v3.contains("/rest/api/12/abcd1234efgh5678/main.eventlog.list"),
+                "{v3}"
+            );
+            assert!(v3.ends_with("/main.eventlog.list"), "no .json on REST 3.0");
         }
     }
 

@@ -87,16 +87,13 @@ pub fn parse_envelope(status: u16, body: &[u8], secrets: &Secrets) -> Result<Suc
             excerpt: excerpt(&value.to_string()),
         });
     };
-    if let Some(code) = top.get("error") {
-        let code = match code {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        let description = match top.get("error_description") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
+    if let Some(error) = top.get("error") {
+        let (code, description) = match error {
+            // REST 3.0: {"error": {"code", "message", "validation": [{"field", "message"}]}}.
+            // Its system errors (QUERY_LIMIT_EXCEEDED, NO_AUTH_FOUND, ...) keep the classic
+            // string form below, so both are read on either path.
+            Value::Object(v3) => v3_error(v3),
+            code => (text(Some(code)), text(top.get("error_description"))),
         };
         return Err(PortalError::Api {
             status,
@@ -128,6 +125,46 @@ pub fn parse_envelope(status: u16, body: &[u8], secrets: &Secrets) -> Result<Suc
         operating_reset_at: number(time, "operating_reset_at"),
         finished_at: number(time, "finish"),
     })
+}
+
+/// A JSON value as text: strings as they are, `null` or nothing as empty, anything else as JSON.
+fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The code and description of a REST 3.0 error object. The fields a request failed on are
+/// written into the description as `(field: problem; ...)`, the one place every reader of a
+/// [`PortalError`] already quotes, so the model sees which argument to correct.
+fn v3_error(error: &Map<String, Value>) -> (String, String) {
+    let code = text(error.get("code"));
+    let mut description = text(error.get("message"));
+    let fields: Vec<String> = error
+        .get("validation")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            let field = text(item.get("field"));
+            let problem = text(item.get("message"));
+            match (field.is_empty(), problem.is_empty()) {
+                (false, false) => format!("{field}: {problem}"),
+                (true, _) => problem,
+                (false, true) => field,
+            }
+        })
+        .filter(|f| !f.is_empty())
+        .collect();
+    if !fields.is_empty() {
+        if !description.is_empty() {
+            description.push(' ');
+        }
+        description.push_str(&format!("({})", fields.join("; ")));
+    }
+    (code, description)
 }
 
 fn bad_body(status: u16, body: &[u8], eof: bool, secrets: &Secrets) -> PortalError {
@@ -225,6 +262,65 @@ mod tests {
         // An error envelope with HTTP 200 is still an error.
         let e = parse(200, r#"{"error":"QUERY_LIMIT_EXCEEDED"}"#).unwrap_err();
         assert!(matches!(e, PortalError::Api { code, .. } if code == "QUERY_LIMIT_EXCEEDED"));
+    }
+
+    #[test]
+    fn rest_v3_error_objects_read_like_classic_errors() {
+        let e = parse(
+            400,
+            r#"{"error":{"code":"BITRIX_REST_V3_EXCEPTION_VALIDATION_REQUESTVALIDATIONEXCEPTION","message":"Error validating request object","validation":[{"message":"Required field `id` is not specified","field":"id"},{"field":"select","message":"Unknown"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PortalError::Api {
+                status: 400,
+                code: "BITRIX_REST_V3_EXCEPTION_VALIDATION_REQUESTVALIDATIONEXCEPTION".into(),
+                description: "Error validating request object (id: Required field `id` is not specified; select: Unknown)".into()
+            }
+        );
+        let e = parse(
+            403,
+            r#"{"error":{"code":"BITRIX_REST_V3_EXCEPTION_ACCESSDENIEDEXCEPTION","message":"Access denied"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, PortalError::Api { status: 403, code, description }
+            if code == "BITRIX_REST_V3_EXCEPTION_ACCESSDENIEDEXCEPTION" && description == "Access denied")
+        );
+        // System errors keep the classic string form on the REST 3.0 path too.
+        let e = parse(
+            503,
+            r#"{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, PortalError::Api { code, .. } if code == "QUERY_LIMIT_EXCEEDED"));
+        // An echoed secret is masked inside the object as well.
+        let e = parse(
+            400,
+            r#"{"error":{"code":"X","message":"m","validation":[{"field":"abcd1234efgh5678","message":"bad"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("abcd1234efgh5678"));
+    }
+
+    #[test]
+    fn rest_v3_successes_keep_their_item_items_or_result() {
+        for result in [
+            json!({"item": {"id": 1, "accessCode": "DR1"}}),
+            json!({"items": [{"id": 1002}]}),
+            json!({"result": true}),
+        ] {
+            let body = json!({"result": result, "time": {"operating": 0.2}}).to_string();
+            let ok = parse(200, &body).unwrap();
+            assert_eq!(ok.result, result);
+            assert_eq!(
+                (ok.total, ok.next),
+                (None, None),
+                "REST 3.0 lists page without them"
+            );
+            assert_eq!(ok.operating, Some(0.2));
+        }
     }
 
     #[test]

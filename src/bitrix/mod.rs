@@ -1,13 +1,15 @@
 //! The Bitrix24 client wing: how calls authenticate, the secrets they carry, one HTTP call and
 //! its envelope, and the limits every call passes through on its way to the portal.
 
+mod api;
 mod client;
 mod credentials;
 mod envelope;
 pub(crate) mod limits;
 mod secrets;
 
-pub use client::PortalClient;
+pub use api::Api;
+pub use client::{IdempotencyKey, PortalClient};
 pub use credentials::{Credentials, Identity, WebhookError, WebhookUrl};
 #[cfg(test)]
 pub(crate) use envelope::parse_envelope;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::explain::{failure, unexpected};
 use crate::{
     bitrix::{
-        PortalError,
+        Api, PortalError,
         limits::{CallError, Gateway, Progress},
     },
     catalog::{Entry, ToolSpec},
@@ -61,6 +61,7 @@ pub async fn run(
         match gateway
             .call(
                 "batch",
+                Api::Classic,
                 &json!({"halt": 0, "cmd": cmd}),
                 false,
                 deadline,

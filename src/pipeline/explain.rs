@@ -103,7 +103,16 @@ fn outcome_unknown(error: &PortalError, spec: &ToolSpec) -> String {
 
 /// What a Bitrix24 error code means for the user, for codes every method can answer.
 fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
-    let text = match code.to_ascii_uppercase().as_str() {
+    let code = code.to_ascii_uppercase();
+    // REST 3.0 spells its codes BITRIX_REST_V3_EXCEPTION_<NAME>; the two it shares with
+    // classic REST get the same advice.
+    let code = match code.strip_prefix(V3_PREFIX) {
+        Some("INSUFFICIENTSCOPEEXCEPTION") => "INSUFFICIENT_SCOPE",
+        Some("ACCESSDENIEDEXCEPTION") => "ACCESS_DENIED",
+        Some(name) => return v3_advice(name.strip_prefix("VALIDATION_").unwrap_or(name), spec),
+        None => code.as_str(),
+    };
+    let text = match code {
         "NO_AUTH_FOUND" => "The webhook URL is wrong, or the webhook was deleted or has expired. \
              Check BITRIX24_WEBHOOK_URL against Developer resources → Other → Inbound webhook on the portal, \
              or create a new webhook, then restart this server."
@@ -152,6 +161,55 @@ fn common_advice(code: &str, spec: &ToolSpec) -> Option<String> {
         "ERROR_MANIFEST_IS_NOT_AVAILABLE" => "The manifest is not available on this portal.".to_owned(),
         "EXPIRED_TOKEN" => "The access token expired. Restart the server with a valid webhook.".to_owned(),
         "MISSING_PARAMS" => "A required parameter did not reach the portal. Check the arguments against the tool's schema.".to_owned(),
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// How every REST 3.0 error code begins.
+const V3_PREFIX: &str = "BITRIX_REST_V3_EXCEPTION_";
+
+/// What the REST 3.0 codes every v3 method can answer mean (api-reference/rest-v3.md), by the
+/// name after the prefix.
+fn v3_advice(name: &str, spec: &ToolSpec) -> Option<String> {
+    let text = match name {
+        "REQUESTVALIDATIONEXCEPTION" => "The portal did not accept the arguments; the parameters it \
+             named are listed above as (field: problem). Correct exactly those (types count: an id is a \
+             number, not a string), then call again. Do not retry unchanged."
+            .to_owned(),
+        "ENTITYNOTFOUNDEXCEPTION" => "No record has this id, or the webhook's user cannot see it. \
+             Look the id up with the matching list tool, then call again with an id from its answer. \
+             Do not retry unchanged."
+            .to_owned(),
+        "INVALIDPAGINATIONEXCEPTION" => "pagination was not understood: page, limit and offset must be \
+             numbers and limit must not be 0. Call again with, for example, {\"page\": 1, \"limit\": 50}."
+            .to_owned(),
+        "UNKNOWNDTOPROPERTYEXCEPTION" => "select, filter or order names a field this method does not \
+             have. Use only the field names the tool's schema lists, then call again."
+            .to_owned(),
+        "UNKNOWNFILTEROPERATOREXCEPTION" => "A filter condition uses an operator the portal does not \
+             know. Use one of = != > >= < <= in between, as [field, operator, value], then call again."
+            .to_owned(),
+        "INVALIDSELECTEXCEPTION" => "select must be a list of field names, e.g. [\"id\", \"name\"]. \
+             Correct it and call again."
+            .to_owned(),
+        "INVALIDJSONEXCEPTION" => format!(
+            "The portal could not read the request body as JSON. This server always sends JSON, so \
+             something between it and the portal changed the request. Tell the user; calling {} again \
+             will likely fail the same way.",
+            spec.name
+        ),
+        "IDEMPOTENCYKEYREUSEDEXCEPTION" => format!(
+            "The portal already saw this call's idempotency key with a different request, so it did not \
+             run it. Nothing was changed by this attempt. Read the current state first, then call {} \
+             again if the change is still needed: a new call gets a new key.",
+            spec.name
+        ),
+        "INVALIDIDEMPOTENCYKEYEXCEPTION" => format!(
+            "The portal refused this call's idempotency key, so it did not run it. Call {} again \
+             (a new call gets a new key); if it persists, tell the server's maintainers.",
+            spec.name
+        ),
         _ => return None,
     };
     Some(text)
@@ -413,6 +471,86 @@ mod properties {
         #[test]
         fn every_unusable_body_says_what_to_do(status in 100u16..600, body in prop::collection::vec(any::<u8>(), 0..256)) {
             check(status, &body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn explained(status: u16, code: &str, description: &str) -> ToolFailure {
+        let spec = &Catalog::shared().by_method("user.get").unwrap().spec;
+        let error = CallError::from(PortalError::Api {
+            status,
+            code: code.into(),
+            description: description.into(),
+        });
+        failure(&error, spec)
+    }
+
+    #[test]
+    fn rest_v3_codes_say_what_happened_and_what_to_do() {
+        let f = explained(
+            400,
+            "BITRIX_REST_V3_EXCEPTION_VALIDATION_REQUESTVALIDATIONEXCEPTION",
+            "Error validating request object (id: Required field `id` is not specified)",
+        );
+        assert_eq!(f.kind, FailureKind::Portal);
+        assert!(
+            f.text
+                .contains("(id: Required field `id` is not specified)"),
+            "{}",
+            f.text
+        );
+        assert!(
+            f.text
+                .contains("What to do: The portal did not accept the arguments"),
+            "{}",
+            f.text
+        );
+        for (status, code, says) in [
+            (
+                400,
+                "BITRIX_REST_V3_EXCEPTION_ENTITYNOTFOUNDEXCEPTION",
+                "No record has this id",
+            ),
+            (
+                403,
+                "BITRIX_REST_V3_EXCEPTION_ACCESSDENIEDEXCEPTION",
+                "lacks the right",
+            ),
+            (
+                403,
+                "BITRIX_REST_V3_EXCEPTION_INSUFFICIENTSCOPEEXCEPTION",
+                "`user` scope",
+            ),
+            (
+                400,
+                "BITRIX_REST_V3_EXCEPTION_INVALIDPAGINATIONEXCEPTION",
+                "limit must not be 0",
+            ),
+            (
+                400,
+                "BITRIX_REST_V3_EXCEPTION_UNKNOWNDTOPROPERTYEXCEPTION",
+                "field names",
+            ),
+            (
+                400,
+                "BITRIX_REST_V3_EXCEPTION_UNKNOWNFILTEROPERATOREXCEPTION",
+                "operator",
+            ),
+            (
+                422,
+                "BITRIX_REST_V3_EXCEPTION_IDEMPOTENCYKEYREUSEDEXCEPTION",
+                "did not run it",
+            ),
+        ] {
+            let f = explained(status, code, "x");
+            assert!(f.text.contains(code), "{code}: {}", f.text);
+            assert!(f.text.contains(says), "{code}: {}", f.text);
+            assert_eq!(f.code.as_deref(), Some(code));
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{
     failure::{FailureKind, ToolFailure},
 };
 use crate::{
-    bitrix::limits::Progress,
+    bitrix::{Api, limits::Progress},
     catalog::{Preflight, ToolSpec},
 };
 
@@ -210,7 +210,14 @@ pub(super) async fn read(
     let reader = p.catalog.by_method(method).map(|e| &e.spec);
     match p
         .gateway
-        .call(method, &params, false, deadline, progress)
+        .call(
+            method,
+            reader.map_or(Api::Classic, |r| r.api),
+            &params,
+            false,
+            deadline,
+            progress,
+        )
         .await
     {
         Ok(success) => {

@@ -33,7 +33,10 @@ pub use self::{
     selection::{Filters, Selection},
 };
 use crate::{
-    bitrix::limits::{Gateway, Progress},
+    bitrix::{
+        Api,
+        limits::{Gateway, Progress},
+    },
     catalog::{Catalog, Entry, Kind, ToolSpec},
 };
 
@@ -406,7 +409,14 @@ impl Pipeline {
         tracing::debug!(tool = %spec.name, method = %spec.method, "forwarding");
         let success = self
             .gateway
-            .call(&spec.method, args, spec.is_write(), deadline, progress)
+            .call(
+                &spec.method,
+                spec.api,
+                args,
+                spec.is_write(),
+                deadline,
+                progress,
+            )
             .await
             .map_err(|err| {
                 tracing::info!(tool = %spec.name, error = %err, "call failed");
@@ -492,6 +502,11 @@ impl Pipeline {
         if spec.is_write() {
             return Err(format!(
                 "{tool} writes to the portal; batch runs read-only tools only. What to do: call {tool} on its own."
+            ));
+        }
+        if spec.api == Api::V3 {
+            return Err(format!(
+                "{tool} is a REST 3.0 method, which classic batch cannot carry. What to do: call {tool} on its own."
             ));
         }
         let mut problems = settle_integers(&spec.input_schema, args);

@@ -311,7 +311,7 @@ async fn a_write_whose_answer_is_lost_is_sent_exactly_once() {
 #[tokio::test]
 async fn a_refused_connection_is_retried_even_for_a_write() {
     use bitrix24_permissions_mcp::testing::{
-        CallError, Gateway, NoProgress, PortalClient, RateLimiter, WebhookUrl,
+        Api, CallError, Gateway, NoProgress, PortalClient, RateLimiter, WebhookUrl,
     };
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -324,6 +324,7 @@ async fn a_refused_connection_is_retried_even_for_a_write() {
     let err = gateway
         .call(
             "landing.site.setRights",
+            Api::Classic,
             &write_args(),
             true,
             gateway.deadline(),

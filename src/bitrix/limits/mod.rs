@@ -25,7 +25,7 @@ pub use self::{
     redis_store::RedisStore,
     shared::{FileStore, SharedLimiter, default_dir},
 };
-use super::{PortalClient, PortalError, Success, TransportKind};
+use super::{Api, IdempotencyKey, PortalClient, PortalError, Success, TransportKind};
 
 /// Waits shorter than this are not worth telling the client about.
 const REPORT_AFTER: Duration = Duration::from_secs(1);
@@ -120,10 +120,12 @@ impl Gateway {
 
     /// Calls `method`, pacing and retrying by the policy, and gives up at `deadline`.
     /// `write` comes from the catalog (the tool is not read-only): a write is re-sent only
-    /// when the portal certainly did not run it.
+    /// when the portal certainly did not run it. `api` comes from the catalog too; a REST 3.0
+    /// write carries one idempotency key on every attempt.
     pub async fn call(
         &self,
         method: &str,
+        api: Api,
         params: &Value,
         write: bool,
         deadline: Instant,
@@ -134,6 +136,7 @@ impl Gateway {
         let mut last_error: Option<PortalError> = None;
         // A request needs time for its answer: a slot this close to the deadline is not taken.
         let latest = deadline.checked_sub(self.timeout / 2).unwrap_or(deadline);
+        let key = IdempotencyKey::for_call(api, write);
         loop {
             let give_up = |last: Option<PortalError>, attempts| {
                 last.map(|error| CallError::Portal { error, attempts })
@@ -191,14 +194,17 @@ impl Gateway {
 
             attempts += 1;
             let sent_at = Instant::now();
-            let answer = tokio::time::timeout_at(deadline.into(), self.portal.call(method, params))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(PortalError::Transport {
-                        kind: TransportKind::Timeout,
-                        detail: "the call's deadline (twice BITRIX24_TIMEOUT_SECS) passed".into(),
-                    })
-                });
+            let answer = tokio::time::timeout_at(
+                deadline.into(),
+                self.portal.call(method, api, params, key.as_ref()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(PortalError::Transport {
+                    kind: TransportKind::Timeout,
+                    detail: "the call's deadline (twice BITRIX24_TIMEOUT_SECS) passed".into(),
+                })
+            });
             let error = match answer {
                 Ok(success) => {
                     self.limiter.on_success(Instant::now());
