@@ -17,7 +17,10 @@ use tokio::net::TcpListener;
 
 use portal::Portal;
 
-use crate::{bitrix::WebhookUrl, catalog::Catalog};
+use crate::{
+    bitrix::{Api, WebhookUrl},
+    catalog::Catalog,
+};
 
 /// Added to every answer's structured content, so no one takes sandbox data for their portal.
 pub const NOTICE: &str = "SANDBOX: invented data from the built-in sandbox portal, not your Bitrix24. Set BITRIX24_WEBHOOK_URL for a real portal.";
@@ -52,9 +55,13 @@ async fn answer(
     req: Request<Incoming>,
     portal: Arc<Mutex<Portal>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let method = req
-        .uri()
-        .path()
+    let path = req.uri().path();
+    let api = if path.starts_with("/rest/api/") {
+        Api::V3
+    } else {
+        Api::Classic
+    };
+    let method = path
         .rsplit('/')
         .next()
         .unwrap_or_default()
@@ -70,7 +77,7 @@ async fn answer(
     let (status, mut json) = portal
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .call(&method, &params);
+        .call_at(api, &method, &params);
     if let Value::Object(map) = &mut json {
         map.insert(
             "time".into(),

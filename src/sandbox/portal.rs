@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::catalog::Catalog;
+use crate::{bitrix::Api, catalog::Catalog};
 
 mod directory;
 mod membership;
+mod structure;
 
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
@@ -106,6 +107,8 @@ pub struct Portal {
     methods: BTreeMap<String, String>,
     /// The catalog's example answers, lowercased by method: what a method not modelled here answers.
     examples: BTreeMap<String, Value>,
+    /// The methods served only on the REST 3.0 path (`api = "v3"` in the catalog), lowercased.
+    v3_methods: BTreeSet<String>,
 }
 
 /// The landing `scope` a call names, if it is one the portal knows.
@@ -331,6 +334,8 @@ impl Portal {
                 "landing",
                 "socialnetwork",
                 "sonet_group",
+                "humanresources",
+                "main",
                 "task",
                 "user",
             ],
@@ -350,6 +355,11 @@ impl Portal {
                     let example = e.spec.example.as_ref()?;
                     Some((e.spec.method.to_ascii_lowercase(), example.answer.clone()))
                 })
+                .collect(),
+            v3_methods: catalog
+                .entries()
+                .filter(|e| e.spec.api == Api::V3)
+                .map(|e| e.spec.method.to_ascii_lowercase())
                 .collect(),
         }
     }
@@ -503,9 +513,36 @@ impl Portal {
         Value::Object(actions)
     }
 
-    /// Answers one REST call. `method` is case-insensitive, as on a real portal.
+    /// Answers one call on the path of `api`: `/rest/...` for classic REST, `/rest/api/...`
+    /// for REST 3.0. A method that exists only in REST 3.0 is unknown on the classic path, and
+    /// a classic method on the REST 3.0 path, as the REST 3.0 overview says.
+    pub fn call_at(&mut self, api: Api, method: &str, p: &Value) -> Answer {
+        let lower = method.to_ascii_lowercase();
+        match (api, self.v3_methods.contains(&lower)) {
+            (Api::Classic, false) => self.call(method, p),
+            (Api::V3, true) => {
+                if let Some(scope) = self.methods.get(&lower)
+                    && !self.scopes.contains(&scope.as_str())
+                {
+                    return structure::v3_err(
+                        403,
+                        "INSUFFICIENTSCOPEEXCEPTION",
+                        "Insufficient access rights: required scope is missing",
+                    );
+                }
+                self.structure(&lower, p)
+                    .unwrap_or_else(|| err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"))
+            }
+            _ => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+        }
+    }
+
+    /// Answers one classic REST call. `method` is case-insensitive, as on a real portal.
     pub fn call(&mut self, method: &str, p: &Value) -> Answer {
         let method = method.to_ascii_lowercase();
+        if self.v3_methods.contains(&method) {
+            return err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
+        }
         let scope_of = |m: &str| -> Option<&str> {
             self.methods
                 .get(m)
@@ -524,7 +561,7 @@ impl Portal {
         match method.as_str() {
             "scope" => {
                 if p["full"].as_bool() == Some(true) || p["full"] == 1 {
-                    ok(json!(["calendar", "crm", "department", "disk", "im", "landing", "lists", "sonet_group", "task", "user"]))
+                    ok(json!(["calendar", "crm", "department", "disk", "humanresources", "im", "landing", "lists", "main", "sonet_group", "task", "user"]))
                 } else {
                     ok(json!(self.scopes))
                 }
@@ -929,13 +966,120 @@ mod tests {
             .entries()
             .filter(|e| e.spec.is_portal_method())
         {
-            let (_, body) = p.call(&e.spec.method, &json!({}));
+            let (_, body) = p.call_at(e.spec.api, &e.spec.method, &json!({}));
             assert_ne!(
                 body["error"], "ERROR_METHOD_NOT_FOUND",
                 "the sandbox has no answer for {}",
                 e.spec.method
             );
         }
+    }
+
+    #[test]
+    fn rest_v3_methods_answer_on_their_path_only() {
+        let mut p = Portal::default();
+        let (status, body) = p.call("humanresources.node.list", &json!({"type": "DEPARTMENT"}));
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("ERROR_METHOD_NOT_FOUND"))
+        );
+        let (status, _) = p.call_at(Api::V3, "user.get", &json!({}));
+        assert_eq!(status, 404, "a classic method is not on the REST 3.0 path");
+
+        let (status, body) = p.call_at(
+            Api::V3,
+            "humanresources.node.list",
+            &json!({"type": "DEPARTMENT", "select": ["id", "accessCode"], "pagination": {"page": 1, "limit": 2}}),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["result"],
+            json!({"items": [{"id": 1, "accessCode": "DR1"}, {"id": 2, "accessCode": "DR2"}]})
+        );
+        assert!(body.get("total").is_none() && body.get("next").is_none());
+
+        let (_, body) = p.call_at(
+            Api::V3,
+            "humanresources.node.get",
+            &json!({"id": 2, "select": ["members"]}),
+        );
+        let members: Vec<(u64, &str)> = body["result"]["item"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["userId"].as_u64().unwrap(), m["role"].as_str().unwrap()))
+            .collect();
+        assert_eq!(members, [(ME, "MEMBER_EMPLOYEE"), (503, "MEMBER_HEAD")]);
+
+        for (method, params, status, code) in [
+            (
+                "humanresources.node.get",
+                json!({}),
+                400,
+                "VALIDATION_REQUESTVALIDATIONEXCEPTION",
+            ),
+            (
+                "humanresources.node.get",
+                json!({"id": "2"}),
+                400,
+                "VALIDATION_REQUESTVALIDATIONEXCEPTION",
+            ),
+            (
+                "humanresources.node.get",
+                json!({"id": 99}),
+                400,
+                "ENTITYNOTFOUNDEXCEPTION",
+            ),
+            (
+                "humanresources.node.get",
+                json!({"id": 2, "select": ["xyz"]}),
+                400,
+                "UNKNOWNDTOPROPERTYEXCEPTION",
+            ),
+            (
+                "humanresources.node.list",
+                json!({}),
+                400,
+                "VALIDATION_REQUESTVALIDATIONEXCEPTION",
+            ),
+            (
+                "humanresources.node.list",
+                json!({"type": "DEPARTMENT", "pagination": {"limit": 0}}),
+                400,
+                "INVALIDPAGINATIONEXCEPTION",
+            ),
+            (
+                "main.eventlog.list",
+                json!({"filter": [["nope", 1]]}),
+                400,
+                "UNKNOWNDTOPROPERTYEXCEPTION",
+            ),
+            (
+                "main.eventlog.list",
+                json!({"filter": [["userId", "like", 1]]}),
+                400,
+                "UNKNOWNFILTEROPERATOREXCEPTION",
+            ),
+        ] {
+            let (got, body) = p.call_at(Api::V3, method, &params);
+            assert_eq!(got, status, "{method} {params}");
+            assert_eq!(
+                body["error"]["code"],
+                json!(format!("BITRIX_REST_V3_EXCEPTION_{code}")),
+                "{method} {params}: {body}"
+            );
+            assert!(body["error"]["message"].is_string());
+        }
+
+        let (_, body) = p.call_at(
+            Api::V3,
+            "main.eventlog.list",
+            &json!({"filter": [["userId", 7]], "order": {"id": "DESC"}, "select": ["id"]}),
+        );
+        assert_eq!(
+            body["result"],
+            json!({"items": [{"id": 1002}, {"id": 998}]})
+        );
     }
 
     #[test]

@@ -188,7 +188,8 @@ fn the_sandbox_answers_the_documented_calls_in_the_documented_shape() {
                 // A REST form the tool wraps (batch): the sandbox must still answer it with
                 // the documented envelope, since the tool reads exactly that.
                 checked += 1;
-                let (status, body) = SandboxPortal::new(&catalog).call(&method, request);
+                let (status, body) =
+                    SandboxPortal::new(&catalog).call_at(entry.spec.api, &method, request);
                 let keys = |v: &Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>());
                 assert_eq!(status, 200, "{method} example {i}: {body}");
                 if let Some(documented) = example["response"].get("result") {
@@ -206,7 +207,7 @@ fn the_sandbox_answers_the_documented_calls_in_the_documented_shape() {
             checked += 1;
             // A fresh company per call: a documented write must not change the next read.
             let mut portal = SandboxPortal::new(&catalog);
-            let (status, body) = portal.call(&method, request);
+            let (status, body) = portal.call_at(entry.spec.api, &method, request);
             assert_eq!(status, 200, "{method} example {i}: {body}");
             let answer = published_answer(entry, &body);
             assert!(

@@ -15,6 +15,7 @@ mod limits;
 mod read_only;
 mod readme;
 mod resolve;
+mod rest_v3;
 mod robustness;
 mod secrets;
 mod startup;

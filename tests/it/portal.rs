@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use bitrix24_permissions_mcp::testing::{Api, Catalog};
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -25,6 +26,8 @@ pub struct Received {
     pub path: String,
     /// The REST method taken from the path (`.json` removed).
     pub method: String,
+    /// Sent to the REST 3.0 path, `/rest/api/<user>/<secret>/<method>`.
+    pub v3: bool,
     pub headers: Vec<(String, String)>,
     pub body: Value,
 }
@@ -74,6 +77,30 @@ pub fn error(status: u16, code: &str, description: &str) -> Reply {
         status,
         serde_json::json!({"error": code, "error_description": description}),
     )
+}
+
+/// A REST 3.0 error: `{"error": {"code": "BITRIX_REST_V3_EXCEPTION_<name>", "message": ...}}`.
+pub fn v3_error(status: u16, name: &str, message: &str) -> Reply {
+    Reply::Json(
+        status,
+        serde_json::json!({"error": {"code": format!("BITRIX_REST_V3_EXCEPTION_{name}"), "message": message}}),
+    )
+}
+
+/// Whether a catalog method is called on the wrong path: a REST 3.0 method on the classic one,
+/// or a classic method on the REST 3.0 one. A portal knows neither there (ERROR_METHOD_NOT_FOUND).
+fn wrong_path(r: &Received) -> bool {
+    static APIS: std::sync::OnceLock<std::collections::BTreeMap<String, bool>> =
+        std::sync::OnceLock::new();
+    let apis = APIS.get_or_init(|| {
+        Catalog::embedded()
+            .unwrap()
+            .entries()
+            .filter(|e| e.spec.is_portal_method())
+            .map(|e| (e.spec.method.clone(), e.spec.api == Api::V3))
+            .collect()
+    });
+    apis.get(&r.method).is_some_and(|v3| *v3 != r.v3)
 }
 
 /// Answers the reads that guard writes as a portal in the extended permission model does,
@@ -132,7 +159,14 @@ impl TestPortal {
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let aborted = Arc::new(Mutex::new(0));
-        let handler: Handler = Arc::new(handler);
+        // Every test portal serves each catalog method on its own path only, as Bitrix24 does.
+        let handler: Handler = Arc::new(move |r: &Received| {
+            if wrong_path(r) {
+                error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
+            } else {
+                handler(r)
+            }
+        });
         let log = received.clone();
         let hangups = aborted.clone();
         let task = tokio::spawn(async move {
@@ -322,6 +356,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
         .trim_end_matches(".json")
         .to_owned();
     Some(Received {
+        v3: path.starts_with("/rest/api/"),
         path,
         method,
         headers,

@@ -5,7 +5,7 @@ use bitrix24_permissions_mcp::testing::Catalog;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    portal::{Received, Reply, TestPortal, error, guarded, ok},
+    portal::{Received, Reply, TestPortal, error, guarded, ok, v3_error},
     util::{Launch, Server, is_error, text_of},
 };
 
@@ -108,6 +108,12 @@ async fn every_tool_names_its_scope_when_the_webhook_lacks_it() {
     let portal = TestPortal::start(move |r: &Received| {
         if r.method == "access.name" && r.body["ACCESS"] != json!(["G2", "AU"]) {
             guard(r)
+        } else if r.v3 {
+            v3_error(
+                403,
+                "INSUFFICIENTSCOPEEXCEPTION",
+                "Insufficient access rights: required scope is missing",
+            )
         } else {
             error(
                 403,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::{Answer, ME, Portal, err, int, ok};
 
 /// Department → (parent, head). The tree: 1 Company ⊃ 2 Marketing, 3 Sales, 7 Support.
-const TREE: &[(u64, Option<u64>, u64)] = &[
+pub(super) const TREE: &[(u64, Option<u64>, u64)] = &[
     (1, None, 1),
     (2, Some(1), 503),
     (3, Some(1), 547),
