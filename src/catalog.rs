@@ -192,6 +192,9 @@ pub enum Preflight {
         item_key: String,
         message: String,
     },
+    /// Looks the users at `users_at` (one ID or a list) up with `user.get` and refuses when
+    /// one is not found: a method that takes a user ID without checking it is the case.
+    UsersExist { users_at: String, message: String },
 }
 
 /// An access code the method documents but `access.name` has no provider for: the guard must
@@ -893,6 +896,7 @@ mod tests {
                     Preflight::KnownIds {
                         method, values_at, ..
                     } => (method.as_str(), Some(values_at)),
+                    Preflight::UsersExist { users_at, .. } => ("user.get", Some(users_at)),
                 };
                 let target = catalog
                     .by_method(method)

@@ -168,6 +168,34 @@ pub async fn run(
                     ));
                 }
             }
+            Preflight::UsersExist { users_at, message } => {
+                let wanted = Preflight::values_in(users_at, None, args);
+                if wanted.is_empty() {
+                    continue;
+                }
+                let answer = read(
+                    p,
+                    "user.get",
+                    json!({ "FILTER": { "@ID": wanted } }),
+                    spec,
+                    deadline,
+                    progress,
+                )
+                .await?;
+                let found = Preflight::values_in("", Some("ID"), &answer);
+                let unknown: Vec<&str> = wanted
+                    .iter()
+                    .filter(|w| !found.contains(w))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    tracing::info!(tool = %spec.name, unknown = unknown.len(), "unknown users");
+                    return Err(ToolFailure::new(
+                        FailureKind::Refused,
+                        format!("User not found: {}. {message}", unknown.join(", ")),
+                    ));
+                }
+            }
             Preflight::KnownIds {
                 method,
                 list_at,

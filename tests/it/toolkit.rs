@@ -108,6 +108,9 @@ async fn every_tool_names_its_scope_when_the_webhook_lacks_it() {
     let portal = TestPortal::start(move |r: &Received| {
         if r.method == "access.name" && r.body["ACCESS"] != json!(["G2", "AU"]) {
             guard(r)
+        } else if r.method == "user.get" && r.body["FILTER"].get("@ID").is_some() {
+            // The user lookup guarding disk_folder_share_to_user, told apart by its filter.
+            ok(json!([{"ID": "503"}]))
         } else if r.v3 {
             v3_error(
                 403,
@@ -686,6 +689,9 @@ async fn membership_and_role_guards_refuse_and_write_nothing() {
             ok(json!([{"USER_ID": "1269", "ROLE": "A"}, {"USER_ID": "1270", "ROLE": "K"}]))
         }
         "documentgenerator.role.list" => ok(json!({"roles": [{"id": 3, "name": "Manager"}]})),
+        // Only user 503 exists.
+        "user.get" if r.body["FILTER"]["@ID"] == json!(["503"]) => ok(json!([{"ID": "503"}])),
+        "user.get" => ok(json!([])),
         _ => ok(json!(true)),
     }))
     .await;
@@ -721,6 +727,11 @@ async fn membership_and_role_guards_refuse_and_write_nothing() {
             json!({"accesses": [{"roleId": 99, "accessCode": "D2"}]}),
             "Unknown: 99",
         ),
+        (
+            "disk_folder_share_to_user",
+            json!({"id": 8994, "userId": 547, "taskName": "disk_access_read"}),
+            "User not found: 547",
+        ),
     ];
     for (tool, args, needle) in cases {
         let result = server.call(tool, args).await;
@@ -739,6 +750,7 @@ async fn membership_and_role_guards_refuse_and_write_nothing() {
                 "sonet_group.user.get",
                 "documentgenerator.role.list",
                 "access.name",
+                "user.get",
             ]
             .contains(&r.method.as_str())
         })
