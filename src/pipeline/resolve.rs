@@ -19,6 +19,13 @@ type Read<T> = Result<T, String>;
 /// user.get answers at most this many users a page.
 const PAGE: usize = 50;
 
+/// The company structure (REST 3.0) cannot go into a classic batch: each node is one request.
+/// Beyond this many departments the batched user.get read is cheaper.
+const MAX_NODE_READS: usize = 10;
+/// humanresources.node.list's largest page, and how many pages of the tree are read at most.
+const NODE_PAGE: usize = 200;
+const MAX_NODE_PAGES: u64 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Code {
     /// U<id>; `with_heads` for IU<id>, which also covers the user's supervisors.
@@ -164,6 +171,147 @@ impl<'p> Round<'p> {
     }
 }
 
+/// The departments each D/DR code covers: the code's own and, for DR, every one below it.
+fn covered_by(id: &str, tree: bool, parents: &[(String, Option<String>)]) -> Vec<String> {
+    let mut out = vec![id.to_owned()];
+    if tree {
+        let mut i = 0;
+        while i < out.len() {
+            let parent = out[i].clone();
+            for (child, of) in parents {
+                if of.as_deref() == Some(parent.as_str()) && !out.contains(child) {
+                    out.push(child.clone());
+                }
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One REST 3.0 read for the company structure, or `None` when it fails for any reason (no
+/// such method on the portal, no `humanresources` scope, no right to view departments): the
+/// caller then expands departments the classic way.
+async fn structure_read(
+    p: &Pipeline,
+    method: &str,
+    params: Value,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Option<Value> {
+    let spec = &p.catalog.by_method(method)?.spec;
+    match p
+        .gateway
+        .call(method, spec.api, &params, false, deadline, progress)
+        .await
+    {
+        Ok(success) => Some(success.result),
+        Err(err) => {
+            tracing::info!(%method, error = %err, "company structure unavailable; using user.get");
+            None
+        }
+    }
+}
+
+/// D and D​R codes expanded through the company structure (humanresources.node.list for the
+/// tree, humanresources.node.get for each department's members with their roles), which is
+/// what D codes are made of. `None` when the structure cannot be read or the departments are
+/// too many; then nothing of this is used.
+/// `requests` counts every request sent, answered or not.
+async fn departments_via_structure(
+    p: &Pipeline,
+    codes: &[(String, Code)],
+    requests: &mut u64,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Option<Map<String, Value>> {
+    let departments: Vec<(&String, &String, bool)> = codes
+        .iter()
+        .filter_map(|(code, c)| match c {
+            Code::Department { id, tree } => Some((code, id, *tree)),
+            _ => None,
+        })
+        .collect();
+    if departments.is_empty() {
+        return None;
+    }
+    let mut parents: Vec<(String, Option<String>)> = Vec::new();
+    if departments.iter().any(|(_, _, tree)| *tree) {
+        for page in 1..=MAX_NODE_PAGES {
+            let params = json!({"type": "DEPARTMENT", "select": ["id", "parentId"],
+                                "pagination": {"page": page, "limit": NODE_PAGE}});
+            *requests += 1;
+            let answer =
+                structure_read(p, "humanresources.node.list", params, deadline, progress).await?;
+            let items = answer["items"].as_array()?;
+            parents.extend(items.iter().map(|n| {
+                let id = n["id"].as_u64().map(|i| i.to_string()).unwrap_or_default();
+                (id, n["parentId"].as_u64().map(|i| i.to_string()))
+            }));
+            if items.len() < NODE_PAGE {
+                break;
+            }
+            if page == MAX_NODE_PAGES {
+                return None;
+            }
+        }
+    }
+    let covered: BTreeMap<&String, Vec<String>> = departments
+        .iter()
+        .map(|(code, id, tree)| (*code, covered_by(id, *tree, &parents)))
+        .collect();
+    let nodes: BTreeSet<&String> = covered.values().flatten().collect();
+    if nodes.len() > MAX_NODE_READS {
+        return None;
+    }
+    let mut members: BTreeMap<&String, Vec<Value>> = BTreeMap::new();
+    for node in nodes {
+        let id: u64 = node.parse().ok()?;
+        let params = json!({"id": id, "select": ["id", "members"]});
+        *requests += 1;
+        let answer =
+            structure_read(p, "humanresources.node.get", params, deadline, progress).await?;
+        let people = answer["item"]["members"]
+            .as_array()?
+            .iter()
+            .map(|m| {
+                let mut user = json!({
+                    "id": m["userId"].as_u64().map(|u| u.to_string()).unwrap_or_default(),
+                    "department": node,
+                });
+                for (from, to) in [("name", "name"), ("role", "role")] {
+                    if let Some(text) = m[from].as_str() {
+                        user[to] = json!(text);
+                    }
+                }
+                user
+            })
+            .collect();
+        members.insert(node, people);
+    }
+    let parts = departments
+        .iter()
+        .map(|(code, _, tree)| {
+            let ids = &covered[code];
+            let users: Vec<Value> = ids
+                .iter()
+                .flat_map(|id| members.get(id).into_iter().flatten().cloned())
+                .collect();
+            let kind = if *tree {
+                "department_tree"
+            } else {
+                "department"
+            };
+            let mut part = json!({"kind": kind, "complete": true, "users": users});
+            if *tree {
+                part["departments"] = json!(ids);
+            }
+            ((*code).clone(), part)
+        })
+        .collect();
+    Some(parts)
+}
+
 pub async fn run(
     p: &Pipeline,
     args: &Value,
@@ -176,7 +324,15 @@ pub async fn run(
         .flatten()
         .filter_map(|c| c.as_str().map(str::to_owned))
         .collect();
-    let parsed: Vec<(String, Code)> = codes.iter().map(|c| (c.clone(), parse(c))).collect();
+    let mut parsed: Vec<(String, Code)> = codes.iter().map(|c| (c.clone(), parse(c))).collect();
+
+    // Departments first through the company structure, where the portal offers it; the
+    // codes it answers leave the classic rounds below.
+    let mut requests = 0;
+    let from_structure = departments_via_structure(p, &parsed, &mut requests, deadline, progress)
+        .await
+        .unwrap_or_default();
+    parsed.retain(|(code, _)| !from_structure.contains_key(code));
 
     // Round 1: names, the department tree, group members.
     let mut first = Round::new(p);
@@ -196,7 +352,8 @@ pub async fn run(
         .iter()
         .map(|id| (*id, first.add("sonet_group.user.get", json!({ "ID": id }))))
         .collect();
-    let (answers, mut requests) = first.send(deadline, progress).await;
+    let (answers, sent) = first.send(deadline, progress).await;
+    requests += sent;
 
     let names = answers[names_at].clone().unwrap_or_default();
     let tree_list: Read<Vec<(String, Option<String>)>> = match tree_at {
@@ -239,20 +396,10 @@ pub async fn run(
 
     // Which departments each D/DR code covers.
     let covered = |id: &str, with_tree: bool| -> Vec<String> {
-        let mut out = vec![id.to_owned()];
-        if with_tree && let Ok(tree) = &tree_list {
-            let mut i = 0;
-            while i < out.len() {
-                let parent = out[i].clone();
-                for (child, of) in tree {
-                    if of.as_deref() == Some(parent.as_str()) && !out.contains(child) {
-                        out.push(child.clone());
-                    }
-                }
-                i += 1;
-            }
+        match &tree_list {
+            Ok(tree) => covered_by(id, with_tree, tree),
+            Err(_) => vec![id.to_owned()],
         }
-        out
     };
 
     // Round 2: the users behind U codes and group members, and the departments' members.
@@ -317,8 +464,11 @@ pub async fn run(
         v
     };
     let mut result = Map::new();
+    for (code, part) in from_structure {
+        result.insert(code, part);
+    }
     for (code, parsed_code) in &parsed {
-        let mut part = match parsed_code {
+        let part = match parsed_code {
             Code::User { id, with_heads } => {
                 let found = people.contains_key(id);
                 let users: Vec<Value> = if found { vec![person(id)] } else { Vec::new() };
@@ -409,10 +559,12 @@ pub async fn run(
                 json!({"kind": "names_only", "complete": false, "note": why})
             }
         };
+        result.insert(code.clone(), part);
+    }
+    for (code, part) in result.iter_mut() {
         if let Some(name) = names.get(code).and_then(|n| n["name"].as_str()) {
             part["name"] = json!(name);
         }
-        result.insert(code.clone(), part);
     }
     Ok(json!({ "result": result, "requests": requests }))
 }
