@@ -343,7 +343,7 @@ async fn main() {
     ])
     .await;
     let started = Instant::now();
-    let errors = pipelined(&mut raw, n, n).await;
+    let errors = pipelined(&mut raw, n, n).await.len();
     let took = started.elapsed().as_secs_f64();
     let ideal = (n as f64 - f64::from(burst)) / rate_cfg;
     let sustained = (n as f64 - f64::from(burst)) / took;
@@ -537,14 +537,16 @@ fn fresh_store() -> String {
 }
 
 /// One row: wall time against the ideal, the 503s the portal sent, the failures clients saw.
+/// Each failure's text goes to stderr under the row: it says what failed and why.
 fn pacing_row(
     table: &mut Table,
     what: String,
     took: f64,
     ideal: f64,
     refused: usize,
-    failed: usize,
+    failures: &[String],
 ) {
+    let failed = failures.len();
     table.row(
         what,
         format!(
@@ -552,6 +554,9 @@ fn pacing_row(
             took / ideal
         ),
     );
+    for text in failures {
+        eprintln!("    failure: {text}");
+    }
 }
 
 /// The pacing scenarios: portals that enforce Bitrix24's bucket, servers at the
@@ -571,10 +576,10 @@ async fn pacing_scenarios(table: &mut Table) {
         let failed = if concurrent {
             pipelined(&mut raw, 20, 20).await
         } else {
-            let mut failed = 0;
+            let mut failed = Vec::new();
             for i in 0..20 {
                 let (answer, _) = raw.request("tools/call", call_params(i)).await;
-                failed += usize::from(answer["result"]["isError"] != false);
+                failed.extend(failure_text(&answer));
             }
             failed
         };
@@ -590,7 +595,7 @@ async fn pacing_scenarios(table: &mut Table) {
             took,
             7.5,
             refused.load(Ordering::SeqCst),
-            failed,
+            &failed,
         );
     }
 
@@ -624,9 +629,9 @@ async fn pacing_scenarios(table: &mut Table) {
                 })
             })
             .collect();
-        let mut failed = 0;
+        let mut failed = Vec::new();
         for run in runs {
-            failed += run.await.unwrap();
+            failed.extend(run.await.unwrap());
         }
         let took = started.elapsed().as_secs_f64();
         pacing_row(
@@ -635,7 +640,7 @@ async fn pacing_scenarios(table: &mut Table) {
             took,
             25.0,
             refused.load(Ordering::SeqCst),
-            failed,
+            &failed,
         );
     }
     drop(redis);
@@ -659,7 +664,7 @@ async fn pacing_scenarios(table: &mut Table) {
         took,
         38.0,
         refused.load(Ordering::SeqCst),
-        failed,
+        &failed,
     );
 }
 
@@ -703,10 +708,23 @@ impl Drop for BenchRedis {
     }
 }
 
-/// Sends `total` calls keeping `window` in flight; returns how many came back as tool errors.
-async fn pipelined(raw: &mut Raw, total: usize, window: usize) -> usize {
+/// The text of a `tools/call` answer that is not a success: a tool error, or a JSON-RPC error.
+fn failure_text(answer: &Value) -> Option<String> {
+    if answer["result"]["isError"] == false {
+        return None;
+    }
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .map_or_else(|| answer.to_string(), str::to_owned);
+    Some(text)
+}
+
+/// Sends `total` calls keeping `window` in flight; returns the texts of those that came back
+/// as errors.
+async fn pipelined(raw: &mut Raw, total: usize, window: usize) -> Vec<String> {
     let mut pending: HashMap<u64, ()> = HashMap::new();
-    let (mut sent, mut errors) = (0usize, 0usize);
+    let mut sent = 0usize;
+    let mut errors = Vec::new();
     while sent < total || !pending.is_empty() {
         while sent < total && pending.len() < window {
             let id = raw.send("tools/call", call_params(sent as u64)).await;
@@ -722,9 +740,8 @@ async fn pipelined(raw: &mut Raw, total: usize, window: usize) -> usize {
         let value: Value = serde_json::from_str(&line).unwrap();
         if let Some(id) = value["id"].as_u64()
             && pending.remove(&id).is_some()
-            && value["result"]["isError"] != false
         {
-            errors += 1;
+            errors.extend(failure_text(&value));
         }
     }
     errors

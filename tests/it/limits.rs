@@ -688,15 +688,21 @@ async fn a_shared_bucket_is_absorbed_without_tool_errors() {
 /// Three server processes, ten concurrent calls each, against a 10/s burst-5 portal, all
 /// pacing through `store`: the calls that failed and the refusals the portal sent.
 async fn three_processes_on_one_bucket(store: &str) -> (usize, usize) {
+    three_processes_on(store, 5, "10/5").await
+}
+
+/// Three server processes configured with `rate_limit`, ten concurrent calls each, against a
+/// 10/s portal with `burst`, all pacing through `store`.
+async fn three_processes_on(store: &str, burst: u32, rate_limit: &str) -> (usize, usize) {
     const PROCESSES: usize = 3;
     const CALLS: usize = 10;
-    let (portal, refused) = TestPortal::rate_limited(10.0, 5, ok(json!(["read"]))).await;
+    let (portal, refused) = TestPortal::rate_limited(10.0, burst, ok(json!(["read"]))).await;
     let url = portal.webhook_url();
     let mut servers = Vec::new();
     for _ in 0..PROCESSES {
         servers.push(Arc::new(
             Launch::new(&url)
-                .env("BITRIX24_RATE_LIMIT", "10/5")
+                .env("BITRIX24_RATE_LIMIT", rate_limit)
                 .env("BITRIX24_LIMITER_URL", store)
                 .start()
                 .await,
@@ -742,6 +748,29 @@ async fn processes_on_one_webhook_share_one_bucket() {
         "{refused} refusals: the bucket was not shared"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Three fresh processes believe the configured burst of 50; the portal's is 10. Slow start
+/// sends 4, then 8 once those are answered: the portal refuses 2 of those, which shows its
+/// burst to all three at once. (Believing 50 from the start, they were refused about 20 times.)
+#[tokio::test]
+async fn slow_start_shows_three_processes_a_smaller_bucket_after_few_refusals() {
+    let dir = std::env::temp_dir().join(format!(
+        "b24-slow-start-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let store = format!("file:{}", dir.display());
+    let (failed, refused) = three_processes_on(&store, 10, "10/50").await;
+    assert_eq!(failed, 0, "{refused} refusals");
+    assert!(refused <= 4, "{refused} refusals");
+    let _ = std::fs::remove_dir_all(dir);
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (failed, refused) = three_processes_on(&redis.url, 10, "10/50").await;
+    assert_eq!(failed, 0, "{refused} refusals through Redis");
+    assert!(refused <= 4, "{refused} refusals through Redis");
 }
 
 /// A `redis-server` of the test's own on a free loopback port, stopped when dropped.

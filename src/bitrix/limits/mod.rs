@@ -40,18 +40,47 @@ pub trait Progress: Send + Sync {
     fn waiting(&self, message: String);
 }
 
+/// What a reservation gives a call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Grant<T = Duration> {
+    /// A slot is the call's: send after this wait; hand the ticket back if the portal
+    /// refuses the request.
+    Go(T, Ticket),
+    /// Nothing is reserved yet (the limiter is still finding the portal's burst, and the
+    /// allowance grows with every success): ask again after this wait.
+    AskAgain(T),
+}
+
+/// Which congestion episode a slot was reserved in. A refusal is judged by what the limiter
+/// knew when the slot was handed out, not by clocks: a refusal taken in while another
+/// process waited for the shared state must not look like a new episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub(crate) u64);
+
+impl Grant {
+    fn from_secs(grant: Grant<f64>) -> Self {
+        match grant {
+            Grant::Go(s, ticket) => Self::Go(Duration::from_secs_f64(s), ticket),
+            Grant::AskAgain(s) => Self::AskAgain(Duration::from_secs_f64(s)),
+        }
+    }
+}
+
 /// Paces the calls to one portal: the seam between the gateway and where the pacing state
 /// lives. [`RateLimiter`] keeps it in this process, [`SharedLimiter`] shares it with every
 /// process that uses the same [`StateStore`].
 pub trait Limiter: Send + Sync + fmt::Debug {
-    /// Reserves the next slot if it opens by `latest` and returns how long to wait for it;
-    /// otherwise reserves nothing and returns the wait it would have taken.
-    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration>;
+    /// Reserves the next slot if it opens by `latest` and returns how long to wait for it
+    /// (or when to ask again); otherwise reserves nothing and returns the wait it would have
+    /// taken.
+    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Grant, Duration>;
     /// The portal answered a call.
     fn on_success(&self, now: Instant);
-    /// The portal said its bucket is full (QUERY_LIMIT_EXCEEDED) for a request sent at
-    /// `sent_at`.
-    fn on_throttled(&self, sent_at: Instant, now: Instant);
+    /// A request ended without telling anything about the portal's bucket.
+    fn on_settled(&self, now: Instant);
+    /// The portal said its bucket is full (QUERY_LIMIT_EXCEEDED) for a request whose slot
+    /// came with `ticket`.
+    fn on_throttled(&self, ticket: Ticket, now: Instant);
     /// The current rate in calls per second, after any slowdown.
     fn current_rate(&self) -> f64;
 }
@@ -96,6 +125,8 @@ pub struct Gateway {
     limiter: Arc<dyn Limiter>,
     budgets: MethodBudgets,
     timeout: Duration,
+    /// Wakes the calls told to ask the limiter again when an answer came back.
+    answered: tokio::sync::Notify,
 }
 
 impl Gateway {
@@ -105,6 +136,7 @@ impl Gateway {
             limiter,
             budgets: MethodBudgets::default(),
             timeout,
+            answered: tokio::sync::Notify::new(),
         }
     }
 
@@ -162,8 +194,18 @@ impl Gateway {
                     }),
                 );
             }
-            let wait = match self.limiter.try_reserve(now, latest) {
-                Ok(wait) => wait,
+            let (wait, ticket) = match self.limiter.try_reserve(now, latest) {
+                Ok(Grant::Go(wait, ticket)) => (wait, ticket),
+                Ok(Grant::AskAgain(after)) => {
+                    // An answer in this process may open room at once; other processes'
+                    // answers are seen when the time is up.
+                    let answered = self.answered.notified();
+                    tokio::select! {
+                        () = answered => {}
+                        () = tokio::time::sleep(after) => {}
+                    }
+                    continue;
+                }
                 Err(wait) => {
                     return Err(give_up(last_error, attempts).unwrap_or(CallError::Queue {
                         wait,
@@ -193,7 +235,6 @@ impl Gateway {
             }
 
             attempts += 1;
-            let sent_at = Instant::now();
             let answer = tokio::time::timeout_at(
                 deadline.into(),
                 self.portal.call(method, api, params, key.as_ref()),
@@ -208,6 +249,7 @@ impl Gateway {
             let error = match answer {
                 Ok(success) => {
                     self.limiter.on_success(Instant::now());
+                    self.answered.notify_waiters();
                     tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
                         method,
@@ -221,8 +263,15 @@ impl Gateway {
                 Err(error) => error,
             };
             let failure = classify(&error);
+            if failure != Failure::RateLimited {
+                self.limiter.on_settled(Instant::now());
+                self.answered.notify_waiters();
+            }
             match failure {
-                Failure::RateLimited => self.limiter.on_throttled(sent_at, Instant::now()),
+                Failure::RateLimited => {
+                    self.limiter.on_throttled(ticket, Instant::now());
+                    self.answered.notify_waiters();
+                }
                 Failure::RunTimeExhausted => {
                     self.budgets.exhausted(method, Instant::now());
                 }

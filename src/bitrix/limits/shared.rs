@@ -19,7 +19,7 @@ use std::{
 use fs4::fs_std::FileExt;
 
 use super::{
-    Limiter,
+    Grant, Limiter, Ticket,
     rate::{Bucket, RateLimit, RateLimiter, seconds_since},
 };
 use crate::bitrix::Identity;
@@ -91,9 +91,11 @@ impl SharedLimiter {
         let now = self.unix(Instant::now());
         let mut result = None;
         self.store.update(&mut |stored| {
-            let mut bucket = stored
-                .filter(|b| !b.is_stale(now, STALE_AFTER_SECS))
-                .unwrap_or_else(|| Bucket::new(self.limit, now));
+            let mut bucket = match stored {
+                Some(b) if b.is_stale(now, STALE_AFTER_SECS) => b.renewed(self.limit, now),
+                Some(b) => b,
+                None => Bucket::new(self.limit, now),
+            };
             result = Some(f(&mut bucket, self.limit));
             bucket
         })?;
@@ -128,12 +130,12 @@ impl SharedLimiter {
 }
 
 impl Limiter for SharedLimiter {
-    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Duration, Duration> {
+    fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Grant, Duration> {
         let (n, l) = (self.unix(now), self.unix(latest));
         self.with(
             |b, limit| {
                 b.reserve(limit, n, l)
-                    .map(Duration::from_secs_f64)
+                    .map(Grant::from_secs)
                     .map_err(Duration::from_secs_f64)
             },
             |local| local.try_reserve(now, latest),
@@ -145,11 +147,16 @@ impl Limiter for SharedLimiter {
         self.with(|b, limit| b.on_success(limit, n), |l| l.on_success(now));
     }
 
-    fn on_throttled(&self, sent_at: Instant, now: Instant) {
-        let (s, n) = (self.unix(sent_at), self.unix(now));
+    fn on_settled(&self, now: Instant) {
+        let n = self.unix(now);
+        self.with(|b, _| b.on_settled(n), |l| l.on_settled(now));
+    }
+
+    fn on_throttled(&self, ticket: Ticket, now: Instant) {
+        let n = self.unix(now);
         self.with(
-            |b, limit| b.on_throttled(limit, s, n),
-            |l| l.on_throttled(sent_at, now),
+            |b, limit| b.on_throttled(limit, ticket, n),
+            |l| l.on_throttled(ticket, now),
         );
     }
 
@@ -262,7 +269,10 @@ mod tests {
         let far = now + Duration::from_secs(100);
         let waits: Vec<Duration> = [&a, &b, &a, &b]
             .iter()
-            .map(|l| l.try_reserve(now, far).unwrap())
+            .map(|l| match l.try_reserve(now, far) {
+                Ok(Grant::Go(wait, _)) => wait,
+                other => panic!("{other:?}"),
+            })
             .collect();
         // The burst of 3 is spent by both together; the fourth waits wherever it comes from.
         assert!(
@@ -290,7 +300,10 @@ mod tests {
         }
         std::fs::write(a.describe(), b"{not json").unwrap();
         let now = Instant::now();
-        assert_eq!(a.try_reserve(now, now), Ok(Duration::ZERO));
+        assert_eq!(
+            a.try_reserve(now, now),
+            Ok(Grant::Go(Duration::ZERO, Ticket(0)))
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
