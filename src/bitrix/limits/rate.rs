@@ -618,6 +618,30 @@ mod tests {
         assert_eq!(fresh.burst, START_BURST);
     }
 
+    /// The single failure the benchmark saw with three processes: slots handed out on the
+    /// belief of a burst of 50 go out after the portal's first refusal and are refused too.
+    /// Judged by clock they looked like a second episode: the rate halved, the queue doubled,
+    /// and a refused call's retry lay past its deadline. By ticket they are the same episode.
+    #[test]
+    fn a_slot_handed_out_before_the_first_refusal_is_of_that_episode() {
+        let limiter = RateLimiter::started("2/50");
+        let t0 = Instant::now();
+        let tickets: Vec<Ticket> = (0..60).map(|_| limiter.reserve_ticket(t0).1).collect();
+        limiter.on_throttled(tickets[10], t0 + ms(10));
+        // The 51st slot goes out half a second later, into a bucket still full.
+        limiter.on_throttled(tickets[50], t0 + ms(600));
+        assert_eq!(limiter.current_rate(), 2.0);
+        // So the 50 refused calls still fit their deadline (45 s of the default 60 s).
+        let now = t0 + ms(600);
+        let latest = t0 + Duration::from_secs(45);
+        for _ in 0..50 {
+            assert!(
+                matches!(limiter.try_reserve(now, latest), Ok(Grant::Go(..))),
+                "a retry was pushed past its deadline"
+            );
+        }
+    }
+
     #[test]
     fn a_refusal_at_the_portals_pace_slows_down_once_per_episode() {
         let (limiter, now) = a_burst_refused_by_a_smaller_bucket();
