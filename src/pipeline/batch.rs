@@ -6,7 +6,11 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use super::explain::{failure, unexpected};
+use super::{
+    explain::{failure, unexpected},
+    failure::{FailureKind, ToolFailure},
+    floor::{size, smallest},
+};
 use crate::{
     bitrix::{
         Api, PortalError,
@@ -122,6 +126,44 @@ pub async fn run(
         "failed": items.len() - succeeded,
         "requests": requests,
     })
+}
+
+/// Refuses, before any request, a batch whose smallest possible answer is over `limit`: every
+/// callable item at the smallest result its tool's output schema admits (or an empty error,
+/// whichever is shorter), every refused item exactly as it will read.
+pub fn refuse_oversized(items: &[CheckedItem<'_>], limit: usize) -> Result<(), ToolFailure> {
+    let envelope = size(&json!({"items": [], "succeeded": 0, "failed": 0, "requests": 0}));
+    let mut total = envelope;
+    let mut fit = 0;
+    for (n, item) in items.iter().enumerate() {
+        let least = match item {
+            Ok((entry, _)) => {
+                let name = &entry.spec.name;
+                let result = smallest(&entry.spec.output_schema["properties"]["result"]);
+                let answered = size(&json!({"tool": name, "ok": true, "result": result}));
+                answered.min(size(&failed(name, "")))
+            }
+            Err((tool, text)) => size(&failed(tool, text)),
+        };
+        total += least + usize::from(n > 0);
+        if total <= limit {
+            fit = n + 1;
+        }
+    }
+    if total <= limit {
+        return Ok(());
+    }
+    Err(ToolFailure::new(
+        FailureKind::TooLarge,
+        format!(
+            "The answer to these {count} items would be at least {total} bytes whatever Bitrix24 \
+             answers (each tool's smallest answer), above the {limit}-byte limit \
+             (BITRIX24_MAX_RESULT_BYTES), so nothing was sent. What to do: send at most {fit} \
+             items per batch call and make several calls, or raise BITRIX24_MAX_RESULT_BYTES if \
+             the user agrees.",
+            count = items.len(),
+        ),
+    ))
 }
 
 /// Cuts every object that holds at least one of `keys` down to those keys; objects without

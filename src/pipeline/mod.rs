@@ -9,6 +9,7 @@ mod change;
 mod confirm;
 mod explain;
 mod failure;
+mod floor;
 mod guards;
 mod hook;
 mod resolve;
@@ -449,7 +450,7 @@ impl Pipeline {
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let checked = items
+        let checked: Vec<_> = items
             .iter()
             .map(|item| {
                 let tool = item["tool"].as_str().unwrap_or_default();
@@ -470,6 +471,7 @@ impl Pipeline {
             .flatten()
             .filter_map(|k| k.as_str().map(str::to_owned))
             .collect();
+        batch::refuse_oversized(&checked, self.max_result_bytes)?;
         Ok(batch::run(
             &self.gateway,
             batch_spec,

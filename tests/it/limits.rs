@@ -976,3 +976,44 @@ async fn two_hundred_task_checks_fit_with_only_keys() {
     }
     server.stop().await;
 }
+
+/// A batch whose smallest possible answer (each tool's smallest result by its output schema)
+/// is over the limit is refused before any request, saying how many items fit; one that
+/// might fit is sent.
+#[tokio::test]
+async fn a_batch_that_cannot_fit_is_refused_before_any_request() {
+    let portal = TestPortal::start(|r| {
+        let results: serde_json::Map<String, Value> = r.body["cmd"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| (key.clone(), json!({"allowedActions": {}})))
+            .collect();
+        ok(json!({"result": results, "result_error": []}))
+    })
+    .await;
+    let server = Launch::new(&portal.webhook_url())
+        .env("BITRIX24_MAX_RESULT_BYTES", "2000")
+        .start()
+        .await;
+    let items = |n: u64| -> Vec<Value> {
+        (1..=n)
+            .map(|task| json!({"tool": "tasks_task_get_access", "arguments": {"taskId": task}}))
+            .collect()
+    };
+    let refused = server
+        .call("batch", json!({"items": items(100), "only_keys": ["EDIT"]}))
+        .await;
+    assert!(is_error(&refused));
+    let text = text_of(&refused);
+    assert!(
+        text.contains("nothing was sent") && text.contains("at most 35 items"),
+        "{text}"
+    );
+    assert_eq!(portal.count(), 0);
+
+    let sent = server.call("batch", json!({"items": items(20)})).await;
+    assert!(!is_error(&sent), "{}", text_of(&sent));
+    assert_eq!(portal.count(), 1);
+    server.stop().await;
+}
