@@ -83,6 +83,11 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn on_throttled(&self, ticket: Ticket, now: Instant);
     /// The current rate in calls per second, after any slowdown.
     fn current_rate(&self) -> f64;
+    /// Whether a call may wait on I/O (a file lock another process holds, Redis): then the
+    /// gateway runs it on the blocking pool, so the server's one runtime thread never stalls.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// For callers that show no progress.
@@ -194,7 +199,10 @@ impl Gateway {
                     }),
                 );
             }
-            let (wait, ticket) = match self.limiter.try_reserve(now, latest) {
+            let reserved = self
+                .limiter(move |limiter| limiter.try_reserve(now, latest))
+                .await;
+            let (wait, ticket) = match reserved {
                 Ok(Grant::Go(wait, ticket)) => (wait, ticket),
                 Ok(Grant::AskAgain(after)) => {
                     // An answer in this process may open room at once; other processes'
@@ -209,7 +217,7 @@ impl Gateway {
                 Err(wait) => {
                     return Err(give_up(last_error, attempts).unwrap_or(CallError::Queue {
                         wait,
-                        rate: self.limiter.current_rate(),
+                        rate: self.limiter(|limiter| limiter.current_rate()).await,
                     }));
                 }
             };
@@ -248,7 +256,8 @@ impl Gateway {
             });
             let error = match answer {
                 Ok(success) => {
-                    self.limiter.on_success(Instant::now());
+                    self.limiter(|limiter| limiter.on_success(Instant::now()))
+                        .await;
                     self.answered.notify_waiters();
                     tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
@@ -264,12 +273,14 @@ impl Gateway {
             };
             let failure = classify(&error);
             if failure != Failure::RateLimited {
-                self.limiter.on_settled(Instant::now());
+                self.limiter(|limiter| limiter.on_settled(Instant::now()))
+                    .await;
                 self.answered.notify_waiters();
             }
             match failure {
                 Failure::RateLimited => {
-                    self.limiter.on_throttled(ticket, Instant::now());
+                    self.limiter(move |limiter| limiter.on_throttled(ticket, Instant::now()))
+                        .await;
                     self.answered.notify_waiters();
                 }
                 Failure::RunTimeExhausted => {
@@ -295,6 +306,25 @@ impl Gateway {
             }
             retries += 1;
             last_error = Some(error);
+        }
+    }
+}
+
+impl Gateway {
+    /// Runs `f` on the limiter: at once when it never waits on I/O, else on the blocking pool.
+    async fn limiter<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Limiter) -> T + Send + 'static,
+    ) -> T {
+        if !self.limiter.blocks() {
+            return f(self.limiter.as_ref());
+        }
+        let limiter = self.limiter.clone();
+        match tokio::task::spawn_blocking(move || f(limiter.as_ref())).await {
+            Ok(value) => value,
+            // A blocking task is only lost to a panic (passed on) or to a runtime shutting
+            // down, when no call is waiting for it any more.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
 }
@@ -327,4 +357,55 @@ pub fn clock_utc(unix: u64) -> String {
         (day % 3600) / 60,
         day % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, mpsc};
+
+    use super::*;
+    use crate::bitrix::WebhookUrl;
+
+    /// A store that waits on something only another task of the same runtime provides.
+    #[derive(Debug)]
+    struct Waiting(Mutex<mpsc::Receiver<()>>);
+
+    impl Limiter for Waiting {
+        fn try_reserve(&self, _now: Instant, _latest: Instant) -> Result<Grant, Duration> {
+            let receiver = self.0.lock().unwrap();
+            match receiver.recv_timeout(Duration::from_secs(30)) {
+                Ok(()) => Ok(Grant::Go(Duration::ZERO, Ticket(0))),
+                Err(_) => Err(Duration::MAX),
+            }
+        }
+        fn on_success(&self, _now: Instant) {}
+        fn on_settled(&self, _now: Instant) {}
+        fn on_throttled(&self, _ticket: Ticket, _now: Instant) {}
+        fn current_rate(&self) -> f64 {
+            1.0
+        }
+        fn blocks(&self) -> bool {
+            true
+        }
+    }
+
+    /// The server runs on one runtime thread: a limiter waiting on a file lock or Redis must
+    /// not hold it, or every other call (here, the one that would release it) stops too.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_limiter_that_blocks_runs_off_the_runtime_thread() {
+        let webhook = WebhookUrl::parse("http://127.0.0.1:9/rest/7/abcdefgh12345678/").unwrap();
+        let client = PortalClient::new(Arc::new(webhook), Duration::from_secs(5));
+        let (release, waiting) = mpsc::channel();
+        let gateway = Gateway::new(
+            client,
+            Arc::new(Waiting(Mutex::new(waiting))),
+            Duration::from_secs(5),
+        );
+        tokio::spawn(async move { release.send(()).unwrap() });
+        let now = Instant::now();
+        let reserved = gateway
+            .limiter(move |limiter| limiter.try_reserve(now, now))
+            .await;
+        assert_eq!(reserved, Ok(Grant::Go(Duration::ZERO, Ticket(0))));
+    }
 }

@@ -163,6 +163,10 @@ impl Limiter for SharedLimiter {
     fn current_rate(&self) -> f64 {
         self.with(|b, limit| b.current_rate(limit), RateLimiter::current_rate)
     }
+
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 /// The state in a small JSON file per portal, changed under an advisory lock on the file.
