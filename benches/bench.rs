@@ -599,6 +599,31 @@ async fn pacing_scenarios(table: &mut Table) {
         );
     }
 
+    // What slow start costs where the portal's bucket is as big as configured (the default
+    // case): 50 concurrent calls at a 2/s burst-50 portal that answers in 100 ms. Sent all
+    // at once they would take one answer's time.
+    {
+        let slow = portal::Reply::Delay(Duration::from_millis(100), Box::new(ok(json!(["read"]))));
+        let (portal, refused) = TestPortal::rate_limited(2.0, 50, slow).await;
+        let url = portal.webhook_url();
+        let store = fresh_store();
+        let mut raw = Raw::ready(&[
+            ("BITRIX24_WEBHOOK_URL", url.as_str()),
+            ("BITRIX24_LIMITER_URL", store.as_str()),
+        ])
+        .await;
+        let started = Instant::now();
+        let failed = pipelined(&mut raw, 50, 50).await;
+        pacing_row(
+            table,
+            "1 process (2/50) vs portal 2/s burst 50 answering in 100 ms, 50 concurrent calls (slow start's cost)".to_owned(),
+            started.elapsed().as_secs_f64(),
+            0.1,
+            refused.load(Ordering::SeqCst),
+            &failed,
+        );
+    }
+
     // Three processes on one webhook, 20 concurrent calls each, 2/s burst-10 portal.
     let redis = BenchRedis::start();
     let mut stores = vec![("machine-wide file", fresh_store())];
