@@ -46,9 +46,12 @@ pub fn ledger_path() -> PathBuf {
 /// ledger is a fresh temporary file unless `env` names one.
 pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
+    // Pacing state of its own unless a test shares one: test portals reuse loopback ports,
+    // and a machine-wide state left by an earlier test on the same port would pace this one.
     cmd.env_clear()
         .env("RUST_LOG", "trace")
         .env("BITRIX24_LEDGER", ledger_path())
+        .env("BITRIX24_LIMITER_URL", "memory")
         .args(args);
     for (k, v) in env {
         cmd.env(k, v);

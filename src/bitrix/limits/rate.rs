@@ -169,6 +169,17 @@ impl Bucket {
         fresh
     }
 
+    /// A state another process stored, read by one configured with `limit`: never more burst
+    /// than this process was told the portal allows.
+    pub fn within(mut self, limit: RateLimit) -> Self {
+        let configured = f64::from(limit.burst);
+        if !(self.burst.is_finite() && self.burst <= configured) {
+            self.burst = configured;
+        }
+        self.known = self.known.map(|k| k.min(configured));
+        self
+    }
+
     /// Slow start: the allowance still grows with each success.
     fn starting(&self) -> bool {
         self.known.is_none()
@@ -640,6 +651,19 @@ mod tests {
                 "a retry was pushed past its deadline"
             );
         }
+    }
+
+    /// A process configured for a burst of 1 that reads a state stored by one configured for
+    /// 3 paces by its own burst.
+    #[test]
+    fn a_shared_state_is_read_within_this_process_s_burst() {
+        let wide: RateLimit = "2/3".parse().unwrap();
+        let narrow: RateLimit = "2/1".parse().unwrap();
+        let stored = Bucket::new(wide, 0.0);
+        assert_eq!((stored.known, stored.burst), (Some(3.0), 3.0));
+        let read = stored.within(narrow);
+        assert_eq!((read.known, read.burst), (Some(1.0), 1.0));
+        assert_eq!(stored.within(wide), stored);
     }
 
     #[test]

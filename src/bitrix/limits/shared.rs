@@ -93,7 +93,7 @@ impl SharedLimiter {
         self.store.update(&mut |stored| {
             let mut bucket = match stored {
                 Some(b) if b.is_stale(now, STALE_AFTER_SECS) => b.renewed(self.limit, now),
-                Some(b) => b,
+                Some(b) => b.within(self.limit),
                 None => Bucket::new(self.limit, now),
             };
             result = Some(f(&mut bucket, self.limit));
