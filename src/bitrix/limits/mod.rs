@@ -83,8 +83,10 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn on_throttled(&self, ticket: Ticket, now: Instant);
     /// The current rate in calls per second, after any slowdown.
     fn current_rate(&self) -> f64;
-    /// Whether a call may wait on I/O (a file lock another process holds, Redis): then the
-    /// gateway runs it on the blocking pool, so the server's one runtime thread never stalls.
+    /// Whether a call waits on the network (Redis: up to its timeout when Redis is gone):
+    /// then the gateway runs it on the blocking pool, so the server's one runtime thread never
+    /// stalls. A file lock is held by others for one read and one write, less than the
+    /// thread hop would cost, so the file store stays inline.
     fn blocks(&self) -> bool {
         false
     }
@@ -389,8 +391,8 @@ mod tests {
         }
     }
 
-    /// The server runs on one runtime thread: a limiter waiting on a file lock or Redis must
-    /// not hold it, or every other call (here, the one that would release it) stops too.
+    /// The server runs on one runtime thread: a limiter waiting on Redis must not hold it,
+    /// or every other call (here, the one that would release it) stops too.
     #[tokio::test(flavor = "current_thread")]
     async fn a_limiter_that_blocks_runs_off_the_runtime_thread() {
         let webhook = WebhookUrl::parse("http://127.0.0.1:9/rest/7/abcdefgh12345678/").unwrap();

@@ -158,6 +158,10 @@ impl StateStore for RedisStore {
     fn describe(&self) -> String {
         self.shown.clone()
     }
+
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 /// The URL as it may be logged: any password replaced.

@@ -44,6 +44,10 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String>;
     /// Where the state is, for logs.
     fn describe(&self) -> String;
+    /// Whether an update waits on the network: see [`Limiter::blocks`].
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Limiter`] whose state lives in a [`StateStore`], with this process's own bucket to
@@ -165,7 +169,7 @@ impl Limiter for SharedLimiter {
     }
 
     fn blocks(&self) -> bool {
-        true
+        self.store.blocks()
     }
 }
 
