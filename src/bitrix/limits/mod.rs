@@ -132,7 +132,8 @@ pub struct Gateway {
     limiter: Arc<dyn Limiter>,
     budgets: MethodBudgets,
     timeout: Duration,
-    /// Wakes the calls told to ask the limiter again when an answer came back.
+    /// Wakes a call told to ask the limiter again when an answer came back; a call that
+    /// then gets a slot wakes the next.
     answered: tokio::sync::Notify,
 }
 
@@ -176,6 +177,8 @@ impl Gateway {
         // A request needs time for its answer: a slot this close to the deadline is not taken.
         let latest = deadline.checked_sub(self.timeout / 2).unwrap_or(deadline);
         let key = IdempotencyKey::for_call(api, write);
+        // Told to ask again at least once since the last slot this call got.
+        let mut waited = false;
         loop {
             let give_up = |last: Option<PortalError>, attempts| {
                 last.map(|error| CallError::Portal { error, attempts })
@@ -205,10 +208,19 @@ impl Gateway {
                 .limiter(move |limiter| limiter.try_reserve(now, latest))
                 .await;
             let (wait, ticket) = match reserved {
-                Ok(Grant::Go(wait, ticket)) => (wait, ticket),
+                Ok(Grant::Go(wait, ticket)) => {
+                    if waited {
+                        // A round may have opened: pass the turn on to the next waiting call,
+                        // so a round fills one call after another without waking them all.
+                        self.answered.notify_one();
+                        waited = false;
+                    }
+                    (wait, ticket)
+                }
                 Ok(Grant::AskAgain(after)) => {
                     // An answer in this process may open room at once; other processes'
                     // answers are seen when the time is up.
+                    waited = true;
                     let answered = self.answered.notified();
                     tokio::select! {
                         () = answered => {}
@@ -260,7 +272,7 @@ impl Gateway {
                 Ok(success) => {
                     self.limiter(|limiter| limiter.on_success(Instant::now()))
                         .await;
-                    self.answered.notify_waiters();
+                    self.answered.notify_one();
                     tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
                         method,
@@ -277,13 +289,13 @@ impl Gateway {
             if failure != Failure::RateLimited {
                 self.limiter(|limiter| limiter.on_settled(Instant::now()))
                     .await;
-                self.answered.notify_waiters();
+                self.answered.notify_one();
             }
             match failure {
                 Failure::RateLimited => {
                     self.limiter(move |limiter| limiter.on_throttled(ticket, Instant::now()))
                         .await;
-                    self.answered.notify_waiters();
+                    self.answered.notify_one();
                 }
                 Failure::RunTimeExhausted => {
                     self.budgets.exhausted(method, Instant::now());
