@@ -128,8 +128,12 @@ pub struct Bucket {
 /// The slow-start round in progress.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Round {
-    /// Successes during slow start: the next round's allowance grows with them.
+    /// Successes since the allowance last grew: the next growth is twice this.
     confirmed: f64,
+    /// A call found the allowance full since it last grew. Only then does it grow: a round
+    /// that did not use its allowance (too few callers) has not shown the portal takes more,
+    /// and growing on its successes let the next round send far past the portal's bucket.
+    limited: bool,
     /// Requests of this round not answered yet, as of `changed_at`.
     in_flight: u32,
     changed_at: f64,
@@ -185,20 +189,26 @@ impl Bucket {
         self.known.is_none()
     }
 
-    /// Opens the next slow-start round once the last one is answered (or long gone), with
-    /// an allowance that has grown with every success so far.
-    fn open_round(&mut self, limit: RateLimit, now: f64) {
+    /// Opens the next slow-start round once the last one is answered (or long gone); if a
+    /// call found the allowance full, it first grows by twice the successes since it last
+    /// grew. True when nothing is in flight.
+    fn open_round(&mut self, limit: RateLimit, now: f64) -> bool {
         let round = &mut self.round;
         if round.in_flight > 0 && now - round.changed_at < ROUND_EXPIRY_SECS {
-            return;
+            return false;
         }
         round.in_flight = 0;
         round.closed = false;
-        let configured = f64::from(limit.burst);
-        self.burst = (START_BURST + GROWTH_PER_SUCCESS * round.confirmed).min(configured);
-        if self.burst >= configured {
-            self.known = Some(configured);
+        if round.limited {
+            let configured = f64::from(limit.burst);
+            self.burst = (self.burst + GROWTH_PER_SUCCESS * round.confirmed).min(configured);
+            round.limited = false;
+            round.confirmed = 0.0;
+            if self.burst >= configured {
+                self.known = Some(configured);
+            }
         }
+        true
     }
 
     /// A request of the slow-start round came back.
@@ -223,9 +233,18 @@ impl Bucket {
     /// would have taken. During slow start a call that does not fit the allowance reserves
     /// nothing and is told when to ask again.
     pub fn reserve(&mut self, limit: RateLimit, now: f64, latest: f64) -> Result<Grant<f64>, f64> {
-        if self.starting() {
+        let idle = self.starting() && self.open_round(limit, now);
+        let grant = self.reserve_once(limit, now, latest);
+        if idle && self.starting() && matches!(grant, Ok(Grant::AskAgain(_))) {
+            // Nothing in flight, and this call found the allowance full: it grows now, so a
+            // caller alone (one call after another) never waits for slow start.
             self.open_round(limit, now);
+            return self.reserve_once(limit, now, latest);
         }
+        grant
+    }
+
+    fn reserve_once(&mut self, limit: RateLimit, now: f64, latest: f64) -> Result<Grant<f64>, f64> {
         let tat = self.tat.max(now);
         let opens = tat - self.tolerance(limit);
         // Within the burst nothing relies on the drain; beyond it, the slack absorbs the
@@ -241,6 +260,7 @@ impl Bucket {
         if self.starting() {
             if go > now || self.round.closed {
                 self.round.closed = true;
+                self.round.limited = true;
                 let soon = if go > now { go - now } else { ASK_AGAIN_SECS };
                 return Ok(Grant::AskAgain(soon.min(ASK_AGAIN_SECS)));
             }
@@ -556,6 +576,39 @@ mod tests {
         limiter.on_settled(t1);
         // Three successes widen the allowance from 4 to 10; 4 are in the bucket already.
         assert_eq!(limiter.flood(20, t1).len(), 6);
+    }
+
+    /// A round its callers did not fill shows nothing about the portal's bucket: its
+    /// successes do not grow the allowance. (They did, and the next round, from the other
+    /// processes, sent 14 into a bucket with room for 2.)
+    #[test]
+    fn a_round_nobody_found_full_does_not_grow_the_allowance() {
+        let limiter = RateLimiter::new(RateLimit::default());
+        let t0 = Instant::now();
+        assert_eq!(limiter.flood(20, t0).len(), 4);
+        for _ in 0..4 {
+            limiter.on_success(t0);
+        }
+        // The allowance grew to 12; only 6 callers come, and all are answered.
+        assert_eq!(limiter.flood(6, t0).len(), 6);
+        for _ in 0..6 {
+            limiter.on_success(t0);
+        }
+        // Still 12: two more fit, not 14.
+        assert_eq!(limiter.flood(20, t0).len(), 2);
+    }
+
+    /// One call after another never waits for slow start: a call that finds the allowance
+    /// full with nothing in flight grows it at once.
+    #[test]
+    fn a_caller_alone_never_waits_for_slow_start() {
+        let limiter = RateLimiter::new(RateLimit::default());
+        let t0 = Instant::now();
+        for _ in 0..50 {
+            assert_eq!(limiter.reserve(t0), Duration::ZERO);
+            limiter.on_success(t0);
+        }
+        limiter.with(|b, _| assert_eq!(b.known, Some(50.0)));
     }
 
     /// A process killed in the middle of a round holds the others up for a second at most.
