@@ -542,6 +542,18 @@ fn fresh_store() -> String {
     format!("file:{}", dir.display())
 }
 
+/// One server process for `portal` with pacing state of its own, plus `env`.
+async fn paced_server(portal: &TestPortal, env: &[(&str, &str)]) -> Raw {
+    let url = portal.webhook_url();
+    let store = fresh_store();
+    let mut all = vec![
+        ("BITRIX24_WEBHOOK_URL", url.as_str()),
+        ("BITRIX24_LIMITER_URL", store.as_str()),
+    ];
+    all.extend_from_slice(env);
+    Raw::ready(&all).await
+}
+
 /// One row: wall time against the ideal, the 503s the portal sent, the failures clients saw.
 /// Each failure's text goes to stderr under the row: it says what failed and why.
 fn pacing_row(
@@ -571,13 +583,7 @@ async fn pacing_scenarios(table: &mut Table) {
     // One process at the default 2/50 against a 2/s burst-5 portal, 20 calls.
     for concurrent in [false, true] {
         let (portal, refused) = TestPortal::rate_limited(2.0, 5, ok(json!(["read"]))).await;
-        let url = portal.webhook_url();
-        let store = fresh_store();
-        let mut raw = Raw::ready(&[
-            ("BITRIX24_WEBHOOK_URL", url.as_str()),
-            ("BITRIX24_LIMITER_URL", store.as_str()),
-        ])
-        .await;
+        let mut raw = paced_server(&portal, &[]).await;
         let started = Instant::now();
         let failed = if concurrent {
             pipelined(&mut raw, 20, 20).await
@@ -611,13 +617,7 @@ async fn pacing_scenarios(table: &mut Table) {
     {
         let slow = portal::Reply::Delay(Duration::from_millis(100), Box::new(ok(json!(["read"]))));
         let (portal, refused) = TestPortal::rate_limited(2.0, 50, slow).await;
-        let url = portal.webhook_url();
-        let store = fresh_store();
-        let mut raw = Raw::ready(&[
-            ("BITRIX24_WEBHOOK_URL", url.as_str()),
-            ("BITRIX24_LIMITER_URL", store.as_str()),
-        ])
-        .await;
+        let mut raw = paced_server(&portal, &[]).await;
         let started = Instant::now();
         let failed = pipelined(&mut raw, 50, 50).await;
         pacing_row(
@@ -678,14 +678,7 @@ async fn pacing_scenarios(table: &mut Table) {
 
     // 200 concurrent calls in one session at --rate-limit 5/10, 5/s burst-10 portal.
     let (portal, refused) = TestPortal::rate_limited(5.0, 10, ok(json!(["read"]))).await;
-    let url = portal.webhook_url();
-    let store = fresh_store();
-    let mut raw = Raw::ready(&[
-        ("BITRIX24_WEBHOOK_URL", url.as_str()),
-        ("BITRIX24_RATE_LIMIT", "5/10"),
-        ("BITRIX24_LIMITER_URL", store.as_str()),
-    ])
-    .await;
+    let mut raw = paced_server(&portal, &[("BITRIX24_RATE_LIMIT", "5/10")]).await;
     let started = Instant::now();
     let failed = pipelined(&mut raw, 200, 200).await;
     let took = started.elapsed().as_secs_f64();

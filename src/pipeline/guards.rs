@@ -182,12 +182,7 @@ pub async fn run(
                     progress,
                 )
                 .await?;
-                let found = Preflight::values_in("", Some("ID"), &answer);
-                let unknown: Vec<&str> = wanted
-                    .iter()
-                    .filter(|w| !found.contains(w))
-                    .map(String::as_str)
-                    .collect();
+                let unknown = missing(&wanted, &Preflight::values_in("", Some("ID"), &answer));
                 if !unknown.is_empty() {
                     tracing::info!(tool = %spec.name, unknown = unknown.len(), "unknown users");
                     return Err(ToolFailure::new(
@@ -208,12 +203,7 @@ pub async fn run(
                     continue;
                 }
                 let answer = read(p, method, json!({}), spec, deadline, progress).await?;
-                let known = Preflight::values_in(list_at, Some("id"), &answer);
-                let unknown: Vec<&str> = wanted
-                    .iter()
-                    .filter(|w| !known.contains(w))
-                    .map(String::as_str)
-                    .collect();
+                let unknown = missing(&wanted, &Preflight::values_in(list_at, Some("id"), &answer));
                 if !unknown.is_empty() {
                     return Err(ToolFailure::new(
                         FailureKind::Refused,
@@ -224,6 +214,15 @@ pub async fn run(
         }
     }
     Ok(names)
+}
+
+/// The wanted values a portal's answer did not list, in the order they were asked for.
+fn missing<'a>(wanted: &'a [String], listed: &[String]) -> Vec<&'a str> {
+    wanted
+        .iter()
+        .filter(|w| !listed.contains(w))
+        .map(String::as_str)
+        .collect()
 }
 
 /// A read made on behalf of a write's guard, repaired like the read tool's own answer.
