@@ -1,9 +1,23 @@
-//! Embeds every catalog file from `tools/` so the binary needs no files at run time,
-//! and a new tool is added by adding a file, not by editing code.
+//! Reads every catalog file from `tools/` and writes the catalog into the binary as a digest,
+//! so a start does not parse TOML, a bad file fails the build naming the file, and a new tool
+//! is added by adding a file, not by editing code.
 
-use std::{env, fs, path::PathBuf};
+use std::{env, fs, path::PathBuf, process::ExitCode};
 
-fn main() {
+// The catalog's own types and reader, shared with the crate rather than copied.
+#[path = "src/bitrix/api.rs"]
+mod api;
+#[path = "src/catalog/file.rs"]
+mod file;
+#[path = "src/catalog/spec.rs"]
+#[allow(dead_code)]
+mod spec;
+
+mod bitrix {
+    pub use super::api::Api;
+}
+
+fn main() -> ExitCode {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("tools");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
@@ -12,16 +26,40 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    let mut out = String::from("pub(crate) static CATALOG_FILES: &[(&str, &str)] = &[\n");
+    let mut specs = Vec::with_capacity(files.len());
+    let mut bad = false;
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
         let name = path.file_name().unwrap().to_string_lossy();
-        out.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            path.display().to_string()
-        ));
+        let text = fs::read_to_string(path).expect("readable catalog file");
+        match file::read(&name, &text) {
+            Ok(spec) => specs.push(spec),
+            Err(problem) => {
+                // `cargo::error` takes one line: TOML's quoted source lines (`3 | bogus = 1`)
+                // give way to the position and the reason.
+                let problem: Vec<&str> = problem
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| {
+                        !l.is_empty()
+                            && !l
+                                .trim_start_matches(char::is_numeric)
+                                .trim_start()
+                                .starts_with('|')
+                    })
+                    .collect();
+                println!("cargo::error=tools/{name}: {}", problem.join(": "));
+                bad = true;
+            }
+        }
     }
-    out.push_str("];\n");
-    let dest = PathBuf::from(env::var("OUT_DIR").unwrap()).join("catalog_files.rs");
-    fs::write(dest, out).expect("write catalog_files.rs");
+    if bad {
+        return ExitCode::FAILURE;
+    }
+    // Sorted by tool name, the order `tools/list` shows.
+    specs.sort_by(|a, b| a.name.cmp(&b.name));
+    let digest = serde_json::to_string(&specs).expect("the catalog serialises");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    fs::write(out.join("catalog.json"), digest).expect("write catalog.json");
+    ExitCode::SUCCESS
 }

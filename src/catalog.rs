@@ -1,50 +1,27 @@
 //! The tool catalog: one TOML file per Bitrix24 REST method under `tools/`, embedded at
 //! build time. Everything the server publishes about a tool comes from here.
 
+#[cfg(test)]
+mod file;
+mod spec;
+
 use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bitrix::Api;
+pub use self::spec::*;
 
-include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
+/// Every file of `tools/`, read and checked by the build script (build.rs), sorted by tool
+/// name: JSON whose schemas and examples stay unparsed text until a tool needs them.
+static DIGEST: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog.json"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("tools/{file}: {source}")]
-    Parse {
-        file: String,
-        #[source]
-        source: toml::de::Error,
-    },
     #[error("tools/{file}: {problem}")]
     Invalid { file: String, problem: String },
-}
-
-/// The four annotation hints, always all set: the spec's defaults (destructive, open-world
-/// writes) would make every read look dangerous to the clients that gate on them.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hints {
-    pub read_only: bool,
-    pub destructive: bool,
-    pub idempotent: bool,
-    pub open_world: bool,
-}
-
-/// Advice attached to a portal error that this method is known to answer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorAdvice {
-    /// Matches the portal's error code exactly (case-insensitive).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Matches when the portal's description contains this text (case-insensitive).
-    #[serde(default)]
-    pub description_contains: Option<String>,
-    pub advice: String,
+    #[error("the catalog built into this binary does not read back: {0}")]
+    Digest(#[from] serde_json::Error),
 }
 
 impl ErrorAdvice {
@@ -60,19 +37,6 @@ impl ErrorAdvice {
         });
         code_ok && text_ok
     }
-}
-
-/// Documented quirks of a method's answer, repaired before the model sees it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Normalize {
-    /// JSON pointers (into `result`) where the portal answers `[]` for an empty map.
-    #[serde(default)]
-    pub empty_array_to_object: Vec<String>,
-    /// JSON pointers (into `result`) of maps keyed by integers: PHP's `json_encode` sends a
-    /// map whose keys are exactly 0..n-1 as a list, so `[a, b]` becomes `{"0": a, "1": b}`.
-    #[serde(default)]
-    pub list_to_object: Vec<String>,
 }
 
 impl Normalize {
@@ -104,112 +68,6 @@ impl Normalize {
             }
         }
     }
-}
-
-/// How a tool is carried out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// One REST call with the arguments as parameters.
-    #[default]
-    Rest,
-    /// Many read-only tool calls sent as Bitrix24 `batch` requests.
-    Batch,
-    /// Answered from this server's own record of the changes it sent; nothing reaches the portal.
-    History,
-    /// Publishes a toolset in the running MCP session; nothing is sent to the portal.
-    EnableToolset,
-    /// Answers who access codes stand for from batched reads of catalog methods.
-    ResolveAccessCodes,
-}
-
-/// What a write changes, so that the confirmation, the dry run and the ledger can name the
-/// object and compare the new set with the last one written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeSpec {
-    /// The kind of object, in words: "site", "role", "portal".
-    pub object: String,
-    /// JSON pointer to the object's id in the arguments; none for a portal-wide write.
-    #[serde(default)]
-    pub id_at: Option<String>,
-    /// JSON pointer to the set the write replaces.
-    pub set_at: String,
-    /// What the set's keys or items are when they are not access codes, e.g. "site".
-    #[serde(default)]
-    pub items: Option<String>,
-    /// Whether the write replaces the whole set (site rights) or only changes what it names
-    /// (adding a member): only a replacing write makes everything unlisted lose its rights.
-    #[serde(default = "replaces_by_default")]
-    pub replaces: bool,
-}
-
-fn replaces_by_default() -> bool {
-    true
-}
-
-/// A check made before a write, so that the portal never silently accepts a call that
-/// changes nothing. Declared in the catalog, carried out by one mechanism in the dispatcher.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Preflight {
-    /// Calls `method` (no parameters) and refuses when its result equals `equals`.
-    RefuseIf {
-        method: String,
-        equals: Value,
-        message: String,
-    },
-    /// Asks `access.name` about the access codes found at `codes_at` (a JSON pointer into
-    /// the arguments: the keys of an object or the items of an array) and refuses when the
-    /// portal does not know some of them.
-    KnownAccessCodes {
-        codes_at: String,
-        /// Documented codes that `access.name` cannot name, and how each is checked instead.
-        #[serde(default)]
-        unnamed: Vec<UnnamedCode>,
-        /// When the codes sit in objects (`[{"accessCode": "D2"}]`): the key that holds each.
-        #[serde(default)]
-        item_key: Option<String>,
-    },
-    /// Reads the members of the workgroup whose ID is at `group_at` (`sonet_group.user.get`)
-    /// and checks the users at `users_at` (one ID or a list): refused when one holds a role in
-    /// `refuse_roles`, or holds none in `require_roles` (non-members hold none).
-    GroupRoles {
-        group_at: String,
-        users_at: String,
-        #[serde(default)]
-        refuse_roles: Vec<String>,
-        #[serde(default)]
-        require_roles: Vec<String>,
-        message: String,
-    },
-    /// Calls `method` (no parameters) and refuses when a value at `values_at` (the items'
-    /// `item_key`) is not among the `id`s of the items listed at `list_at` in its answer.
-    KnownIds {
-        method: String,
-        list_at: String,
-        values_at: String,
-        item_key: String,
-        message: String,
-    },
-    /// Looks the users at `users_at` (one ID or a list) up with `user.get` and refuses when
-    /// one is not found: a method that takes a user ID without checking it is the case.
-    UsersExist { users_at: String, message: String },
-}
-
-/// An access code the method documents but `access.name` has no provider for: the guard must
-/// not refuse it for being nameless, yet must not wave through a code that means nothing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnnamedCode {
-    /// The code; `{id}` stands for a positive number (`SG{id}` matches `SG12`).
-    pub code: String,
-    /// What the code means for this method, said in the refusal text.
-    pub means: String,
-    /// The nameable code to ask `access.name` instead (`SG{id}_K`); without it the code is
-    /// accepted as it is.
-    #[serde(default)]
-    pub check_as: Option<String>,
 }
 
 impl UnnamedCode {
@@ -264,69 +122,6 @@ impl Preflight {
             _ => Vec::new(),
         }
     }
-}
-
-/// One catalog file, as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolSpec {
-    pub method: String,
-    pub name: String,
-    #[serde(default)]
-    pub kind: Kind,
-    pub title: String,
-    pub scope: String,
-    /// The group `--toolsets` selects this tool by.
-    pub toolset: String,
-    /// The official docs page this entry was last checked against, as
-    /// `<path in bitrix24/b24restdocs>@<commit>`, so the next reader can check it again. Empty
-    /// for a tool this server answers itself.
-    #[serde(default)]
-    pub docs: String,
-    /// `api = "v3"` for a REST 3.0 method; classic REST when left out.
-    #[serde(default)]
-    pub api: Api,
-    /// Published when no `--toolsets`/`--tools` is given: the common questions, kept within
-    /// the context budget every session pays for.
-    #[serde(default)]
-    pub default: bool,
-    pub description: String,
-    pub hints: Hints,
-    pub input_schema: Value,
-    pub output_schema: Value,
-    #[serde(default)]
-    pub normalize: Normalize,
-    #[serde(default)]
-    pub errors: Vec<ErrorAdvice>,
-    /// How to ask for less when an answer is over the size limit.
-    #[serde(default)]
-    pub narrow: Option<String>,
-    /// One line of the server instructions, sent only while this tool is published; it may
-    /// name no other tool, since that one may be filtered out.
-    #[serde(default)]
-    pub instruction: Option<String>,
-    #[serde(default)]
-    pub preflight: Vec<Preflight>,
-    #[serde(default)]
-    pub change: Option<ChangeSpec>,
-    /// One valid call and a portal answer of the documented shape. The tests forward it to a
-    /// test portal, so a new tool is covered by adding its file alone.
-    #[serde(default)]
-    pub example: Option<Example>,
-    /// For a write: the read tool that shows whether it took effect, named to the model when
-    /// the write's answer is lost. Left out when REST cannot read the change back.
-    #[serde(default)]
-    pub check_with: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Example {
-    pub arguments: Value,
-    /// The portal's `result`, before normalisation; left out for `null`, which TOML cannot
-    /// write.
-    #[serde(default)]
-    pub answer: Value,
 }
 
 impl ToolSpec {
@@ -581,7 +376,12 @@ pub struct Catalog {
 impl Catalog {
     /// The catalog compiled into this binary.
     pub fn embedded() -> Result<Self, CatalogError> {
-        Self::from_files(CATALOG_FILES.iter().copied())
+        let specs: Vec<ToolSpec> = serde_json::from_str(DIGEST)?;
+        let entries = specs
+            .into_iter()
+            .map(|spec| Arc::new(Entry::new(spec)))
+            .collect();
+        Ok(Self { entries })
     }
 
     /// The embedded catalog, parsed once for all of a test run's unit tests.
@@ -591,22 +391,17 @@ impl Catalog {
         SHARED.get_or_init(|| Catalog::embedded().expect("the embedded catalog parses"))
     }
 
-    pub fn from_files<'a>(
+    /// A catalog read from files the way the build script reads `tools/`.
+    #[cfg(test)]
+    pub(crate) fn from_files<'a>(
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, CatalogError> {
         let mut entries = Vec::new();
-        for (file, text) in files {
-            let spec: ToolSpec = toml::from_str(text).map_err(|source| CatalogError::Parse {
-                file: file.to_owned(),
-                source,
+        for (name, text) in files {
+            let spec = file::read(name, text).map_err(|problem| CatalogError::Invalid {
+                file: name.to_owned(),
+                problem,
             })?;
-            let expected_file = format!("{}.toml", spec.method);
-            if file != expected_file {
-                return Err(CatalogError::Invalid {
-                    file: file.to_owned(),
-                    problem: format!("the file for {} must be named {expected_file}", spec.method),
-                });
-            }
             entries.push(Arc::new(Entry::new(spec)));
         }
         entries.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
@@ -967,12 +762,8 @@ mod tests {
 
     #[test]
     fn rejects_misnamed_file() {
-        let text = Catalog::embedded()
-            .unwrap()
-            .entries()
-            .next()
-            .map(|_| CATALOG_FILES[0].1)
-            .unwrap();
+        let text = include_str!("../tools/access.name.toml");
+        assert!(Catalog::from_files([("access.name.toml", text)]).is_ok());
         let err = Catalog::from_files([("wrong.toml", text)]).unwrap_err();
         assert!(err.to_string().contains("must be named"), "{err}");
     }
