@@ -246,6 +246,13 @@ impl Entry {
     }
 }
 
+/// Builds what compiling any schema needs first, the meta-schema validator that checks it
+/// (~1 ms, once per process), so that a tool's validator built afterwards costs microseconds.
+/// Call it off the request path. The catalog's schemas name no `$schema`, so one draft serves.
+pub fn warm_up_schema_checks() {
+    let _ = jsonschema::validator_for(&serde_json::json!({"type": "object"}));
+}
+
 /// Phrases one schema violation so that it names the argument, even for the keywords whose
 /// instance path is the arguments object itself (`required`, `additionalProperties`), and says
 /// what the argument must be in the schema's own terms rather than the validator's keywords.

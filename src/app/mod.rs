@@ -17,7 +17,7 @@ use crate::{
         Credentials, PortalClient,
         limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
     },
-    catalog::Catalog,
+    catalog::{self, Catalog},
     ledger::Ledger,
     mcp::{self, PermissionsServer},
     pipeline::{self, Pipeline, Selection, WriteLog},
@@ -28,6 +28,10 @@ use crate::{
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.clone().unwrap_or(Command::Serve { http: None });
+    if matches!(command, Command::Serve { .. } | Command::Call { .. }) {
+        // Off the main thread while it starts, so the first call's validator is quick to build.
+        std::thread::spawn(catalog::warm_up_schema_checks);
+    }
     let (config, pipeline) = match prepare(&cli, &command).await {
         Ok(ready) => ready,
         Err(err) => {
@@ -215,6 +219,19 @@ fn limiter(
 }
 
 async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
+    // Get the validators and the HTTP client ready on a thread of their own while the client
+    // and this thread go through the handshake and tools/list, so the first call finds them
+    // built. Validators first: every call needs one, and the first one built also builds the
+    // meta-schema validator (~1 ms) that checks each schema.
+    let warming = pipeline.clone();
+    tokio::task::spawn_blocking(move || {
+        for entry in warming.published() {
+            entry.warm_up();
+        }
+        if let Err(err) = warming.gateway().portal().warm_up() {
+            tracing::error!("{err}");
+        }
+    });
     tracing::info!(
         portal = %pipeline.gateway().portal().credentials(),
         read_only = config.filters.read_only,
@@ -238,17 +255,6 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         asked.requested().await;
         in_flight.settled(drain).await;
         stop.cancel();
-    });
-    // The handshake is answered; get the validators and the HTTP client ready before the
-    // first call needs them, on a thread of their own. Validators first: they are cheap and
-    // every call needs one.
-    tokio::task::spawn_blocking(move || {
-        for entry in pipeline.published() {
-            entry.warm_up();
-        }
-        if let Err(err) = pipeline.gateway().portal().warm_up() {
-            tracing::error!("{err}");
-        }
     });
     service.waiting().await.context("MCP service stopped")?;
     Ok(())
