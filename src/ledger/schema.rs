@@ -39,10 +39,14 @@ pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send
         )
         .into());
     }
-    for step in &MIGRATIONS[version..] {
-        conn_tx.execute_batch(step)?;
+    // A file already up to date is only read: writing its version again at every start made
+    // SQLite begin a new WAL file and sync it and its directory on the first answer's path.
+    if version < MIGRATIONS.len() {
+        for step in &MIGRATIONS[version..] {
+            conn_tx.execute_batch(step)?;
+        }
+        conn_tx.pragma_update(None, "user_version", i64::try_from(MIGRATIONS.len())?)?;
     }
-    conn_tx.pragma_update(None, "user_version", i64::try_from(MIGRATIONS.len())?)?;
     conn_tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
     conn_tx.commit()?;
     Ok(())
