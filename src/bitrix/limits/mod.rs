@@ -270,9 +270,8 @@ impl Gateway {
             });
             let error = match answer {
                 Ok(success) => {
-                    self.limiter(|limiter| limiter.on_success(Instant::now()))
+                    self.settle(|limiter| limiter.on_success(Instant::now()))
                         .await;
-                    self.answered.notify_one();
                     tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
                     self.budgets.record(
                         method,
@@ -287,15 +286,13 @@ impl Gateway {
             };
             let failure = classify(&error);
             if failure != Failure::RateLimited {
-                self.limiter(|limiter| limiter.on_settled(Instant::now()))
+                self.settle(|limiter| limiter.on_settled(Instant::now()))
                     .await;
-                self.answered.notify_one();
             }
             match failure {
                 Failure::RateLimited => {
-                    self.limiter(move |limiter| limiter.on_throttled(ticket, Instant::now()))
+                    self.settle(move |limiter| limiter.on_throttled(ticket, Instant::now()))
                         .await;
-                    self.answered.notify_one();
                 }
                 Failure::RunTimeExhausted => {
                     self.budgets.exhausted(method, Instant::now());
@@ -325,6 +322,13 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Tells the limiter how a request ended (`f`), then wakes one call told to ask again:
+    /// the answer may have opened room for it.
+    async fn settle(&self, f: impl FnOnce(&dyn Limiter) + Send + 'static) {
+        self.limiter(f).await;
+        self.answered.notify_one();
+    }
+
     /// Runs `f` on the limiter: at once when it never waits on I/O, else on the blocking pool.
     async fn limiter<T: Send + 'static>(
         &self,
