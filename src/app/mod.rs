@@ -151,7 +151,14 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
         .with_hook(Arc::new(WriteLog))
         .with_confirm_writes(config.confirm_writes);
     if let Some(path) = &config.ledger {
-        let ledger = Ledger::open(path, identity).context(
+        // A server opens its file on the first write (most sessions only read); the commands
+        // a person runs open it now, so `doctor` and `history` report a bad file at once.
+        let ledger = if matches!(command, Command::Serve { .. }) {
+            Ledger::deferred(path, identity)
+        } else {
+            Ledger::open(path, identity)
+        }
+        .context(
             "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
         )?;
         tracing::debug!(path = %ledger.path().display(), "ledger open");

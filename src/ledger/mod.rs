@@ -7,7 +7,7 @@ mod schema;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Mutex, MutexGuard, OnceLock},
     time::Duration,
 };
 
@@ -42,7 +42,9 @@ pub struct OpenError {
 }
 
 pub struct Ledger {
-    conn: Mutex<Connection>,
+    /// Opened on first use when the ledger was opened `deferred`: most sessions only read, and
+    /// opening SQLite (schema parse, WAL files) is a third of a millisecond on a server's start.
+    conn: OnceLock<Result<Mutex<Connection>, String>>,
     path: PathBuf,
     identity: Identity,
     /// The row each call in flight writes to, by the pipeline's call id.
@@ -62,26 +64,26 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path` for calls made as
-    /// `identity`.
+    /// `identity`, now: a problem with the file is found before anything runs.
     pub fn open(path: &Path, identity: Identity) -> Result<Self, OpenError> {
-        let fail = |source: Box<dyn std::error::Error + Send + Sync>| OpenError {
-            path: path.display().to_string(),
-            source,
-        };
+        let ledger = Self::deferred(path, identity)?;
+        let conn = connect(path)?;
+        let _ = ledger.conn.set(Ok(Mutex::new(conn)));
+        Ok(ledger)
+    }
+
+    /// A ledger whose file is opened by the first write, `last_ok` or history that needs it.
+    /// Only the directory is made now, so a path that cannot exist still fails at start; a
+    /// file that cannot be opened later refuses the write that needed it, with the reason.
+    pub fn deferred(path: &Path, identity: Identity) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+            std::fs::create_dir_all(dir).map_err(|e| OpenError {
+                path: path.display().to_string(),
+                source: e.into(),
+            })?;
         }
-        let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
-        // Other server processes may hold the file for a moment; wait for them, not fail.
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| fail(e.into()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| fail(e.into()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| fail(e.into()))?;
-        schema::migrate(&conn).map_err(fail)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: OnceLock::new(),
             path: path.to_owned(),
             identity,
             rows: Mutex::default(),
@@ -92,16 +94,24 @@ impl Ledger {
         &self.path
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, Unavailable> {
+        let conn = self.conn.get_or_init(|| {
+            connect(&self.path)
+                .map(Mutex::new)
+                .map_err(|e| e.to_string())
+        });
+        match conn {
+            Ok(conn) => Ok(conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)),
+            Err(why) => Err(Unavailable(why.clone())),
+        }
     }
 
-    fn begin(&self, call: &CallInfo<'_>) -> rusqlite::Result<i64> {
+    fn begin(&self, call: &CallInfo<'_>) -> Result<i64, Unavailable> {
         let secrets = Secrets::global();
         let arguments = secrets.redact(&call.arguments.to_string()).into_owned();
-        let conn = self.conn();
+        let conn = self.conn()?;
         conn.execute(
             &format!(
                 "INSERT INTO changes (at, portal, user_id, tool, method, object_kind, object_id, \
@@ -123,7 +133,7 @@ impl Ledger {
         Ok(conn.last_insert_rowid())
     }
 
-    fn finish(&self, row: i64, outcome: &Outcome) -> rusqlite::Result<()> {
+    fn finish(&self, row: i64, outcome: &Outcome) -> Result<(), Unavailable> {
         let secrets = Secrets::global();
         let (state, answer, code) = match outcome {
             Ok(value) => (
@@ -142,7 +152,7 @@ impl Ledger {
                 ),
             ),
         };
-        self.conn().execute(
+        self.conn()?.execute(
             &format!(
                 "UPDATE changes SET outcome = ?1, answer = ?2, error_code = ?3, finished_at = {NOW} \
                  WHERE id = ?4"
@@ -153,8 +163,12 @@ impl Ledger {
     }
 
     /// Reads rows back, newest first; `portal` None means every portal in the file.
-    pub fn rows(&self, portal: Option<&str>, query: &HistoryQuery) -> rusqlite::Result<Vec<Value>> {
-        let conn = self.conn();
+    pub fn rows(
+        &self,
+        portal: Option<&str>,
+        query: &HistoryQuery,
+    ) -> Result<Vec<Value>, Unavailable> {
+        let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT id, at, portal, user_id, tool, method, object_kind, object_id, arguments, \
              confirmation, outcome, answer, error_code, finished_at FROM changes \
@@ -191,7 +205,36 @@ impl Ledger {
                 }))
             },
         )?;
-        rows.collect()
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Opens the file, waits for other processes rather than failing, and migrates it.
+fn connect(path: &Path) -> Result<Connection, OpenError> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| OpenError {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
+    // Other server processes may hold the file for a moment; wait for them, not fail.
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| fail(e.into()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| fail(e.into()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| fail(e.into()))?;
+    schema::migrate(&conn).map_err(fail)?;
+    Ok(conn)
+}
+
+/// Why the ledger could not be used: its file would not open, or a statement failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(String);
+
+impl From<rusqlite::Error> for Unavailable {
+    fn from(err: rusqlite::Error) -> Self {
+        Self(err.to_string())
     }
 }
 
@@ -254,7 +297,13 @@ impl CallHook for Ledger {
 
 impl Journal for Ledger {
     fn last_ok(&self, tool: &str, object: &ObjectRef) -> Option<KnownSet> {
-        let conn = self.conn();
+        let conn = match self.conn() {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(%err, "the ledger could not be read");
+                return None;
+            }
+        };
         let found = conn
             .query_row(
                 "SELECT at, arguments FROM changes WHERE portal = ?1 AND tool = ?2 \

@@ -135,3 +135,74 @@ fn refuses_a_newer_schema() {
     let err = Ledger::open(&path, identity()).unwrap_err().to_string();
     assert!(err.contains("newer"), "{err}");
 }
+
+#[tokio::test]
+async fn a_deferred_ledger_opens_its_file_at_the_first_write_and_refuses_writes_it_cannot_record() {
+    let spec = &Catalog::shared()
+        .get("landing_site_set_rights")
+        .unwrap()
+        .spec;
+    let args = json!({"id": 645, "rights": {"U1": ["read"]}});
+    let info = CallInfo {
+        call_id: 1,
+        spec,
+        arguments: &args,
+        object: None,
+        confirmation: Confirmation::Accepted,
+    };
+
+    let path = temp_path("deferred");
+    let ledger = Ledger::deferred(&path, identity()).unwrap();
+    assert!(!path.exists(), "nothing is opened before it is needed");
+    ledger.before(info).await.unwrap();
+    ledger.after(info, &Ok(json!({"result": true})));
+    assert!(path.exists());
+    assert_eq!(
+        ledger
+            .rows(
+                None,
+                &HistoryQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A file that is not a database: found at the first write, which is refused, not sent.
+    let broken = temp_path("deferred-broken");
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    std::fs::write(
+        &broken,
+        b"this is not an SQLite file, and it is long enough to be read as one",
+    )
+    .unwrap();
+    let ledger = Ledger::deferred(&broken, identity()).unwrap();
+    let refused = ledger.before(info).await.unwrap_err();
+    assert_eq!(refused.kind, FailureKind::Refused);
+    assert!(
+        refused.text.contains("Nothing was written"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains(&broken.display().to_string()),
+        "{}",
+        refused.text
+    );
+    let object = ObjectRef {
+        kind: "site".into(),
+        id: "645".into(),
+    };
+    assert!(ledger.last_ok("landing_site_set_rights", &object).is_none());
+    assert!(
+        ledger
+            .history(&HistoryQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .is_err()
+    );
+}
