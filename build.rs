@@ -56,10 +56,22 @@ fn main() -> ExitCode {
     if bad {
         return ExitCode::FAILURE;
     }
-    // Sorted by tool name, the order `tools/list` shows.
+    // Sorted by tool name, the order `tools/list` shows. The entries' JSON texts go one after
+    // another into one file, read in place; the index says where each one is.
     specs.sort_by(|a, b| a.name.cmp(&b.name));
-    let digest = serde_json::to_string(&specs).expect("the catalog serialises");
+    let mut entries = String::new();
+    let mut index = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let start = entries.len();
+        entries.push_str(&serde_json::to_string(spec).expect("a catalog entry serialises"));
+        index.push(spec::Indexed {
+            summary: spec::Summary::of(spec),
+            at: (start, entries.len() - start),
+        });
+    }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    fs::write(out.join("catalog.json"), digest).expect("write catalog.json");
+    let index = serde_json::to_string(&index).expect("the catalog index serialises");
+    fs::write(out.join("catalog-index.json"), index).expect("write catalog-index.json");
+    fs::write(out.join("catalog-entries.json"), entries).expect("write catalog-entries.json");
     ExitCode::SUCCESS
 }

@@ -315,7 +315,11 @@ async fn main() {
         format!(
             "{}: {} (first answer {})",
             ms(target),
-            if first_answer <= target { "met" } else { "missed" },
+            if first_answer <= target {
+                "met"
+            } else {
+                "missed"
+            },
             ms(first_answer)
         ),
     );

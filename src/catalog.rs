@@ -13,8 +13,10 @@ use serde_json::Value;
 pub use self::spec::*;
 
 /// Every file of `tools/`, read and checked by the build script (build.rs), sorted by tool
-/// name: JSON whose schemas and examples stay unparsed text until a tool needs them.
-static DIGEST: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog.json"));
+/// name: a small index read at start, and the entries' JSON, each read when its tool is first
+/// listed or called.
+static INDEX: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog-index.json"));
+static ENTRIES: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog-entries.json"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -22,6 +24,8 @@ pub enum CatalogError {
     Invalid { file: String, problem: String },
     #[error("the catalog built into this binary does not read back: {0}")]
     Digest(#[from] serde_json::Error),
+    #[error("the catalog built into this binary has no entry where its index puts {0}")]
+    Index(String),
 }
 
 impl ErrorAdvice {
@@ -169,7 +173,10 @@ fn as_object(v: &Value) -> JsonObject {
 /// stays cheap for tools a session never calls.
 #[derive(Debug)]
 pub struct Entry {
-    pub spec: ToolSpec,
+    /// Read at start for every tool: enough to choose and find it.
+    pub summary: Summary,
+    /// Read the first time anything else about the tool is needed.
+    pub spec: Lazy<ToolSpec>,
     validator: OnceLock<jsonschema::Validator>,
     output_validator: OnceLock<jsonschema::Validator>,
 }
@@ -191,8 +198,14 @@ pub struct ArgumentProblem {
 }
 
 impl Entry {
+    #[cfg(test)]
     fn new(spec: ToolSpec) -> Self {
+        Self::with(Summary::of(&spec), Lazy::new(spec))
+    }
+
+    fn with(summary: Summary, spec: Lazy<ToolSpec>) -> Self {
         Self {
+            summary,
             spec,
             validator: OnceLock::new(),
             output_validator: OnceLock::new(),
@@ -383,11 +396,21 @@ pub struct Catalog {
 impl Catalog {
     /// The catalog compiled into this binary.
     pub fn embedded() -> Result<Self, CatalogError> {
-        let specs: Vec<ToolSpec> = serde_json::from_str(DIGEST)?;
-        let entries = specs
+        let index: Vec<Indexed> = serde_json::from_str(INDEX)?;
+        let entries = index
             .into_iter()
-            .map(|spec| Arc::new(Entry::new(spec)))
-            .collect();
+            .map(
+                |Indexed {
+                     summary,
+                     at: (start, len),
+                 }| {
+                    let text = ENTRIES
+                        .get(start..start + len)
+                        .ok_or_else(|| CatalogError::Index(summary.name.clone()))?;
+                    Ok(Arc::new(Entry::with(summary, Lazy::from_static(text))))
+                },
+            )
+            .collect::<Result<_, CatalogError>>()?;
         Ok(Self { entries })
     }
 
@@ -420,13 +443,13 @@ impl Catalog {
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Entry>> {
-        self.entries.iter().find(|e| e.spec.name == name)
+        self.entries.iter().find(|e| e.summary.name == name)
     }
 
     pub fn by_method(&self, method: &str) -> Option<&Arc<Entry>> {
         self.entries
             .iter()
-            .find(|e| e.spec.method.eq_ignore_ascii_case(method))
+            .find(|e| e.summary.method.eq_ignore_ascii_case(method))
     }
 
     /// The toolset names, sorted. `enable_toolset` belongs to none: it is published by its
@@ -435,8 +458,8 @@ impl Catalog {
         let mut sets: Vec<&str> = self
             .entries
             .iter()
-            .filter(|e| e.spec.kind != Kind::EnableToolset)
-            .map(|e| e.spec.toolset.as_str())
+            .filter(|e| e.summary.kind != Kind::EnableToolset)
+            .map(|e| e.summary.toolset.as_str())
             .collect();
         sets.sort_unstable();
         sets.dedup();
@@ -546,6 +569,28 @@ mod tests {
             tool_name_for("landing.role.isEnabled"),
             "landing_role_is_enabled"
         );
+    }
+
+    #[test]
+    fn a_start_reads_only_the_index_and_each_index_line_matches_its_entry() {
+        let catalog = Catalog::embedded().unwrap();
+        let selection = crate::pipeline::Selection::resolve(&catalog, &Default::default()).unwrap();
+        let published: Vec<&str> = catalog
+            .entries()
+            .map(|e| e.summary.name.as_str())
+            .filter(|name| selection.allows(name))
+            .collect();
+        assert!(!published.is_empty());
+        assert!(catalog.get("landing_site_set_rights").is_some());
+        assert!(catalog.by_method("LANDING.SITE.GETRIGHTS").is_some());
+        assert_eq!(catalog.toolsets().len(), Catalog::shared().toolsets().len());
+        assert!(
+            catalog.entries().all(|e| !e.spec.is_read()),
+            "choosing and finding tools read whole entries"
+        );
+        for e in catalog.entries() {
+            assert_eq!(e.summary, Summary::of(&e.spec), "{}", e.summary.name);
+        }
     }
 
     #[test]

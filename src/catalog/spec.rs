@@ -3,7 +3,7 @@
 //! server reads the digest back. One definition serves both, so a new catalog field is added
 //! here once and travels through the digest by itself.
 
-use std::{fmt, marker::PhantomData, sync::OnceLock};
+use std::{borrow::Cow, fmt, marker::PhantomData, sync::OnceLock};
 
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
@@ -13,11 +13,12 @@ use serde_json::Value;
 
 use crate::bitrix::Api;
 
-/// A part of a catalog entry that most runs never look at (the schemas, the example): the
-/// digest keeps it as JSON text, parsed the first time it is read, so a start parses only the
-/// few tools a session publishes or calls. Read from a catalog file it is parsed at once.
+/// A part of the catalog that most runs never look at (a whole entry, its schemas, its
+/// example): the digest keeps it as JSON text, parsed the first time it is read, so a start
+/// parses only the few tools a session publishes or calls. Read from a catalog file it is
+/// parsed at once.
 pub struct Lazy<T> {
-    text: Option<Box<str>>,
+    text: Option<Cow<'static, str>>,
     value: OnceLock<T>,
 }
 
@@ -26,6 +27,20 @@ impl<T> Lazy<T> {
         Self {
             text: None,
             value: OnceLock::from(value),
+        }
+    }
+
+    /// Whether the text has been parsed yet.
+    #[cfg(test)]
+    pub fn is_read(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// JSON text compiled into the binary, borrowed rather than copied.
+    pub fn from_static(text: &'static str) -> Self {
+        Self {
+            text: Some(Cow::Borrowed(text)),
+            value: OnceLock::new(),
         }
     }
 }
@@ -80,7 +95,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lazy<T> {
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Lazy<T>, E> {
                 Ok(Lazy {
-                    text: Some(text.into()),
+                    text: Some(Cow::Owned(text.to_owned())),
                     value: OnceLock::new(),
                 })
             }
@@ -296,6 +311,45 @@ pub struct ToolSpec {
     /// the write's answer is lost. Left out when REST cannot read the change back.
     #[serde(default)]
     pub check_with: Option<String>,
+}
+
+/// What choosing and finding tools needs of each one (the toolset filters, lookup by name or
+/// method, the instructions' list of names), so a start reads this much of every entry and
+/// the rest only of the tools it publishes. The build script takes it from the entry itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub method: String,
+    pub toolset: String,
+    pub default: bool,
+    pub kind: Kind,
+    pub read_only: bool,
+}
+
+impl Summary {
+    pub fn of(spec: &ToolSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            method: spec.method.clone(),
+            toolset: spec.toolset.clone(),
+            default: spec.default,
+            kind: spec.kind,
+            read_only: spec.hints.read_only,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !self.read_only
+    }
+}
+
+/// One line of the digest's index: the summary, and where the entry's JSON sits in the
+/// digest's text of entries.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Indexed {
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub at: (usize, usize),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -44,7 +44,7 @@ pub struct PermissionsServer {
 impl PermissionsServer {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let sandbox = pipeline.sandboxed();
-        let instructions = instructions::build(pipeline.published().map(|e| &e.spec), sandbox);
+        let instructions = instructions::build(pipeline.published().map(|e| &*e.spec), sandbox);
         Self {
             pipeline,
             toolsets: Arc::default(),

@@ -63,7 +63,7 @@ mod tests {
     fn specs(filter: impl Fn(&ToolSpec) -> bool) -> Vec<&'static ToolSpec> {
         Catalog::shared()
             .entries()
-            .map(|e| &e.spec)
+            .map(|e| &*e.spec)
             .filter(|s| filter(s))
             .collect()
     }

@@ -234,7 +234,7 @@ pub(super) async fn read(
     deadline: Instant,
     progress: &dyn Progress,
 ) -> Result<Value, ToolFailure> {
-    let reader = p.catalog.by_method(method).map(|e| &e.spec);
+    let reader = p.catalog.by_method(method).map(|e| &*e.spec);
     match p
         .gateway
         .call(

@@ -38,7 +38,7 @@ use crate::{
         Api,
         limits::{Gateway, Progress},
     },
-    catalog::{Catalog, Entry, Kind, ToolSpec},
+    catalog::{Catalog, Entry, Kind, Summary, ToolSpec},
 };
 
 /// What a tool call comes to, before any framing: the complete answer, already shaped as the
@@ -149,14 +149,14 @@ impl Pipeline {
     ) -> impl Iterator<Item = &'a Arc<Entry>> {
         self.catalog
             .entries()
-            .filter(move |e| self.enabled_in(&e.spec, toolsets))
+            .filter(move |e| self.enabled_in(&e.summary, toolsets))
     }
 
-    fn enabled_in(&self, spec: &ToolSpec, toolsets: &[String]) -> bool {
-        self.selection.allows(&spec.name)
-            || (spec.kind != Kind::EnableToolset
-                && toolsets.iter().any(|t| t == "all" || *t == spec.toolset)
-                && self.selection.may_enable(&self.catalog, &spec.name))
+    fn enabled_in(&self, tool: &Summary, toolsets: &[String]) -> bool {
+        self.selection.allows(&tool.name)
+            || (tool.kind != Kind::EnableToolset
+                && toolsets.iter().any(|t| t == "all" || *t == tool.toolset)
+                && self.selection.may_enable(&self.catalog, &tool.name))
     }
 
     /// The toolsets a session may enable, sorted.
@@ -185,12 +185,12 @@ impl Pipeline {
                 name: name.to_owned(),
                 known: self
                     .published_with(toolsets)
-                    .map(|e| e.spec.name.as_str())
+                    .map(|e| e.summary.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
             });
         };
-        if self.enabled_in(&entry.spec, toolsets) {
+        if self.enabled_in(&entry.summary, toolsets) {
             return Ok(entry);
         }
         match self.selection.hidden(&self.catalog, name) {

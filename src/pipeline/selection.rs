@@ -51,7 +51,7 @@ pub struct Selection {
 
 impl Selection {
     pub fn resolve(catalog: &Catalog, filters: &Filters) -> Result<Self, SelectionError> {
-        let names: Vec<&str> = catalog.entries().map(|e| e.spec.name.as_str()).collect();
+        let names: Vec<&str> = catalog.entries().map(|e| e.summary.name.as_str()).collect();
         let valid_tools = names.join(", ");
         let check_tool = |name: &String, setting| {
             if names.contains(&name.as_str()) {
@@ -86,22 +86,22 @@ impl Selection {
             (None, None) => &default_only,
             (sets, _) => sets.as_deref().unwrap_or_default(),
         };
-        let in_sets = |spec: &crate::catalog::ToolSpec| {
+        let in_sets = |tool: &crate::catalog::Summary| {
             sets.iter()
-                .any(|s| s == ALL || *s == spec.toolset || (s == DEFAULT && spec.default))
+                .any(|s| s == ALL || *s == tool.toolset || (s == DEFAULT && tool.default))
         };
         let mut enabled: BTreeSet<String> = catalog
             .entries()
-            .filter(|e| e.spec.kind != Kind::EnableToolset && in_sets(&e.spec))
-            .map(|e| e.spec.name.clone())
+            .filter(|e| e.summary.kind != Kind::EnableToolset && in_sets(&e.summary))
+            .map(|e| e.summary.name.clone())
             .chain(filters.tools.iter().flatten().cloned())
             .collect();
         if filters.dynamic {
             enabled.extend(
                 catalog
                     .entries()
-                    .filter(|e| e.spec.kind == Kind::EnableToolset)
-                    .map(|e| e.spec.name.clone()),
+                    .filter(|e| e.summary.kind == Kind::EnableToolset)
+                    .map(|e| e.summary.name.clone()),
             );
         }
         let excluded: BTreeSet<String> = filters.exclude_tools.iter().cloned().collect();
@@ -122,7 +122,7 @@ impl Selection {
         !self.excluded.contains(name)
             && catalog
                 .get(name)
-                .is_some_and(|e| !(self.read_only && e.spec.is_write()))
+                .is_some_and(|e| !(self.read_only && e.summary.is_write()))
     }
 
     /// True when only the context budget chose the published set, so a caller with no
@@ -140,7 +140,7 @@ impl Selection {
         if self.allows(name) {
             return None;
         }
-        let is_write = catalog.get(name).is_some_and(|e| e.spec.is_write());
+        let is_write = catalog.get(name).is_some_and(|e| e.summary.is_write());
         Some(if self.read_only && is_write {
             Hidden::ReadOnly
         } else {
