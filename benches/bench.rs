@@ -269,7 +269,7 @@ async fn main() {
         "peak RSS after start",
         format!("{} KiB", raw.peak_rss_kib()),
     );
-    let http = reqwest::Client::new();
+    let http = bitrix24_permissions_mcp::testing::http_client();
     let direct_url = format!("{url}landing.site.getRights.json");
     let (mut direct, mut via_mcp) = (Vec::new(), Vec::new());
     for i in 0..calls as u64 {
@@ -502,7 +502,7 @@ async fn http_sessions(table: &mut Table, attempts: usize) {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
     .to_string();
-    let http = reqwest::Client::new();
+    let http = bitrix24_permissions_mcp::testing::http_client();
     let started = Instant::now();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
     let mut first_session = None;

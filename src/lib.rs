@@ -24,4 +24,11 @@ pub mod testing {
     };
     pub use crate::catalog::{Catalog, Entry as CatalogEntry, markdown_table, scope_table};
     pub use crate::sandbox::portal::Portal as SandboxPortal;
+
+    /// A plain HTTP client for talking to test servers, with the TLS provider this crate
+    /// compiles in (reqwest finds none by itself).
+    pub fn http_client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
 }

@@ -75,6 +75,8 @@ impl PortalClient {
     fn http(&self) -> Result<&reqwest::Client, ClientBuildError> {
         self.http
             .get_or_init(|| {
+                // The one TLS provider compiled in; a second install (another client) is a no-op.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let builder = reqwest::Client::builder()
                     .user_agent(USER_AGENT)
                     .timeout(self.timeout)

@@ -370,7 +370,7 @@ async fn http_post(
     body: &Value,
     session: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut request = reqwest::Client::new()
+    let mut request = bitrix24_permissions_mcp::testing::http_client()
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")

@@ -20,7 +20,7 @@ fn initialize() -> Value {
 }
 
 async fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
-    let mut request = reqwest::Client::new()
+    let mut request = bitrix24_permissions_mcp::testing::http_client()
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
