@@ -1,6 +1,7 @@
 //! The tool catalog: one TOML file per Bitrix24 REST method under `tools/`, embedded at
 //! build time. Everything the server publishes about a tool comes from here.
 
+mod checker;
 #[cfg(test)]
 mod file;
 mod spec;
@@ -10,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::Value;
 
+use self::checker::{Checker, Failure, Violation};
 pub use self::spec::*;
 
 /// Every file of `tools/`, read and checked by the build script (build.rs), sorted by tool
@@ -169,16 +171,16 @@ fn as_object(v: &Value) -> JsonObject {
     v.as_object().cloned().unwrap_or_default()
 }
 
-/// A catalog entry with its argument validator, compiled on first use so that start-up
-/// stays cheap for tools a session never calls.
+/// A catalog entry with its schema checkers, compiled on first use (microseconds) so that
+/// start-up does not even parse the schemas of tools a session never calls.
 #[derive(Debug)]
 pub struct Entry {
     /// Read at start for every tool: enough to choose and find it.
     pub summary: Summary,
     /// Read the first time anything else about the tool is needed.
     pub spec: Lazy<ToolSpec>,
-    validator: OnceLock<jsonschema::Validator>,
-    output_validator: OnceLock<jsonschema::Validator>,
+    input_checker: OnceLock<Checker>,
+    output_checker: OnceLock<Checker>,
 }
 
 /// Why an answer does not fit the tool's published output schema.
@@ -207,51 +209,48 @@ impl Entry {
         Self {
             summary,
             spec,
-            validator: OnceLock::new(),
-            output_validator: OnceLock::new(),
+            input_checker: OnceLock::new(),
+            output_checker: OnceLock::new(),
         }
     }
 
-    fn validator(&self) -> &jsonschema::Validator {
-        self.validator.get_or_init(|| {
-            // Every schema is compiled in the catalog tests, so this cannot fail at run time.
-            jsonschema::validator_for(&self.spec.input_schema)
-                .expect("catalog input schemas are checked by the test suite")
+    fn input_checker(&self) -> &Checker {
+        self.input_checker.get_or_init(|| {
+            // The build script compiles every catalog schema, so this cannot fail at run time.
+            Checker::compile(&self.spec.input_schema)
+                .expect("catalog input schemas are checked when the binary is built")
         })
     }
 
-    fn output_validator(&self) -> &jsonschema::Validator {
-        self.output_validator.get_or_init(|| {
-            jsonschema::validator_for(&self.spec.output_schema)
-                .expect("catalog output schemas are checked by the test suite")
+    fn output_checker(&self) -> &Checker {
+        self.output_checker.get_or_init(|| {
+            Checker::compile(&self.spec.output_schema)
+                .expect("catalog output schemas are checked when the binary is built")
         })
     }
 
     /// Checks a (normalised) answer against the output schema published in `tools/list`, so
     /// that a client which validates `structuredContent` never receives one it must reject.
     pub fn check_answer(&self, answer: &Value) -> Result<(), AnswerProblem> {
-        match self.output_validator().iter_errors(answer).next() {
+        match self.output_checker().first_violation(answer) {
             None => Ok(()),
-            Some(e) => Err(AnswerProblem {
-                path: e.instance_path().to_string(),
-                message: e.to_string(),
-            }),
+            Some(v) => {
+                let (path, message) = describe(&v, &self.spec.output_schema, Role::Answer);
+                Err(AnswerProblem { path, message })
+            }
         }
-    }
-
-    /// Compiles both validators now, so that a first call does not pay for them (call it off
-    /// the request path).
-    pub fn warm_up(&self) {
-        self.validator();
-        self.output_validator();
     }
 
     /// Checks arguments against the very schema published in `tools/list`.
     pub fn check_arguments(&self, args: &Value) -> Vec<ArgumentProblem> {
         let mut problems: Vec<ArgumentProblem> = self
-            .validator()
-            .iter_errors(args)
-            .map(|e| describe(&e, &self.spec.input_schema))
+            .input_checker()
+            .violations(args)
+            .iter()
+            .map(|v| {
+                let (path, message) = describe(v, &self.spec.input_schema, Role::Arguments);
+                ArgumentProblem { path, message }
+            })
             .collect();
         problems.sort_by(|a, b| a.path.cmp(&b.path));
         problems.dedup();
@@ -259,46 +258,37 @@ impl Entry {
     }
 }
 
-/// Builds what compiling any schema needs first, the meta-schema validator that checks it
-/// (~1 ms, once per process), so that a tool's validator built afterwards costs microseconds.
-/// Call it off the request path. The catalog's schemas name no `$schema`, so one draft serves.
-pub fn warm_up_schema_checks() {
-    let _ = jsonschema::validator_for(&serde_json::json!({"type": "object"}));
+/// What the checked value is, for the words of a problem.
+#[derive(Clone, Copy)]
+enum Role {
+    Arguments,
+    Answer,
 }
 
-/// Phrases one schema violation so that it names the argument, even for the keywords whose
-/// instance path is the arguments object itself (`required`, `additionalProperties`), and says
-/// what the argument must be in the schema's own terms rather than the validator's keywords.
-fn describe(e: &jsonschema::ValidationError<'_>, schema: &Value) -> ArgumentProblem {
-    use jsonschema::error::ValidationErrorKind as Kind;
-    let path = e.instance_path().to_string();
-    let join = |name: &str| format!("{path}/{name}");
-    match e.kind() {
-        Kind::Required { property } => ArgumentProblem {
-            path: join(property.as_str().unwrap_or_default()),
-            message: "is required but missing".to_owned(),
-        },
-        Kind::AdditionalProperties { unexpected } => ArgumentProblem {
-            path: join(&unexpected.join(", ")),
-            message: "is not an argument of this tool (names are case-sensitive)".to_owned(),
-        },
-        Kind::PropertyNames { error } => ArgumentProblem {
-            path: join(error.instance().as_str().unwrap_or_default()),
-            message: "is not an accepted key here".to_owned(),
-        },
-        _ => {
-            // The schema that failed is the one holding the failing keyword.
-            let keyword_at = e.schema_path().as_str();
-            let holder = keyword_at.rsplit_once('/').map_or("", |(parent, _)| parent);
-            let message = match schema.pointer(holder) {
-                Some(expected) => format!(
-                    "must be {}; got {}",
-                    expectation(expected),
-                    excerpt(e.instance())
-                ),
-                None => e.to_string(),
-            };
-            ArgumentProblem { path, message }
+/// Phrases one schema violation as (path, message) so that it names the argument or field,
+/// even for the keywords whose instance path is the object holding it (a missing or unknown
+/// property), and says what the value must be in the schema's own terms rather than the
+/// checker's keywords.
+fn describe(v: &Violation<'_>, schema: &Value, role: Role) -> (String, String) {
+    let join = |name: &str| format!("{}/{name}", v.instance_path);
+    match (&v.failure, role) {
+        (Failure::Missing(property), _) => (join(property), "is required but missing".to_owned()),
+        (Failure::Unexpected(name), Role::Arguments) => (
+            join(name),
+            "is not an argument of this tool (names are case-sensitive)".to_owned(),
+        ),
+        (Failure::Unexpected(name), Role::Answer) => {
+            (join(name), "is not a field the tool publishes".to_owned())
+        }
+        (Failure::BadKey(name), _) => (join(name), "is not an accepted key here".to_owned()),
+        (Failure::Value, _) => {
+            let expected = schema
+                .pointer(&v.schema_at)
+                .map_or_else(|| "as the schema says".to_owned(), expectation);
+            (
+                v.instance_path.clone(),
+                format!("must be {expected}; got {}", excerpt(v.instance)),
+            )
         }
     }
 }
@@ -603,9 +593,15 @@ mod tests {
             if s.method != "tasks.task.getaccess" {
                 assert_eq!(s.name, tool_name_for(&s.method), "{}", s.method);
             }
+            // The reference validator checks each schema against the draft's meta-schema; the
+            // checker the server uses must accept every one of them.
             jsonschema::validator_for(&s.input_schema)
                 .unwrap_or_else(|err| panic!("{}: input schema: {err}", s.name));
             jsonschema::validator_for(&s.output_schema)
+                .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
+            Checker::compile(&s.input_schema)
+                .unwrap_or_else(|err| panic!("{}: input schema: {err}", s.name));
+            Checker::compile(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
             if let Some(line) = &s.instruction {
@@ -656,10 +652,9 @@ mod tests {
                     );
                     let mut answer = example.answer.clone();
                     s.normalize.apply(&mut answer);
-                    let output = jsonschema::validator_for(&s.output_schema).unwrap();
                     let structured = json!({ "result": answer });
                     assert!(
-                        output.is_valid(&structured),
+                        e.check_answer(&structured).is_ok(),
                         "{}: the example's answer does not fit the output schema",
                         s.name
                     );

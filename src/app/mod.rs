@@ -17,7 +17,7 @@ use crate::{
         Credentials, PortalClient,
         limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
     },
-    catalog::{self, Catalog},
+    catalog::Catalog,
     ledger::Ledger,
     mcp::{self, PermissionsServer},
     pipeline::{self, Pipeline, Selection, WriteLog},
@@ -28,10 +28,6 @@ use crate::{
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.clone().unwrap_or(Command::Serve { http: None });
-    if matches!(command, Command::Serve { .. } | Command::Call { .. }) {
-        // Off the main thread while it starts, so the first call's validator is quick to build.
-        std::thread::spawn(catalog::warm_up_schema_checks);
-    }
     let (config, pipeline) = match prepare(&cli, &command).await {
         Ok(ready) => ready,
         Err(err) => {
@@ -226,15 +222,10 @@ fn limiter(
 }
 
 async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
-    // Get the validators and the HTTP client ready on a thread of their own while the client
-    // and this thread go through the handshake and tools/list, so the first call finds them
-    // built. Validators first: every call needs one, and the first one built also builds the
-    // meta-schema validator (~1 ms) that checks each schema.
+    // Get the HTTP client ready on a thread of its own while the client and this thread go
+    // through the handshake and tools/list, so the first call finds it built.
     let warming = pipeline.clone();
     tokio::task::spawn_blocking(move || {
-        for entry in warming.published() {
-            entry.warm_up();
-        }
         if let Err(err) = warming.gateway().portal().warm_up() {
             tracing::error!("{err}");
         }

@@ -1,0 +1,1064 @@
+//! Checks values against the catalog's own JSON schemas (draft 2020-12), for exactly the
+//! keywords the catalog uses. A general validator first checks every schema it compiles
+//! against the draft's meta-schema, which costs a new process about a millisecond before its
+//! first call can be answered; these schemas are ours and checked at build time, so a tree
+//! compiled in microseconds does the same job. Any keyword outside the subset is refused when
+//! the schema is compiled (the build script compiles every catalog schema), so a schema can
+//! never mean more than this checker enforces.
+//!
+//! Shared with the build script through `#[path]`: it uses nothing of the crate.
+
+use std::{cmp::Ordering, collections::HashSet, fmt};
+
+use regex::Regex;
+use serde_json::{Number, Value};
+
+/// A compiled schema.
+#[derive(Debug)]
+pub struct Checker {
+    root: Node,
+}
+
+/// A schema keyword this checker cannot enforce, or a keyword whose value is not what the
+/// draft allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// JSON pointer of the offending keyword in the schema.
+    pub at: String,
+    pub problem: String,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.at.is_empty() { "/" } else { &self.at };
+        write!(f, "schema at {at}: {}", self.problem)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// One way a value does not fit the schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation<'v> {
+    /// JSON pointer of the failing value (for a missing or unexpected property: of the object
+    /// holding it).
+    pub instance_path: String,
+    /// JSON pointer of the subschema whose keyword failed, so the caller can say what the
+    /// value must be in the schema's own terms.
+    pub schema_at: String,
+    /// The failing keyword, for tests and logs; never meant for the model.
+    pub keyword: &'static str,
+    pub failure: Failure,
+    pub instance: &'v Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A `required` property is absent.
+    Missing(String),
+    /// A property that `additionalProperties: false` does not allow.
+    Unexpected(String),
+    /// An object key that its `propertyNames` schema refuses.
+    BadKey(String),
+    /// The value itself does not fit the subschema at `schema_at`.
+    Value,
+}
+
+/// Keywords that only annotate: no effect on whether a value fits.
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "title",
+    "examples",
+    "default",
+    "$comment",
+    "format",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+#[derive(Debug)]
+enum Node {
+    True,
+    /// The `false` schema, with its location.
+    False(String),
+    Schema(Box<Schema>),
+}
+
+#[derive(Debug, Default)]
+struct Schema {
+    at: String,
+    types: Option<u8>,
+    properties: Vec<(String, Node)>,
+    required: Vec<String>,
+    additional: Option<Node>,
+    property_names: Option<Node>,
+    min_properties: Option<usize>,
+    max_properties: Option<usize>,
+    any_of: Vec<Node>,
+    all_of: Vec<Node>,
+    not: Option<Node>,
+    condition: Option<Node>,
+    then: Option<Node>,
+    otherwise: Option<Node>,
+    allowed: Option<Vec<Value>>,
+    constant: Option<Value>,
+    minimum: Option<Number>,
+    maximum: Option<Number>,
+    pattern: Option<Regex>,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    prefix_items: Vec<Node>,
+    items: Option<Node>,
+    min_items: Option<usize>,
+    max_items: Option<usize>,
+    unique_items: bool,
+}
+
+const NULL: u8 = 1;
+const BOOLEAN: u8 = 2;
+const OBJECT: u8 = 4;
+const ARRAY: u8 = 8;
+const NUMBER: u8 = 16;
+const STRING: u8 = 32;
+const INTEGER: u8 = 64;
+
+fn type_bit(name: &str) -> Option<u8> {
+    Some(match name {
+        "null" => NULL,
+        "boolean" => BOOLEAN,
+        "object" => OBJECT,
+        "array" => ARRAY,
+        "number" => NUMBER,
+        "string" => STRING,
+        "integer" => INTEGER,
+        _ => return None,
+    })
+}
+
+/// Appends one reference token to a JSON pointer, escaped as RFC 6901 says.
+fn push_token(pointer: &mut String, token: &str) {
+    pointer.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+fn child(at: &str, token: &str) -> String {
+    let mut out = at.to_owned();
+    push_token(&mut out, token);
+    out
+}
+
+impl Checker {
+    pub fn compile(schema: &Value) -> Result<Self, CompileError> {
+        Ok(Self {
+            root: compile(schema, String::new())?,
+        })
+    }
+
+    /// Every violation, in schema order.
+    pub fn violations<'v>(&self, value: &'v Value) -> Vec<Violation<'v>> {
+        let mut sink = Sink {
+            found: Some(Vec::new()),
+        };
+        self.root.check(value, &Path::Root, &mut sink);
+        sink.found.unwrap_or_default()
+    }
+
+    /// The first violation, if any, without looking for more.
+    pub fn first_violation<'v>(&self, value: &'v Value) -> Option<Violation<'v>> {
+        // Collecting is only slower on a value that fails, which is the rare case.
+        self.violations(value).into_iter().next()
+    }
+
+    #[cfg(test)]
+    pub fn is_valid(&self, value: &Value) -> bool {
+        self.root.fits(value)
+    }
+}
+
+fn compile(schema: &Value, at: String) -> Result<Node, CompileError> {
+    let map = match schema {
+        Value::Bool(true) => return Ok(Node::True),
+        Value::Bool(false) => return Ok(Node::False(at)),
+        Value::Object(map) => map,
+        _ => {
+            return Err(CompileError {
+                at,
+                problem: "a schema must be an object or a boolean".to_owned(),
+            });
+        }
+    };
+    let mut s = Schema::default();
+    for (key, value) in map {
+        let here = child(&at, key);
+        let wrong = |what: &str| CompileError {
+            at: here.clone(),
+            problem: format!("`{key}` must be {what}"),
+        };
+        let count = |v: &Value| {
+            v.as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| wrong("a non-negative integer"))
+        };
+        let list = |v: &Value| -> Result<Vec<Node>, CompileError> {
+            let items = v
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| wrong("a non-empty array of schemas"))?;
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile(item, child(&here, &i.to_string())))
+                .collect()
+        };
+        match key.as_str() {
+            "type" => {
+                let names: Vec<&Value> = match value {
+                    Value::Array(names) if !names.is_empty() => names.iter().collect(),
+                    Value::String(_) => vec![value],
+                    _ => return Err(wrong("a type name or an array of them")),
+                };
+                let mut mask = 0;
+                for name in names {
+                    mask |= name
+                        .as_str()
+                        .and_then(type_bit)
+                        .ok_or_else(|| wrong("a type name or an array of them"))?;
+                }
+                s.types = Some(mask);
+            }
+            "properties" => {
+                let props = value
+                    .as_object()
+                    .ok_or_else(|| wrong("an object of schemas"))?;
+                for (name, sub) in props {
+                    s.properties
+                        .push((name.clone(), compile(sub, child(&here, name))?));
+                }
+            }
+            "required" => {
+                let names = value.as_array().ok_or_else(|| wrong("an array of names"))?;
+                for name in names {
+                    let name = name.as_str().ok_or_else(|| wrong("an array of names"))?;
+                    s.required.push(name.to_owned());
+                }
+            }
+            "additionalProperties" => s.additional = Some(compile(value, here.clone())?),
+            "propertyNames" => s.property_names = Some(compile(value, here.clone())?),
+            "minProperties" => s.min_properties = Some(count(value)?),
+            "maxProperties" => s.max_properties = Some(count(value)?),
+            "anyOf" => s.any_of = list(value)?,
+            "allOf" => s.all_of = list(value)?,
+            "not" => s.not = Some(compile(value, here.clone())?),
+            "if" => s.condition = Some(compile(value, here.clone())?),
+            "then" => s.then = Some(compile(value, here.clone())?),
+            "else" => s.otherwise = Some(compile(value, here.clone())?),
+            "enum" => {
+                let values = value
+                    .as_array()
+                    .ok_or_else(|| wrong("an array of values"))?;
+                s.allowed = Some(values.clone());
+            }
+            "const" => s.constant = Some(value.clone()),
+            "minimum" | "maximum" => {
+                let Value::Number(n) = value else {
+                    return Err(wrong("a number"));
+                };
+                if key == "minimum" {
+                    s.minimum = Some(n.clone());
+                } else {
+                    s.maximum = Some(n.clone());
+                }
+            }
+            "pattern" => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| wrong("a regular expression"))?;
+                portable(text).map_err(|problem| CompileError {
+                    at: here.clone(),
+                    problem: format!("pattern {text:?}: {problem}"),
+                })?;
+                let regex = Regex::new(text).map_err(|e| CompileError {
+                    at: here.clone(),
+                    problem: format!("pattern {text:?} does not compile: {e}"),
+                })?;
+                s.pattern = Some(regex);
+            }
+            "minLength" => s.min_length = Some(count(value)?),
+            "maxLength" => s.max_length = Some(count(value)?),
+            "minItems" => s.min_items = Some(count(value)?),
+            "maxItems" => s.max_items = Some(count(value)?),
+            "uniqueItems" => {
+                s.unique_items = value.as_bool().ok_or_else(|| wrong("true or false"))?
+            }
+            "items" => {
+                if value.is_array() {
+                    // Draft 2019's tuple form; 2020-12 spells it `prefixItems`.
+                    return Err(wrong("one schema (for a tuple, use `prefixItems`)"));
+                }
+                s.items = Some(compile(value, here.clone())?);
+            }
+            "prefixItems" => s.prefix_items = list(value)?,
+            k if ANNOTATIONS.contains(&k) => {}
+            other => {
+                return Err(CompileError {
+                    at: here.clone(),
+                    problem: format!(
+                        "the keyword `{other}` is not supported by the catalog's schema checker \
+                         (src/catalog/checker.rs); use the keywords it knows or teach it this one"
+                    ),
+                });
+            }
+        }
+    }
+    s.at = at;
+    Ok(Node::Schema(Box::new(s)))
+}
+
+/// Refuses the regular-expression syntax whose meaning differs between ECMA-262 (what a
+/// client validating the published schema uses) and the `regex` crate, so that a pattern
+/// accepts the same strings on both sides: only ASCII literals, escaped punctuation, positive
+/// classes of literals and ranges, groups, alternation, quantifiers and `^`/`$` anchors.
+fn portable(pattern: &str) -> Result<(), String> {
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let mut previous = None;
+    while let Some(c) = chars.next() {
+        if !c.is_ascii() {
+            return Err(format!(
+                "write {c:?} as an ASCII escape-free class or leave it out; non-ASCII text matches differently (UTF-16 units in ECMA-262)"
+            ));
+        }
+        match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => {}
+                Some(e) => {
+                    return Err(format!(
+                        "`\\{e}` means different things in ECMA-262 and Rust; write a class such as [0-9]"
+                    ));
+                }
+                None => return Err("ends with a lone backslash".to_owned()),
+            },
+            '[' if in_class => {
+                return Err("`[` inside a class: escape it (Rust reads a nested class)".to_owned());
+            }
+            '[' => {
+                in_class = true;
+                if chars.peek() == Some(&'^') {
+                    return Err("a negated class `[^` also matches half of a character outside the BMP in ECMA-262".to_owned());
+                }
+            }
+            ']' if in_class => in_class = false,
+            '&' | '-' | '~' if in_class && previous == Some(c) => {
+                return Err(format!(
+                    "`{c}{c}` inside a class is a set operation in Rust only"
+                ));
+            }
+            '.' if !in_class => {
+                return Err(
+                    "`.` excludes different line ends in ECMA-262 and Rust; write a class"
+                        .to_owned(),
+                );
+            }
+            '(' if !in_class && chars.peek() == Some(&'?') => {
+                chars.next();
+                if chars.next() != Some(':') {
+                    return Err("only plain `(...)` and `(?:...)` groups are portable".to_owned());
+                }
+            }
+            _ => {}
+        }
+        previous = Some(c);
+    }
+    Ok(())
+}
+
+/// The instance path being checked, built only when a violation is reported.
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Key(parent, key) => {
+                let mut out = parent.render();
+                push_token(&mut out, key);
+                out
+            }
+            Path::Index(parent, i) => format!("{}/{i}", parent.render()),
+        }
+    }
+}
+
+/// Where violations go: collected, or (`found: None`) only whether there is one, which lets a
+/// check stop at the first.
+struct Sink<'v> {
+    found: Option<Vec<Violation<'v>>>,
+}
+
+impl<'v> Sink<'v> {
+    /// Records a violation; `false` when the check can stop here.
+    fn report(
+        &mut self,
+        schema_at: &str,
+        keyword: &'static str,
+        at: &Path<'_>,
+        instance: &'v Value,
+        failure: Failure,
+    ) -> bool {
+        match &mut self.found {
+            Some(found) => {
+                found.push(Violation {
+                    instance_path: at.render(),
+                    schema_at: schema_at.to_owned(),
+                    keyword,
+                    failure,
+                    instance,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn collecting(&self) -> bool {
+        self.found.is_some()
+    }
+}
+
+impl Node {
+    fn fits(&self, value: &Value) -> bool {
+        self.check(value, &Path::Root, &mut Sink { found: None })
+    }
+
+    fn check<'v>(&self, value: &'v Value, at: &Path<'_>, sink: &mut Sink<'v>) -> bool {
+        match self {
+            Node::True => true,
+            Node::False(here) => {
+                sink.report(here, "false", at, value, Failure::Value);
+                false
+            }
+            Node::Schema(s) => s.check(value, at, sink),
+        }
+    }
+}
+
+impl Schema {
+    fn check<'v>(&self, value: &'v Value, at: &Path<'_>, sink: &mut Sink<'v>) -> bool {
+        let mut ok = true;
+        // Records a failure; stops the check when the sink wants only the first.
+        macro_rules! fail {
+            ($keyword:expr, $instance:expr, $failure:expr) => {{
+                ok = false;
+                if !sink.report(&self.at, $keyword, at, $instance, $failure) {
+                    return false;
+                }
+            }};
+        }
+        macro_rules! sub {
+            ($result:expr) => {{
+                if !$result {
+                    ok = false;
+                    if !sink.collecting() {
+                        return false;
+                    }
+                }
+            }};
+        }
+        if let Some(mask) = self.types
+            && !fits_type(mask, value)
+        {
+            fail!("type", value, Failure::Value);
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.iter().any(|a| json_eq(a, value))
+        {
+            fail!("enum", value, Failure::Value);
+        }
+        if let Some(constant) = &self.constant
+            && !json_eq(constant, value)
+        {
+            fail!("const", value, Failure::Value);
+        }
+        match value {
+            Value::Number(n) => {
+                if let Some(min) = &self.minimum
+                    && num_cmp(n, min) == Some(Ordering::Less)
+                {
+                    fail!("minimum", value, Failure::Value);
+                }
+                if let Some(max) = &self.maximum
+                    && num_cmp(n, max) == Some(Ordering::Greater)
+                {
+                    fail!("maximum", value, Failure::Value);
+                }
+            }
+            Value::String(text) => {
+                if self.min_length.is_some() || self.max_length.is_some() {
+                    // JSON Schema counts code points, not bytes or UTF-16 units.
+                    let length = text.chars().count();
+                    if self.min_length.is_some_and(|min| length < min) {
+                        fail!("minLength", value, Failure::Value);
+                    }
+                    if self.max_length.is_some_and(|max| length > max) {
+                        fail!("maxLength", value, Failure::Value);
+                    }
+                }
+                if let Some(pattern) = &self.pattern
+                    && !pattern.is_match(text)
+                {
+                    fail!("pattern", value, Failure::Value);
+                }
+            }
+            Value::Array(items) => {
+                if self.min_items.is_some_and(|min| items.len() < min) {
+                    fail!("minItems", value, Failure::Value);
+                }
+                if self.max_items.is_some_and(|max| items.len() > max) {
+                    fail!("maxItems", value, Failure::Value);
+                }
+                if self.unique_items && has_repeats(items) {
+                    fail!("uniqueItems", value, Failure::Value);
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let schema = match self.prefix_items.get(i) {
+                        Some(prefix) => prefix,
+                        None => match &self.items {
+                            Some(items) => items,
+                            None => break,
+                        },
+                    };
+                    sub!(schema.check(item, &Path::Index(at, i), sink));
+                }
+            }
+            Value::Object(map) => {
+                if self.min_properties.is_some_and(|min| map.len() < min) {
+                    fail!("minProperties", value, Failure::Value);
+                }
+                if self.max_properties.is_some_and(|max| map.len() > max) {
+                    fail!("maxProperties", value, Failure::Value);
+                }
+                for name in &self.required {
+                    if !map.contains_key(name) {
+                        fail!("required", value, Failure::Missing(name.clone()));
+                    }
+                }
+                for (key, item) in map {
+                    let declared = self.properties.iter().find(|(name, _)| name == key);
+                    let path = Path::Key(at, key);
+                    match (declared, &self.additional) {
+                        (Some((_, schema)), _) => {
+                            sub!(schema.check(item, &path, sink));
+                        }
+                        (None, Some(Node::False(_))) => {
+                            fail!(
+                                "additionalProperties",
+                                value,
+                                Failure::Unexpected(key.clone())
+                            );
+                        }
+                        (None, Some(schema)) => {
+                            sub!(schema.check(item, &path, sink));
+                        }
+                        (None, None) => {}
+                    }
+                }
+                if let Some(names) = &self.property_names {
+                    for key in map.keys() {
+                        if !names.fits(&Value::String(key.clone())) {
+                            fail!("propertyNames", value, Failure::BadKey(key.clone()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.fits(value)) {
+            fail!("anyOf", value, Failure::Value);
+        }
+        for schema in &self.all_of {
+            sub!(schema.check(value, at, sink));
+        }
+        if let Some(not) = &self.not
+            && not.fits(value)
+        {
+            fail!("not", value, Failure::Value);
+        }
+        if let Some(condition) = &self.condition {
+            let branch = if condition.fits(value) {
+                &self.then
+            } else {
+                &self.otherwise
+            };
+            if let Some(branch) = branch {
+                sub!(branch.check(value, at, sink));
+            }
+        }
+        ok
+    }
+}
+
+fn fits_type(mask: u8, value: &Value) -> bool {
+    let bit = match value {
+        Value::Null => NULL,
+        Value::Bool(_) => BOOLEAN,
+        Value::Object(_) => OBJECT,
+        Value::Array(_) => ARRAY,
+        Value::String(_) => STRING,
+        Value::Number(n) => {
+            // Every integer is a number; a number with a zero fraction (1.0) is an integer.
+            return mask & NUMBER != 0 || (mask & INTEGER != 0 && is_integer(n));
+        }
+    };
+    mask & bit != 0
+}
+
+fn is_integer(n: &Number) -> bool {
+    n.is_i64()
+        || n.is_u64()
+        || n.as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+}
+
+/// A number as JSON Schema compares it: by value, whatever its notation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Numeric {
+    Whole(i128),
+    Real(f64),
+}
+
+fn numeric(n: &Number) -> Numeric {
+    if let Some(i) = n.as_i64() {
+        return Numeric::Whole(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Numeric::Whole(i128::from(u));
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    // Within ±2^100 an integral double converts to i128 exactly.
+    if f.fract() == 0.0 && f.abs() < 1.0e30 {
+        Numeric::Whole(f as i128)
+    } else {
+        Numeric::Real(f)
+    }
+}
+
+fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
+    match (numeric(a), numeric(b)) {
+        (Numeric::Whole(x), Numeric::Whole(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+/// JSON equality as JSON Schema defines it: numbers by value (1 equals 1.0), objects
+/// whatever the order of their keys.
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => num_cmp(x, y) == Some(Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, v)| y.get(key).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn has_repeats(items: &[Value]) -> bool {
+    // Pairwise for the short arrays arguments are; a long answer would make that quadratic.
+    const PAIRWISE_UP_TO: usize = 32;
+    if items.len() <= PAIRWISE_UP_TO {
+        return items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items[i + 1..].iter().any(|b| json_eq(a, b)));
+    }
+    let mut seen = HashSet::with_capacity(items.len());
+    items.iter().any(|item| {
+        let mut key = String::new();
+        canonical(item, &mut key);
+        !seen.insert(key)
+    })
+}
+
+/// A text that two values share exactly when `json_eq` holds between them.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Number(n) => match numeric(n) {
+            Numeric::Whole(i) => out.push_str(&i.to_string()),
+            Numeric::Real(f) => out.push_str(&format!("{f:e}")),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for key in keys {
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn checker(schema: Value) -> Checker {
+        Checker::compile(&schema).unwrap_or_else(|e| panic!("{schema}: {e}"))
+    }
+
+    /// (instance path, schema location, keyword) of each violation.
+    fn found(schema: Value, value: Value) -> Vec<(String, String, &'static str)> {
+        checker(schema)
+            .violations(&value)
+            .into_iter()
+            .map(|v| (v.instance_path, v.schema_at, v.keyword))
+            .collect()
+    }
+
+    fn fits(schema: Value, value: Value) -> bool {
+        let c = checker(schema);
+        let valid = c.is_valid(&value);
+        assert_eq!(valid, c.violations(&value).is_empty(), "{value}");
+        valid
+    }
+
+    #[test]
+    fn integer_accepts_a_zero_fraction_only() {
+        let s = json!({"type": "integer"});
+        assert!(fits(s.clone(), json!(1)));
+        assert!(fits(s.clone(), json!(1.0)));
+        assert!(fits(s.clone(), json!(-3)));
+        assert!(fits(s.clone(), json!(u64::MAX)));
+        assert!(!fits(s.clone(), json!(1.5)));
+        assert!(!fits(s.clone(), json!("1")));
+        assert!(fits(json!({"type": "number"}), json!(1)));
+        assert!(fits(json!({"type": ["string", "integer"]}), json!(2.0)));
+        assert!(!fits(json!({"type": ["string", "null"]}), json!(2)));
+        assert!(fits(json!({"type": "null"}), Value::Null));
+        assert!(!fits(json!({"type": "boolean"}), json!(0)));
+    }
+
+    #[test]
+    fn enum_and_const_use_json_equality() {
+        let s = json!({"enum": [1, "a", {"x": 1, "y": [2]}]});
+        assert!(fits(s.clone(), json!(1.0)));
+        assert!(fits(s.clone(), json!({"y": [2.0], "x": 1})));
+        assert!(!fits(s.clone(), json!({"y": [2], "x": 1, "z": null})));
+        assert!(!fits(s.clone(), json!("A")));
+        assert!(!fits(s.clone(), json!(true)));
+        assert!(fits(json!({"const": 0}), json!(0.0)));
+        assert!(!fits(json!({"const": 0}), json!(false)));
+        assert!(!fits(json!({"const": [1, 2]}), json!([2, 1])));
+        assert!(fits(json!({"const": null}), Value::Null));
+    }
+
+    #[test]
+    fn bounds_compare_numbers_by_value() {
+        let s = json!({"minimum": 0, "maximum": 2.5});
+        assert!(fits(s.clone(), json!(0)));
+        assert!(fits(s.clone(), json!(-0.0)));
+        assert!(fits(s.clone(), json!(2.5)));
+        assert!(!fits(s.clone(), json!(-1)));
+        assert!(!fits(s.clone(), json!(2.6)));
+        assert!(!fits(s.clone(), json!(u64::MAX)));
+        assert!(fits(s, json!("not a number")));
+        let big = json!({"maximum": i64::MAX});
+        assert!(fits(big.clone(), json!(i64::MAX)));
+        assert!(!fits(big, json!(i64::MAX as u64 + 1)));
+    }
+
+    #[test]
+    fn lengths_count_code_points() {
+        let s = json!({"minLength": 2, "maxLength": 3});
+        assert!(fits(s.clone(), json!("ab")));
+        assert!(fits(s.clone(), json!("ёжи")), "three two-byte letters");
+        assert!(fits(s.clone(), json!("😀😀😀")), "three astral characters");
+        assert!(!fits(s.clone(), json!("😀😀😀😀")));
+        assert!(!fits(s.clone(), json!("é")));
+        assert!(fits(s, json!(12345)), "lengths are about strings only");
+    }
+
+    #[test]
+    fn patterns_search_anywhere_unless_anchored() {
+        assert!(fits(json!({"pattern": "^group_"}), json!("group_1")));
+        assert!(!fits(json!({"pattern": "^group_"}), json!("my_group_1")));
+        assert!(fits(json!({"pattern": "[0-9]"}), json!("abc7def")));
+        let digits = json!({"pattern": "^[0-9]+$"});
+        assert!(fits(digits.clone(), json!("0123")));
+        assert!(
+            !fits(digits.clone(), json!("12\n")),
+            "`$` is the end of the text"
+        );
+        assert!(
+            !fits(digits.clone(), json!("١٢")),
+            "Arabic-Indic digits are no [0-9]"
+        );
+        assert!(!fits(digits.clone(), json!("")));
+        assert!(fits(digits, json!(12)), "patterns are about strings only");
+    }
+
+    #[test]
+    fn patterns_that_differ_from_ecma_262_are_refused() {
+        for bad in [
+            "^\\d+$", "\\w", "a\\b", "\\s", "^.+$", "[^a]", "(?i)a", "(?=a)", "(?<n>a)", "[a[b]]",
+            "[a&&b]", "[a--b]", "ё", "\\u0041", "\\1", "x\\",
+        ] {
+            let err = Checker::compile(&json!({"pattern": bad})).unwrap_err();
+            assert_eq!(err.at, "/pattern", "{bad}");
+            assert!(err.problem.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+        for good in [
+            "^(U|IU)[0-9]{1,10}$|^SG[0-9]{1,10}(_[AEK])?$",
+            "^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$",
+            "^(!><|><|!=|\\?|=|%)?[A-Z]$",
+            "^(?:a|b)$",
+            "^([A-Z]|\\*|UF_\\*)$",
+            "[a-z-]",
+        ] {
+            Checker::compile(&json!({"pattern": good})).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        let err = Checker::compile(&json!({"pattern": "a{2,1}"})).unwrap_err();
+        assert!(err.problem.contains("does not compile"), "{err}");
+    }
+
+    #[test]
+    fn objects_report_the_missing_and_the_unexpected() {
+        let s = json!({
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "a/b": {"type": "string"}},
+            "required": ["id", "name"],
+            "additionalProperties": false
+        });
+        assert!(!fits(s.clone(), json!({"id": 1})), "name is missing");
+        let v = checker(s.clone());
+        let value = json!({"ID": 1, "a/b": 3});
+        let mut failures: Vec<Failure> = v
+            .violations(&value)
+            .into_iter()
+            .map(|v| v.failure)
+            .collect();
+        failures.sort_by_key(|f| format!("{f:?}"));
+        assert_eq!(
+            failures,
+            [
+                Failure::Missing("id".into()),
+                Failure::Missing("name".into()),
+                Failure::Unexpected("ID".into()),
+                Failure::Value,
+            ]
+        );
+        // `name` is required yet undeclared: present, it is unexpected.
+        assert_eq!(
+            found(s, json!({"id": "x", "name": 1, "a/b": 2})),
+            [
+                ("/a~1b".to_owned(), "/properties/a~1b".to_owned(), "type"),
+                ("/id".to_owned(), "/properties/id".to_owned(), "type"),
+                ("".to_owned(), "".to_owned(), "additionalProperties"),
+            ]
+        );
+    }
+
+    #[test]
+    fn additional_properties_schema_applies_to_undeclared_keys_only() {
+        let s = json!({
+            "properties": {"n": {"type": "integer"}},
+            "additionalProperties": {"type": "array", "items": {"enum": ["read", "edit"]}}
+        });
+        assert!(fits(s.clone(), json!({"n": 1, "AU": ["read"]})));
+        assert_eq!(
+            found(s, json!({"n": 1, "AU": ["reed"]})),
+            [(
+                "/AU/0".to_owned(),
+                "/additionalProperties/items".to_owned(),
+                "enum"
+            )]
+        );
+    }
+
+    #[test]
+    fn property_counts_and_names() {
+        let s = json!({"minProperties": 1, "maxProperties": 2, "propertyNames": {"pattern": "^[A-Z]+$"}});
+        assert!(fits(s.clone(), json!({"AU": 1})));
+        assert!(!fits(s.clone(), json!({})));
+        assert!(!fits(s.clone(), json!({"A": 1, "B": 2, "C": 3})));
+        let v = checker(s);
+        let value = json!({"AU": 1, "x1": 2});
+        let found = v.violations(&value);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].failure, Failure::BadKey("x1".into()));
+        assert_eq!(found[0].instance_path, "");
+    }
+
+    #[test]
+    fn arrays_count_repeat_and_check_items() {
+        let s = json!({"minItems": 1, "maxItems": 3, "uniqueItems": true, "items": {"type": "integer"}});
+        assert!(fits(s.clone(), json!([1, 2, 3])));
+        assert!(!fits(s.clone(), json!([])));
+        assert!(!fits(s.clone(), json!([1, 2, 3, 4])));
+        assert!(
+            !fits(s.clone(), json!([1, 1.0])),
+            "1 and 1.0 are the same value"
+        );
+        assert_eq!(
+            found(s, json!([1, "x"])),
+            [("/1".to_owned(), "/items".to_owned(), "type")]
+        );
+        let objects = json!({"uniqueItems": true});
+        assert!(!fits(
+            objects.clone(),
+            json!([{"a": 1, "b": 2}, {"b": 2, "a": 1}])
+        ));
+        assert!(fits(
+            objects.clone(),
+            json!([{"a": 1}, {"a": "1"}, [1], "1", 1, true, null])
+        ));
+        // Past the pairwise length the repeats are found by canonical text.
+        let mut long: Vec<Value> = (0..100).map(|i| json!({"n": i, "s": [i, "x"]})).collect();
+        assert!(fits(objects.clone(), Value::Array(long.clone())));
+        long.push(json!({"s": [7.0, "x"], "n": 7}));
+        assert!(!fits(objects.clone(), Value::Array(long.clone())));
+        long.pop();
+        long.push(json!(0.5));
+        long.push(json!(1.5));
+        assert!(fits(objects.clone(), Value::Array(long.clone())));
+        long.push(json!(0.5));
+        assert!(!fits(objects, Value::Array(long)));
+    }
+
+    #[test]
+    fn prefix_items_come_before_items() {
+        let s = json!({"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": {"type": "boolean"}});
+        assert!(fits(s.clone(), json!(["a"])));
+        assert!(fits(s.clone(), json!(["a", 1, true, false])));
+        assert_eq!(
+            found(s.clone(), json!([1, 1, 1])),
+            [
+                ("/0".to_owned(), "/prefixItems/0".to_owned(), "type"),
+                ("/2".to_owned(), "/items".to_owned(), "type"),
+            ]
+        );
+        assert!(fits(
+            json!({"prefixItems": [{"type": "string"}]}),
+            json!(["a", 1, null])
+        ));
+        let err = Checker::compile(&json!({"items": [{"type": "string"}]})).unwrap_err();
+        assert!(err.problem.contains("prefixItems"), "{err}");
+    }
+
+    #[test]
+    fn combinators() {
+        let any = json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]});
+        assert!(fits(any.clone(), json!(5)));
+        assert!(fits(any.clone(), json!("5")));
+        assert_eq!(
+            found(any, json!(-1)),
+            [("".to_owned(), "".to_owned(), "anyOf")]
+        );
+        let all = json!({"allOf": [{"minimum": 1}, {"maximum": 3}]});
+        assert!(fits(all.clone(), json!(2)));
+        assert_eq!(
+            found(all, json!(4)),
+            [("".to_owned(), "/allOf/1".to_owned(), "maximum")]
+        );
+        let not = json!({"not": {"const": "UA"}});
+        assert!(fits(not.clone(), json!("AU")));
+        assert!(!fits(not, json!("UA")));
+        let branch = json!({
+            "if": {"properties": {"kind": {"const": "user"}}},
+            "then": {"required": ["user_id"]},
+            "else": {"required": ["group_id"]}
+        });
+        assert!(fits(branch.clone(), json!({"kind": "user", "user_id": 1})));
+        assert!(fits(
+            branch.clone(),
+            json!({"kind": "group", "group_id": 1})
+        ));
+        assert!(!fits(
+            branch.clone(),
+            json!({"kind": "user", "group_id": 1})
+        ));
+        let v = checker(branch);
+        let value = json!({"kind": "group"});
+        let found = v.violations(&value);
+        assert_eq!(found[0].schema_at, "/else");
+        assert_eq!(found[0].failure, Failure::Missing("group_id".into()));
+        assert!(
+            fits(json!({"then": {"type": "string"}}), json!(1)),
+            "then without if"
+        );
+    }
+
+    #[test]
+    fn boolean_schemas() {
+        assert!(fits(json!(true), json!({"anything": 1})));
+        assert_eq!(
+            found(json!({"properties": {"gone": false}}), json!({"gone": 1})),
+            [("/gone".to_owned(), "/properties/gone".to_owned(), "false")]
+        );
+        assert!(fits(json!({"properties": {"gone": false}}), json!({})));
+    }
+
+    #[test]
+    fn annotations_are_ignored_and_other_keywords_refused() {
+        let annotated = json!({
+            "type": "string", "description": "d", "title": "t", "examples": ["x"], "default": "x",
+            "$comment": "c", "format": "date-time", "deprecated": true, "readOnly": true,
+            "writeOnly": false
+        });
+        assert!(fits(annotated, json!("not a date")));
+        for keyword in [
+            "$ref",
+            "oneOf",
+            "patternProperties",
+            "exclusiveMinimum",
+            "multipleOf",
+            "contains",
+            "$schema",
+            "nullable",
+        ] {
+            let schema = json!({"properties": {"x": {"type": "string", keyword: 1}}});
+            let err = Checker::compile(&schema).unwrap_err();
+            assert_eq!(err.at, format!("/properties/x/{keyword}"));
+            assert!(err.problem.contains(&format!("`{keyword}`")), "{err}");
+            assert!(err.to_string().contains(keyword), "{err}");
+        }
+        for (schema, at) in [
+            (json!({"type": "text"}), "/type"),
+            (json!({"minLength": -1}), "/minLength"),
+            (json!({"anyOf": []}), "/anyOf"),
+            (json!({"required": [1]}), "/required"),
+            (json!({"items": 3}), "/items"),
+        ] {
+            assert_eq!(Checker::compile(&schema).unwrap_err().at, at, "{schema}");
+        }
+    }
+}
