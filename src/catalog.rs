@@ -3,6 +3,8 @@
 
 mod checker;
 #[cfg(test)]
+mod cross_check;
+#[cfg(test)]
 mod file;
 mod spec;
 
