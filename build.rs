@@ -43,7 +43,7 @@ fn main() -> ExitCode {
                     ("input_schema", &*spec.input_schema),
                     ("output_schema", &*spec.output_schema),
                 ] {
-                    if let Err(err) = checker::Checker::compile(schema) {
+                    if let Err(err) = checker::Checker::compile_now(schema) {
                         println!("cargo::error=tools/{name}: {which}: {err}");
                         bad = true;
                     }

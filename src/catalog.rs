@@ -601,9 +601,9 @@ mod tests {
                 .unwrap_or_else(|err| panic!("{}: input schema: {err}", s.name));
             jsonschema::validator_for(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
-            Checker::compile(&s.input_schema)
+            Checker::compile_now(&s.input_schema)
                 .unwrap_or_else(|err| panic!("{}: input schema: {err}", s.name));
-            Checker::compile(&s.output_schema)
+            Checker::compile_now(&s.output_schema)
                 .unwrap_or_else(|err| panic!("{}: output schema: {err}", s.name));
             assert!(!s.scope.is_empty());
             if let Some(line) = &s.instruction {
