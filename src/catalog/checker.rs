@@ -171,7 +171,7 @@ impl Checker {
         Ok(checker)
     }
 
-    /// Every violation, in schema order.
+    /// Every violation.
     pub fn violations<'v>(&self, value: &'v Value) -> Vec<Violation<'v>> {
         let mut sink = Sink {
             found: Some(Vec::new()),
@@ -180,13 +180,15 @@ impl Checker {
         sink.found.unwrap_or_default()
     }
 
-    /// The first violation, if any, without looking for more.
+    /// One violation, if there is any: a value that fits is walked only until it is known to
+    /// fit, and only one that does not is walked again to say where.
     pub fn first_violation<'v>(&self, value: &'v Value) -> Option<Violation<'v>> {
-        // Collecting is only slower on a value that fails, which is the rare case.
+        if self.is_valid(value) {
+            return None;
+        }
         self.violations(value).into_iter().next()
     }
 
-    #[cfg(test)]
     pub fn is_valid(&self, value: &Value) -> bool {
         self.root.fits(value)
     }
