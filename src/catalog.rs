@@ -818,6 +818,23 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_schema_keyword_the_checker_cannot_enforce() {
+        let text = include_str!("../tools/access.name.toml");
+        let extended = text.replacen("[input_schema]\n", "[input_schema]\nminContains = 1\n", 1);
+        assert_ne!(
+            extended, text,
+            "access.name.toml has an [input_schema] table"
+        );
+        let err = Catalog::from_files([("access.name.toml", extended.as_str())]).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.starts_with("tools/access.name.toml: input_schema: schema at /minContains:")
+                && err.contains("`minContains` is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn normalizes_a_list_keyed_by_position() {
         let n = Normalize {
             list_to_object: vec![String::new()],
