@@ -12,6 +12,15 @@ fn temp_path(name: &str) -> PathBuf {
     dir.join("ledger.sqlite3")
 }
 
+/// How many rows the ledger holds, on every portal (at most 10).
+fn count_rows(ledger: &Ledger) -> usize {
+    let query = HistoryQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    ledger.rows(None, &query).unwrap().len()
+}
+
 fn identity() -> Identity {
     Identity {
         host: "example.bitrix24.com".into(),
@@ -109,19 +118,7 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     drop(ledger);
     // Reopening keeps the rows and the schema version.
     let again = Ledger::open(&path, identity()).unwrap();
-    assert_eq!(
-        again
-            .rows(
-                None,
-                &HistoryQuery {
-                    limit: 10,
-                    ..Default::default()
-                }
-            )
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(count_rows(&again), 4);
 }
 
 #[test]
@@ -157,19 +154,7 @@ async fn a_deferred_ledger_opens_its_file_at_the_first_write_and_refuses_writes_
     ledger.before(info).await.unwrap();
     ledger.after(info, &Ok(json!({"result": true})));
     assert!(path.exists());
-    assert_eq!(
-        ledger
-            .rows(
-                None,
-                &HistoryQuery {
-                    limit: 10,
-                    ..Default::default()
-                }
-            )
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(count_rows(&ledger), 1);
 
     // A file that is not a database: found at the first write, which is refused, not sent.
     let broken = temp_path("deferred-broken");
