@@ -231,6 +231,13 @@ impl Entry {
         })
     }
 
+    /// Reads the whole entry and compiles its checkers now, so that listing or calling the
+    /// tool later finds them done.
+    pub fn prepare(&self) {
+        self.input_checker();
+        self.output_checker();
+    }
+
     /// Checks a (normalised) answer against the output schema published in `tools/list`, so
     /// that a client which validates `structuredContent` never receives one it must reject.
     pub fn check_answer(&self, answer: &Value) -> Result<(), AnswerProblem> {

@@ -244,6 +244,15 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         .serve(mcp::stdio(shutdown.clone()))
         .await
         .context("MCP handshake failed")?;
+    // While the client reads the initialize reply and sends tools/list, read the published
+    // tools' entries and schemas: the list and the first call need them, and this thread is
+    // otherwise idle until the next message arrives.
+    let preparing = pipeline.clone();
+    tokio::spawn(async move {
+        for entry in preparing.published() {
+            entry.prepare();
+        }
+    });
     // On a signal the transport stops reading; once the calls under way have answered (or
     // their deadline has passed) the service is cancelled, which flushes what is pending.
     let stop = service.cancellation_token();
