@@ -222,14 +222,6 @@ fn limiter(
 }
 
 async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
-    // Get the HTTP client ready on a thread of its own while the client and this thread go
-    // through the handshake and tools/list, so the first call finds it built.
-    let warming = pipeline.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(err) = warming.gateway().portal().warm_up() {
-            tracing::error!("{err}");
-        }
-    });
     tracing::info!(
         portal = %pipeline.gateway().portal().credentials(),
         read_only = config.filters.read_only,
@@ -244,9 +236,17 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         .serve(mcp::stdio(shutdown.clone()))
         .await
         .context("MCP handshake failed")?;
-    // While the client reads the initialize reply and sends tools/list, read the published
-    // tools' entries and schemas: the list and the first call need them, and this thread is
-    // otherwise idle until the next message arrives.
+    // While the client reads the initialize reply and sends tools/list, get ready what the
+    // list and the first call need: the HTTP client on a thread of its own (for https it
+    // loads the system's root certificates), and the published tools' entries and schemas on
+    // this thread, otherwise idle until the next message arrives. Not before the handshake:
+    // starting a thread there delays the initialize reply.
+    let warming = pipeline.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = warming.gateway().portal().warm_up() {
+            tracing::error!("{err}");
+        }
+    });
     let preparing = pipeline.clone();
     tokio::spawn(async move {
         for entry in preparing.published() {
