@@ -98,7 +98,7 @@ fn generated_values_get_the_reference_verdict() {
     let catalog = Catalog::shared();
     for e in catalog.entries() {
         let s = &e.spec;
-        for (which, schema) in [("input", &*s.input_schema), ("output", &*s.output_schema)] {
+        for (which, schema) in [("input", &s.input_schema), ("output", &s.output_schema)] {
             let reference = jsonschema::validator_for(schema).unwrap();
             let checker = Checker::compile(schema).unwrap();
             let mut runner = runner(Config {

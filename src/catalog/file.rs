@@ -17,8 +17,8 @@ pub fn read(file: &str, text: &str) -> Result<ToolSpec, String> {
     // The server checks values with its own checker, which knows only the keywords the
     // catalog uses: a schema it cannot enforce fails here, not at a call.
     for (which, schema) in [
-        ("input_schema", &*spec.input_schema),
-        ("output_schema", &*spec.output_schema),
+        ("input_schema", &spec.input_schema),
+        ("output_schema", &spec.output_schema),
     ] {
         Checker::compile_now(schema).map_err(|err| format!("{which}: {err}"))?;
     }

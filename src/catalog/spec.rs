@@ -3,22 +3,18 @@
 //! server reads the digest back. One definition serves both, so a new catalog field is added
 //! here once and travels through the digest by itself.
 
-use std::{borrow::Cow, fmt, marker::PhantomData, sync::OnceLock};
+use std::{fmt, sync::OnceLock};
 
-use serde::{
-    Deserialize, Deserializer, Serialize, Serializer,
-    de::{self, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor},
-};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::bitrix::Api;
 
-/// A part of the catalog that most runs never look at (a whole entry, its schemas, its
-/// example): the digest keeps it as JSON text, parsed the first time it is read, so a start
-/// parses only the few tools a session publishes or calls. Read from a catalog file it is
-/// parsed at once.
+/// A catalog entry as the binary holds it: JSON text borrowed from the digest, parsed the
+/// first time it is read, so a start parses only the few tools a session publishes or calls.
+/// An entry read from a catalog file (the tests) is parsed already.
 pub struct Lazy<T> {
-    text: Option<Cow<'static, str>>,
+    text: Option<&'static str>,
     value: OnceLock<T>,
 }
 
@@ -39,7 +35,7 @@ impl<T> Lazy<T> {
     /// JSON text compiled into the binary, borrowed rather than copied.
     pub fn from_static(text: &'static str) -> Self {
         Self {
-            text: Some(Cow::Borrowed(text)),
+            text: Some(text),
             value: OnceLock::new(),
         }
     }
@@ -50,70 +46,16 @@ impl<T: DeserializeOwned> std::ops::Deref for Lazy<T> {
 
     fn deref(&self) -> &T {
         self.value.get_or_init(|| {
-            let text = self.text.as_deref().unwrap_or("null");
+            let text = self.text.unwrap_or("null");
             // The build script wrote this text from a value of this very type.
             serde_json::from_str(text).expect("the catalog digest reads back")
         })
     }
 }
 
-impl<T: DeserializeOwned + Clone> Clone for Lazy<T> {
-    fn clone(&self) -> Self {
-        Self {
-            text: self.text.clone(),
-            value: self.value.clone(),
-        }
-    }
-}
-
 impl<T: DeserializeOwned + fmt::Debug> fmt::Debug for Lazy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         (**self).fmt(f)
-    }
-}
-
-/// Written into the digest as a string of JSON, which reading the digest keeps unparsed.
-impl<T: DeserializeOwned + Serialize> Serialize for Lazy<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = serde_json::to_string(&**self).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(&text)
-    }
-}
-
-/// A string is the digest's JSON text, kept for later; anything else is the value itself, as a
-/// catalog file writes it (a table, a list, a boolean schema). No lazy field is a plain string.
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Lazy<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either<T>(PhantomData<T>);
-
-        impl<'de, T: DeserializeOwned> Visitor<'de> for Either<T> {
-            type Value = Lazy<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table, a list, a boolean, or the digest's JSON text")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Lazy<T>, E> {
-                Ok(Lazy {
-                    text: Some(Cow::Owned(text.to_owned())),
-                    value: OnceLock::new(),
-                })
-            }
-
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Lazy<T>, E> {
-                T::deserialize(v.into_deserializer()).map(Lazy::new)
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Lazy<T>, M::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Lazy::new)
-            }
-
-            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Lazy<T>, S::Error> {
-                T::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Lazy::new)
-            }
-        }
-
-        deserializer.deserialize_any(Either(PhantomData))
     }
 }
 
@@ -286,8 +228,8 @@ pub struct ToolSpec {
     pub default: bool,
     pub description: String,
     pub hints: Hints,
-    pub input_schema: Lazy<Value>,
-    pub output_schema: Lazy<Value>,
+    pub input_schema: Value,
+    pub output_schema: Value,
     #[serde(default)]
     pub normalize: Normalize,
     #[serde(default)]
@@ -306,7 +248,7 @@ pub struct ToolSpec {
     /// One valid call and a portal answer of the documented shape. The tests forward it to a
     /// test portal, so a new tool is covered by adding its file alone.
     #[serde(default)]
-    pub example: Option<Lazy<Example>>,
+    pub example: Option<Example>,
     /// For a write: the read tool that shows whether it took effect, named to the model when
     /// the write's answer is lost. Left out when REST cannot read the change back.
     #[serde(default)]
