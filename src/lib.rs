@@ -28,7 +28,7 @@ pub mod testing {
     /// A plain HTTP client for talking to test servers, with the TLS provider this crate
     /// compiles in (reqwest finds none by itself).
     pub fn http_client() -> reqwest::Client {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::bitrix::install_tls_provider();
         reqwest::Client::new()
     }
 }

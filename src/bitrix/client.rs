@@ -46,6 +46,12 @@ pub enum ClientBuildError {
     Http(String),
 }
 
+/// Makes ring, the one TLS provider compiled in, the process's own: reqwest picks none by
+/// itself. A second call (another client) changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Talks to one portal through one webhook. The HTTP client (one connection pool) is built on
 /// first use: for https, building it loads the system's root certificates, which is most of
 /// this program's start-up cost and is not needed to answer `initialize` or `tools/list`.
@@ -75,8 +81,7 @@ impl PortalClient {
     fn http(&self) -> Result<&reqwest::Client, ClientBuildError> {
         self.http
             .get_or_init(|| {
-                // The one TLS provider compiled in; a second install (another client) is a no-op.
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                install_tls_provider();
                 let builder = reqwest::Client::builder()
                     .user_agent(USER_AGENT)
                     .timeout(self.timeout)

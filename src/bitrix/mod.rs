@@ -9,7 +9,7 @@ pub(crate) mod limits;
 mod secrets;
 
 pub use api::Api;
-pub use client::{IdempotencyKey, PortalClient};
+pub use client::{IdempotencyKey, PortalClient, install_tls_provider};
 pub use credentials::{Credentials, Identity, WebhookError, WebhookUrl};
 #[cfg(test)]
 pub(crate) use envelope::parse_envelope;
