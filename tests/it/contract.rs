@@ -245,6 +245,27 @@ fn description(tool: &str) -> String {
     catalog().get(tool).unwrap().spec.description.clone()
 }
 
+/// The description and every reference page it sends the model to: detail moved out of a
+/// description into a resource is still said to the model.
+fn described(tool: &str) -> String {
+    let mut text = description(tool);
+    let pages: Vec<String> = text
+        .split("bitrix24://reference/")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect()
+        })
+        .collect();
+    for page in pages {
+        let path = format!("{}/src/mcp/reference/{page}.md", env!("CARGO_MANIFEST_DIR"));
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path}")));
+    }
+    text
+}
+
 fn advice_for(tool: &str, code: &str, text: &str) -> String {
     catalog()
         .get(tool)
@@ -419,13 +440,13 @@ fn item_4_additional_follows_scope() {
 /// Items 5 and 6: `false` may mean "no such group", and features are checked portal-wide.
 #[test]
 fn items_5_6_feature_access_says_what_false_and_wrong_feature_mean() {
-    let d = description("sonet_group_feature_access");
+    let d = described("sonet_group_feature_access");
     assert!(
         d.contains("false can also mean that no group has this GROUP_ID"),
         "{d}"
     );
     assert!(
-        d.contains("not the group's") && d.contains("socialnetwork.api.workgroup.get"),
+        d.contains("not the group's") && d.contains("socialnetwork_api_workgroup_get"),
         "{d}"
     );
     let advice = advice_for(
@@ -446,7 +467,7 @@ fn item_7_ua_is_explained_per_module() {
         "landing_role_set_access_codes",
         "access_name",
     ] {
-        let d = description(tool);
+        let d = described(tool);
         assert!(d.contains("log.blogpost.add"), "{tool}: {d}");
     }
 }
@@ -473,7 +494,7 @@ fn item_8_role_scope_mismatch_means_missing_role_too() {
 /// Item 9: the new action keys are named, and "wrong task id" is about the id's type.
 #[test]
 fn item_9_task_access_keys_and_wrong_task_id() {
-    let d = description("tasks_task_get_access");
+    let d = described("tasks_task_get_access");
     for key in [
         "EDIT.PLAN",
         "CHECKLIST.ADD",
