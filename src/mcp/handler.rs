@@ -23,6 +23,7 @@ use super::{
     human::{NO_CAPABILITY, PeerHuman, Rounds, can_elicit_form},
     instructions, resources,
     shutdown::InFlight,
+    toolsets::ToolsetMemory,
 };
 use crate::{
     bitrix::limits::{NoProgress, Progress},
@@ -31,47 +32,50 @@ use crate::{
     pipeline::{FailureKind, Human, Nobody, Outcome, Pipeline, ToolFailure},
 };
 
-/// One per MCP session: the toolsets it enabled at run time are its own.
+/// One per MCP session (or, over stateless HTTP, per request); what a caller enabled at run
+/// time lives in the [`ToolsetMemory`] its server's handlers share.
 #[derive(Clone)]
 pub struct PermissionsServer {
     pipeline: Arc<Pipeline>,
-    toolsets: Arc<std::sync::RwLock<Vec<String>>>,
-    /// Built from the tools published at start; sent once, at initialization.
+    toolsets: ToolsetMemory,
+    /// Built from the tools published at start; sent on both lifecycles.
     instructions: Arc<str>,
     in_flight: InFlight,
 }
 
 impl PermissionsServer {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        let sandbox = pipeline.sandboxed();
-        let instructions = instructions::build(pipeline.published().map(|e| &*e.spec), sandbox);
+        Self::sharing(pipeline, ToolsetMemory::default(), InFlight::default())
+    }
+
+    /// A handler of a server whose handlers share what callers enabled and the count of
+    /// calls under way (Streamable HTTP makes one per session or request).
+    pub fn sharing(pipeline: Arc<Pipeline>, toolsets: ToolsetMemory, in_flight: InFlight) -> Self {
+        let instructions = instructions::build(&instructions::Published {
+            tools: pipeline.published().map(|e| &*e.spec).collect(),
+            writes_later: pipeline.writes_may_be_enabled(),
+            sandbox: pipeline.sandboxed(),
+        });
         Self {
             pipeline,
-            toolsets: Arc::default(),
+            toolsets,
             instructions: instructions.into(),
-            in_flight: InFlight::default(),
+            in_flight,
         }
     }
 
-    fn enabled_toolsets(&self) -> Vec<String> {
-        self.toolsets
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn tools(&self) -> Vec<Tool> {
+    fn tools(&self, enabled: &[String]) -> Vec<Tool> {
         let sandbox = self.pipeline.sandboxed();
-        let toolsets = self.enabled_toolsets();
         self.pipeline
-            .published_with(&toolsets)
+            .published_with(enabled)
             .map(|e| tool_definition(&e.spec, sandbox))
             .collect()
     }
 
-    /// `enable_toolset`: publishes a toolset for the rest of this session and tells the client
-    /// its tool list changed. A client that ignores the notice can still call the new tools.
-    async fn enable_toolset(&self, args: &Value, peer: &Peer<RoleServer>) -> Outcome {
+    /// `enable_toolset`: publishes a toolset for the rest of this caller's session (or, with
+    /// no sessions, for the caller's later requests) and tells the client its tool list
+    /// changed. A client that ignores the notice can still call the new tools.
+    async fn enable_toolset(&self, args: &Value, caller: &str, peer: &Peer<RoleServer>) -> Outcome {
         let wanted = args["toolset"].as_str().unwrap_or_default().to_owned();
         let valid = self.pipeline.toolsets();
         if wanted != "all" && !valid.contains(&wanted.as_str()) {
@@ -83,20 +87,16 @@ impl PermissionsServer {
                 ),
             ));
         }
-        let before: Vec<String> = self.tools().into_iter().map(|t| t.name.into()).collect();
-        {
-            let mut sets = self
-                .toolsets
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !sets.contains(&wanted) {
-                sets.push(wanted.clone());
-            }
-        }
-        let added: Vec<String> = self
-            .tools()
+        let names = |enabled: &[String]| -> Vec<String> {
+            self.pipeline
+                .published_with(enabled)
+                .map(|e| e.summary.name.clone())
+                .collect()
+        };
+        let before = names(&self.toolsets.enabled(caller));
+        self.toolsets.enable(caller, &wanted);
+        let added: Vec<String> = names(&self.toolsets.enabled(caller))
             .into_iter()
-            .map(|t| t.name.to_string())
             .filter(|n| !before.contains(n))
             .collect();
         if !added.is_empty()
@@ -123,7 +123,7 @@ pub fn tool_definition(spec: &ToolSpec, sandbox: bool) -> Tool {
         if let Some(Value::Object(properties)) = schema.get_mut("properties") {
             properties.insert(
                 "sandbox".to_owned(),
-                json!({"type": "string", "description": "Present only in sandbox mode: this answer is invented data."}),
+                json!({"type": "string", "description": "Sandbox mode: invented data."}),
             );
         }
     }
@@ -160,9 +160,10 @@ impl ServerHandler for PermissionsServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools()))
+        let enabled = self.toolsets.enabled(&self.toolsets.key(&context));
+        Ok(ListToolsResult::with_all_items(self.tools(&enabled)))
     }
 
     async fn list_resources(
@@ -191,8 +192,11 @@ impl ServerHandler for PermissionsServer {
         }
     }
 
+    /// Any tool some caller may have published here: rmcp asks with no caller to name, to
+    /// check a request's headers against the tool's schema.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools().into_iter().find(|t| t.name == name)
+        let entry = self.pipeline.lookup_with(name, &["all".to_owned()]).ok()?;
+        Some(tool_definition(&entry.spec, self.pipeline.sandboxed()))
     }
 
     async fn call_tool(
@@ -201,7 +205,8 @@ impl ServerHandler for PermissionsServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let _busy = self.in_flight.enter();
-        let toolsets = self.enabled_toolsets();
+        let caller = self.toolsets.key(&context);
+        let toolsets = self.toolsets.enabled(&caller);
         let entry = self
             .pipeline
             .lookup_with(&request.name, &toolsets)
@@ -210,7 +215,7 @@ impl ServerHandler for PermissionsServer {
             let args = Value::Object(request.arguments.clone().unwrap_or_default());
             let problems = entry.check_arguments(&args);
             let outcome = if problems.is_empty() {
-                self.enable_toolset(&args, &context.peer).await
+                self.enable_toolset(&args, &caller, &context.peer).await
             } else {
                 Err(ToolFailure::new(
                     FailureKind::InvalidArguments,

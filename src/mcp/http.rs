@@ -18,7 +18,11 @@ use serde_json::Value;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tower_service::Service;
 
-use super::{handler::PermissionsServer, shutdown::Shutdown};
+use super::{
+    handler::PermissionsServer,
+    shutdown::{InFlight, Shutdown},
+    toolsets::ToolsetMemory,
+};
 use crate::pipeline::Pipeline;
 
 /// How long a client may take to send a request's headers; a slow trickle is cut off.
@@ -203,8 +207,17 @@ pub async fn serve(
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(limits.idle);
     let sessions = Arc::new(manager);
+    // One memory of enabled toolsets for every handler: without sessions, each request
+    // gets a handler of its own.
+    let (toolsets, in_flight) = (ToolsetMemory::default(), InFlight::default());
     let mcp = StreamableHttpService::new(
-        move || Ok(PermissionsServer::new(pipeline.clone())),
+        move || {
+            Ok(PermissionsServer::sharing(
+                pipeline.clone(),
+                toolsets.clone(),
+                in_flight.clone(),
+            ))
+        },
         sessions.clone(),
         config,
     );

@@ -8,6 +8,7 @@ mod instructions;
 mod resources;
 mod shutdown;
 mod stdio;
+mod toolsets;
 
 pub use handler::{PermissionsServer, tool_definition};
 pub use http::{

@@ -159,6 +159,18 @@ impl Pipeline {
                 && self.selection.may_enable(&self.catalog, &tool.name))
     }
 
+    /// Whether a session may publish a write tool later: `enable_toolset` is published and
+    /// some write tool may be enabled (not read-only, not excluded).
+    pub fn writes_may_be_enabled(&self) -> bool {
+        let dynamic = self
+            .published()
+            .any(|e| e.summary.kind == Kind::EnableToolset);
+        dynamic
+            && self.catalog.entries().any(|e| {
+                e.summary.is_write() && self.selection.may_enable(&self.catalog, &e.summary.name)
+            })
+    }
+
     /// The toolsets a session may enable, sorted.
     pub fn toolsets(&self) -> Vec<&str> {
         self.catalog.toolsets()
@@ -176,6 +188,12 @@ impl Pipeline {
         } else {
             self.lookup(name)
         }
+    }
+
+    /// A reading tool the server's own diagnostics (`doctor`) call, whatever the filters
+    /// publish: the person running them asked for the check, not the model.
+    pub fn lookup_for_diagnostics(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.catalog.get(name).filter(|e| !e.summary.is_write())
     }
 
     /// Looks a tool up as a session that has enabled `toolsets` at run time sees it.

@@ -175,3 +175,76 @@ async fn writes_over_http_are_recorded_in_the_ledger() {
     assert_eq!(changes[0]["outcome"], "ok");
     assert_eq!(changes[0]["tool"], "landing_site_set_rights");
 }
+
+/// A 2026-07-28 request: no session; version and capabilities travel with each request.
+fn stateless(id: u64, method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+async fn post_stateless(url: &str, body: &Value) -> Value {
+    let method = body["method"].as_str().unwrap();
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    let name = body["params"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !name.is_empty() {
+        headers.push(("mcp-name", &name));
+    }
+    let (status, text, session) = post(url, body, &headers).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        session.is_none(),
+        "the 2026-07-28 lifecycle has no sessions"
+    );
+    answer(&text)
+}
+
+#[tokio::test]
+async fn a_toolset_enabled_without_sessions_is_callable_in_the_next_request() {
+    let server = start(&[]).await;
+    let call = |id| {
+        stateless(
+            id,
+            "tools/call",
+            json!({"name": "department_get", "arguments": {}}),
+        )
+    };
+    let before = post_stateless(&server.url, &call(1)).await;
+    assert!(
+        before["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not enabled")),
+        "not published by default: {before}"
+    );
+    let enable = stateless(
+        2,
+        "tools/call",
+        json!({"name": "enable_toolset", "arguments": {"toolset": "people"}}),
+    );
+    let enabled = post_stateless(&server.url, &enable).await;
+    assert_eq!(enabled["result"]["isError"], false, "{enabled}");
+    let listed = post_stateless(&server.url, &stateless(3, "tools/list", json!({}))).await;
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"department_get"), "{names:?}");
+    let after = post_stateless(&server.url, &call(4)).await;
+    assert_eq!(after["result"]["isError"], false, "{after}");
+    assert!(
+        after["result"]["structuredContent"]["result"].is_array(),
+        "{after}"
+    );
+}
