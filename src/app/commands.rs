@@ -302,7 +302,9 @@ fn not_reached(failure: &ToolFailure) -> (String, String) {
 
 /// Calls a tool that takes no arguments, through the same pipeline as MCP.
 async fn ask(d: &Pipeline, tool: &str) -> std::io::Result<Outcome> {
-    let entry = d.lookup(tool).map_err(std::io::Error::other)?;
+    let entry = d
+        .lookup_for_diagnostics(tool)
+        .ok_or_else(|| std::io::Error::other(format!("{tool} is not a reading tool")))?;
     Ok(d.call(entry, None, &NoProgress, &COMMAND_LINE).await)
 }
 
@@ -380,5 +382,38 @@ pub fn history(
         "\n{} change(s). The ledger knows only changes made through this server; changes made in the portal or by other apps are not in it.",
         changes.len()
     )?;
+    if query.every_portal {
+        writeln!(out, "Every portal in the ledger is listed.")?;
+    } else if let Some(others) = elsewhere(d, query) {
+        writeln!(out, "{others}")?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many matching changes the ledger holds for other portals, in a sentence that says how
+/// to see them; `None` when it holds none.
+fn elsewhere(d: &Pipeline, query: &HistoryQuery) -> Option<String> {
+    let here = d.gateway().portal().credentials().identity().host;
+    let every = HistoryQuery {
+        every_portal: true,
+        limit: usize::MAX,
+        ..query.clone()
+    };
+    let rows = d.history(&every)?.ok()?;
+    let mut portals = BTreeSet::new();
+    let count = rows
+        .iter()
+        .filter_map(|row| row["portal"].as_str())
+        .filter(|portal| *portal != here)
+        .inspect(|portal| {
+            portals.insert(portal.to_owned());
+        })
+        .count();
+    (count > 0).then(|| {
+        format!(
+            "{count} more change(s) on {} other portal(s) ({}): add --all-portals to list them.",
+            portals.len(),
+            portals.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
 }

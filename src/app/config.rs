@@ -261,8 +261,23 @@ pub struct Args {
     /// Default: ledger.sqlite3 in the user's state directory.
     #[arg(long, global = true, env = ledger::LEDGER_ENV, value_name = "PATH|off")]
     pub ledger: Option<String>,
-    /// Do not publish enable_toolset, the tool that lets the model publish more toolsets at
-    /// run time (for clients that mishandle tools/list_changed; use --toolsets instead).
+    /// Publish enable_toolset, the tool that lets the model publish more toolsets at run
+    /// time, even though --toolsets or --tools name the tools. Without this flag they are a
+    /// ceiling the model cannot widen; with the default set, enable_toolset is published.
+    #[arg(
+        long,
+        global = true,
+        env = "BITRIX24_DYNAMIC_TOOLSETS",
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub dynamic_toolsets: bool,
+    /// Do not publish enable_toolset, even with the default set (for clients that mishandle
+    /// tools/list_changed; use --toolsets instead). Beats --dynamic-toolsets.
     #[arg(
         long,
         global = true,
@@ -285,6 +300,9 @@ pub enum ConfigError {
     WebhookFile { path: String, reason: String },
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    /// The problem is part of the message, not a source: the message is complete alone.
+    #[error("{WEBHOOK_FILE_ENV} file {path} does not hold a Bitrix24 webhook URL: {problem}")]
+    WebhookInFile { path: String, problem: WebhookError },
     #[error(
         "no per-user state directory is known on this system; set BITRIX24_LEDGER to a file path, or to off"
     )]
@@ -358,20 +376,14 @@ impl Config {
     /// Resolves parsed flags plus the webhook variable (passed in so tests need no process env).
     pub fn resolve(args: &Args, webhook_env: Option<String>) -> Result<Self, ConfigError> {
         let webhook_env = webhook_env.filter(|v| !v.trim().is_empty());
-        let raw = match (webhook_env, &args.webhook_url_file) {
+        let portal = match (webhook_env, &args.webhook_url_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoWebhooks),
-            (Some(url), None) => url,
-            (None, Some(path)) => read_webhook_file(path)?,
-            (None, None) => String::new(),
-        };
-        // Editors and PowerShell put a byte-order mark in front; it is never part of a URL.
-        let raw = raw.trim().trim_start_matches('\u{feff}').trim().to_owned();
-        let portal = if args.sandbox {
-            PortalChoice::Sandbox { asked: true }
-        } else if raw.trim().is_empty() {
-            PortalChoice::Sandbox { asked: false }
-        } else {
-            PortalChoice::Webhook(WebhookUrl::parse(&raw)?)
+            _ if args.sandbox => PortalChoice::Sandbox { asked: true },
+            (Some(url), None) => PortalChoice::Webhook(WebhookUrl::parse(clean(&url))?),
+            // A file named but empty is a mistake, not a wish for invented data: an assistant
+            // would show the server as connected and answer from the sandbox.
+            (None, Some(path)) => PortalChoice::Webhook(webhook_from_file(path)?),
+            (None, None) => PortalChoice::Sandbox { asked: false },
         };
         let ledger = match args.ledger.as_deref().map(str::trim) {
             Some(off) if off.eq_ignore_ascii_case("off") => None,
@@ -398,7 +410,7 @@ impl Config {
                 tools: args.tools.clone().map(trimmed),
                 exclude_tools: trimmed(args.exclude_tools.clone()),
                 read_only: args.read_only,
-                dynamic: !args.no_dynamic_toolsets,
+                dynamic: !args.no_dynamic_toolsets && (args.dynamic_toolsets || default_set(args)),
             },
         })
     }
@@ -419,6 +431,28 @@ fn says_true(value: &str) -> bool {
     )
 }
 
+/// Editors and PowerShell put a byte-order mark in front; it is never part of a URL.
+fn clean(raw: &str) -> &str {
+    raw.trim().trim_start_matches('\u{feff}').trim()
+}
+
+fn webhook_from_file(path: &std::path::Path) -> Result<WebhookUrl, ConfigError> {
+    let text = read_webhook_file(path)?;
+    let raw = clean(&text);
+    if raw.is_empty() {
+        return Err(ConfigError::WebhookFile {
+            path: path.display().to_string(),
+            reason: "it is empty; put the inbound webhook's URL in it \
+                     (https://<portal>/rest/<user_id>/<secret>/), or unset the variable to use the sandbox"
+                .to_owned(),
+        });
+    }
+    WebhookUrl::parse(raw).map_err(|problem| ConfigError::WebhookInFile {
+        path: path.display().to_string(),
+        problem,
+    })
+}
+
 fn read_webhook_file(path: &std::path::Path) -> Result<String, ConfigError> {
     use std::io::Read;
     let failed = |reason: String| ConfigError::WebhookFile {
@@ -436,6 +470,13 @@ fn read_webhook_file(path: &std::path::Path) -> Result<String, ConfigError> {
         )));
     }
     String::from_utf8(bytes).map_err(|_| failed("it is not UTF-8 text".to_owned()))
+}
+
+/// Whether the published tools are the catalog's default set: nothing named, or only
+/// `default`. Only then may the model widen them without being told it may.
+fn default_set(args: &Args) -> bool {
+    let only_default = |sets: &Vec<String>| sets.iter().all(|s| s.trim() == "default");
+    args.tools.is_none() && args.toolsets.as_ref().is_none_or(only_default)
 }
 
 /// Drops blanks and surrounding spaces, so "sites, tasks" and a trailing comma both work.
@@ -499,6 +540,21 @@ mod tests {
             Config::resolve(&from_file, None),
             Err(ConfigError::WebhookFile { .. })
         ));
+    }
+
+    #[test]
+    fn an_empty_or_wrong_url_file_is_an_error_naming_it() {
+        for (n, content) in ["", "  \n\t ", "not a url", "https://example.com/"]
+            .into_iter()
+            .enumerate()
+        {
+            let path = std::env::temp_dir().join(format!("b24cfg-bad-{}-{n}", std::process::id()));
+            std::fs::write(&path, content).unwrap();
+            let from_file = args(&["--webhook-url-file", path.to_str().unwrap()]);
+            let err = Config::resolve(&from_file, None).unwrap_err().to_string();
+            std::fs::remove_file(&path).unwrap();
+            assert!(err.contains(path.to_str().unwrap()), "{content:?}: {err}");
+        }
     }
 
     #[test]

@@ -80,12 +80,15 @@ pub async fn run() -> ExitCode {
             limit,
             all_portals,
         } => {
+            // With no webhook configured, the person asking has no portal in mind: a shell
+            // without BITRIX24_WEBHOOK_URL must not hide the changes made on theirs.
+            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false });
             let query = pipeline::HistoryQuery {
                 id,
                 tool,
                 since,
                 limit,
-                every_portal: all_portals,
+                every_portal: all_portals || unconfigured,
             };
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             commands::history(&pipeline, &query, json, &mut out, &mut err).map_err(Into::into)

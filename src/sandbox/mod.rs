@@ -18,15 +18,47 @@ use tokio::net::TcpListener;
 use portal::Portal;
 
 use crate::{
-    bitrix::{Api, WebhookUrl},
+    bitrix::{Api, Credentials, Identity, WebhookUrl},
     catalog::Catalog,
 };
 
 /// Added to every answer's structured content, so no one takes sandbox data for their portal.
 pub const NOTICE: &str = "SANDBOX: invented data from the built-in sandbox portal, not your Bitrix24. Set BITRIX24_WEBHOOK_URL for a real portal.";
 
+/// The portal every sandbox run is, whatever port it listens on: the ledger keys its rows by
+/// portal, so a newcomer's sandbox writes show in `history` across runs. No real portal's host
+/// lacks a dot, so it cannot be taken for one.
+pub const PORTAL: &str = "sandbox";
+
+/// The sandbox's webhook, with the sandbox's one stable identity.
+#[derive(Debug)]
+pub struct SandboxCredentials(WebhookUrl);
+
+impl std::fmt::Display for SandboxCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the built-in sandbox portal ({})", self.0)
+    }
+}
+
+impl Credentials for SandboxCredentials {
+    fn method_url(&self, api: Api, method: &str) -> String {
+        self.0.method_url(api, method)
+    }
+
+    fn identity(&self) -> Identity {
+        Identity {
+            host: PORTAL.to_owned(),
+            user_id: portal::ME.to_string(),
+        }
+    }
+
+    fn is_loopback_http(&self) -> bool {
+        true
+    }
+}
+
 /// Starts the sandbox portal on a free loopback port; it lives as long as the runtime.
-pub async fn start(catalog: Arc<Catalog>) -> std::io::Result<WebhookUrl> {
+pub async fn start(catalog: Arc<Catalog>) -> std::io::Result<SandboxCredentials> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     // A fresh secret each run, so the masking of secrets is exercised here too.
@@ -48,7 +80,9 @@ pub async fn start(catalog: Arc<Catalog>) -> std::io::Result<WebhookUrl> {
         }
     });
     let url = format!("http://127.0.0.1:{port}/rest/{}/{secret}/", portal::ME);
-    WebhookUrl::parse(&url).map_err(std::io::Error::other)
+    WebhookUrl::parse(&url)
+        .map(SandboxCredentials)
+        .map_err(std::io::Error::other)
 }
 
 async fn answer(

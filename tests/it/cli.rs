@@ -135,13 +135,24 @@ async fn tools_lists_what_is_published() {
     assert_eq!(default.code, Some(0));
     assert!(default.stdout.starts_with("TOOL"));
     assert!(default.stdout.contains("enable_toolset"));
-    assert!(!default.stdout.contains("landing_site_set_rights"));
+    for seed in [
+        "sonet_group_feature_access",
+        "landing_site_get_rights",
+        "landing_site_set_rights",
+        "tasks_task_get_access",
+        "permission_history",
+    ] {
+        assert!(default.stdout.contains(seed), "{seed}: {}", default.stdout);
+    }
+    assert!(!default.stdout.contains("department_get"));
     let all = run(&[], &["--sandbox", "--toolsets", "all", "tools"]).await;
     assert!(all.stdout.contains("landing_site_set_rights") && all.stdout.contains("write"));
+    // Everything but enable_toolset, which has nothing left to publish.
     let count = bitrix24_permissions_mcp::testing::Catalog::embedded()
         .unwrap()
         .entries()
-        .count();
+        .count()
+        - 1;
     assert!(
         all.stdout.contains(&format!("\n{count} tools")),
         "{}",
@@ -154,17 +165,7 @@ async fn tools_lists_what_is_published() {
     .await;
     assert!(!read_only.stdout.contains("landing_site_set_rights"));
     assert!(!read_only.stdout.contains(" write"));
-    let json_out = run(
-        &[],
-        &[
-            "tools",
-            "--json",
-            "--toolsets",
-            "tasks",
-            "--no-dynamic-toolsets",
-        ],
-    )
-    .await;
+    let json_out = run(&[], &["tools", "--json", "--toolsets", "tasks"]).await;
     let tools: Value = serde_json::from_str(&json_out.stdout).unwrap();
     let tools = tools.as_array().unwrap();
     assert_eq!(tools.len(), 1);
@@ -501,4 +502,103 @@ async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
         .await;
     assert!(is_error(&refused) && text_of(&refused).contains("role model"));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn sandbox_writes_show_in_history_across_runs_and_portals() {
+    let ledger = crate::util::ledger_path();
+    let ledger = ledger.to_str().unwrap();
+    let env = [
+        ("BITRIX24_LEDGER", ledger),
+        ("BITRIX24_CONFIRM_WRITES", "never"),
+    ];
+    let write = r#"{"id": 645, "rights": {"AU": ["read"]}}"#;
+    for _ in 0..2 {
+        let r = run(
+            &env,
+            &["--sandbox", "call", "landing_site_set_rights", write],
+        )
+        .await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    // Two runs, two ports, one portal.
+    let sandbox = run(&env, &["--sandbox", "history", "--json"]).await;
+    let rows: Vec<Value> = sandbox
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", sandbox.stdout);
+    assert!(rows.iter().all(|r| r["portal"] == "sandbox"), "{rows:?}");
+    // No webhook configured: every portal in the file.
+    let unconfigured = run(&[("BITRIX24_LEDGER", ledger)], &["history"]).await;
+    assert_eq!(unconfigured.code, Some(0), "{}", unconfigured.stderr);
+    assert!(
+        unconfigured.stdout.contains("2 change(s)")
+            && unconfigured
+                .stdout
+                .contains("Every portal in the ledger is listed"),
+        "{}",
+        unconfigured.stdout
+    );
+    // Another portal configured: its own rows, and a word about the others.
+    let portal = TestPortal::always(ok(json!(true))).await;
+    let url = portal.webhook_url();
+    let elsewhere = run(
+        &[("BITRIX24_LEDGER", ledger), ("BITRIX24_WEBHOOK_URL", &url)],
+        &["history"],
+    )
+    .await;
+    assert!(
+        elsewhere.stdout.contains("0 change(s)")
+            && elsewhere
+                .stdout
+                .contains("2 more change(s) on 1 other portal(s) (sandbox): add --all-portals"),
+        "{}",
+        elsewhere.stdout
+    );
+    assert!(
+        portal.received().is_empty(),
+        "history reads only the ledger"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_wrong_webhook_file_stops_the_server_naming_the_file() {
+    let dir = std::env::temp_dir();
+    for (n, content) in ["", "   \n", "https://portal.example.com/"]
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.join(format!("b24-it-webhook-{}-{n}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        let file = path.to_str().unwrap();
+        let r = run(&[("BITRIX24_WEBHOOK_URL_FILE", file)], &["tools"]).await;
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(r.code, Some(2), "{content:?}: {}", r.stdout);
+        assert!(r.stderr.contains(file), "{content:?}: {}", r.stderr);
+        assert!(
+            !r.stdout.contains("TOOL"),
+            "never the sandbox: {}",
+            r.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_only_publishes_the_history_and_the_reading_seeds() {
+    let r = run(&[("BITRIX24_READ_ONLY", "true")], &["--sandbox", "tools"]).await;
+    for tool in [
+        "permission_history",
+        "sonet_group_feature_access",
+        "landing_site_get_rights",
+        "tasks_task_get_access",
+    ] {
+        assert!(r.stdout.contains(tool), "{tool}: {}", r.stdout);
+    }
+    assert!(
+        !r.stdout.contains("landing_site_set_rights"),
+        "{}",
+        r.stdout
+    );
 }

@@ -500,20 +500,23 @@ async fn names_with(env: &[(&str, &str)], args: &[&str]) -> Vec<String> {
 
 /// What the filters should publish, worked out from the catalog independently of the server:
 /// toolsets and tools add up (neither: everything), exclude beats both, read-only beats all.
-/// Neither toolsets nor tools: the catalog's default set. enable_toolset (dynamic toolsets, on
-/// unless switched off) is published whatever the filters say.
+/// Neither toolsets nor tools: the catalog's default set. enable_toolset is published only
+/// with the default set: named toolsets and tools are a ceiling the model cannot widen.
 fn expected(toolsets: &[&str], tools: &[&str], exclude: &[&str], read_only: bool) -> Vec<String> {
+    let default_set = tools.is_empty() && toolsets.iter().all(|t| *t == "default");
     let mut names: Vec<String> = Catalog::embedded()
         .unwrap()
         .entries()
         .map(|e| &e.spec)
         .filter(|s| {
+            if s.name == "enable_toolset" {
+                return default_set;
+            }
             (toolsets.is_empty() && tools.is_empty() && s.default)
                 || toolsets.contains(&"all")
                 || toolsets.contains(&s.toolset.as_str())
                 || (toolsets.contains(&"default") && s.default)
                 || tools.contains(&s.name.as_str())
-                || s.name == "enable_toolset"
         })
         .filter(|s| !exclude.contains(&s.name.as_str()))
         .filter(|s| !read_only || s.hints.read_only)
@@ -567,6 +570,17 @@ async fn filters_publish_what_they_say() {
                 ("BITRIX24_EXCLUDE_TOOLS", "scope"),
             ],
             vec![],
+            vec!["profile".to_owned()],
+        ),
+        // Named tools are a ceiling; the user may still ask for enable_toolset by name.
+        (
+            vec![],
+            vec!["--tools", "landing_site_get_rights,scope"],
+            expected(&[], &["landing_site_get_rights", "scope"], &[], false),
+        ),
+        (
+            vec![("BITRIX24_DYNAMIC_TOOLSETS", "true")],
+            vec!["--tools", "profile"],
             vec!["enable_toolset".to_owned(), "profile".to_owned()],
         ),
         (
