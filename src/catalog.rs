@@ -489,15 +489,28 @@ pub fn markdown_table(catalog: &Catalog) -> String {
             s.name,
             s.method,
             s.scope,
-            if s.is_write() {
-                "**yes** (destructive)"
-            } else {
-                "no"
+            match (s.is_write(), s.hints.destructive) {
+                (true, true) => "**yes** (destructive)",
+                (true, false) => "**yes**",
+                _ => "no",
             },
             first_sentence
         ));
     }
     out
+}
+
+/// The tools published when nothing is named, one line each, for the README.
+pub fn default_tools_list(catalog: &Catalog) -> String {
+    catalog
+        .entries()
+        .filter(|e| e.spec.default)
+        .map(|e| {
+            let s = &e.spec;
+            let writes = if s.is_write() { " (writes)" } else { "" };
+            format!("- `{}`{writes}: {}\n", s.name, s.title)
+        })
+        .collect()
 }
 
 /// Which webhook scope each tool needs, as a Markdown table for the README and the scopes

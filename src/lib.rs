@@ -18,11 +18,14 @@ pub use app::run;
 
 /// What the integration tests and the benchmark drive directly, below the binary.
 pub mod testing {
+    pub use crate::app::configuration_markdown;
     pub use crate::bitrix::{
         Api, Credentials, PortalClient, WebhookUrl,
         limits::{CallError, Gateway, Limiter, NoProgress, RateLimiter},
     };
-    pub use crate::catalog::{Catalog, Entry as CatalogEntry, markdown_table, scope_table};
+    pub use crate::catalog::{
+        Catalog, Entry as CatalogEntry, default_tools_list, markdown_table, scope_table,
+    };
     pub use crate::sandbox::portal::Portal as SandboxPortal;
 
     /// A plain HTTP client for talking to test servers, with the TLS provider this crate

@@ -17,6 +17,21 @@ pub const WEBHOOK_ENV: &str = "BITRIX24_WEBHOOK_URL";
 const WEBHOOK_FILE_ENV: &str = "BITRIX24_WEBHOOK_URL_FILE";
 const READ_ONLY_ENV: &str = "BITRIX24_READ_ONLY";
 
+/// Settings read only from the environment, never from flags, where `ps` and shell history
+/// would show them; with what each means, for the configuration page.
+pub const SECRET_VARIABLES: [(&str, &str); 2] = [
+    (
+        WEBHOOK_ENV,
+        "the inbound webhook, `https://<portal>/rest/<user_id>/<secret>/` (plain `http://` only for \
+         loopback hosts). Unset, with no file either: the built-in sandbox portal",
+    ),
+    (
+        crate::mcp::HTTP_TOKEN_ENV,
+        "bearer token for `serve --http` (16 characters or more); every request must then carry \
+         `Authorization: Bearer <token>`",
+    ),
+];
+
 /// The most of the URL file read: a webhook URL is a few hundred bytes, and a file like
 /// `/dev/zero` must not be read without end.
 const WEBHOOK_FILE_MAX: u64 = 4096;
@@ -38,15 +53,13 @@ Examples:
 Register it with your assistant (it then runs with no subcommand, serving MCP on stdio); keep
 the webhook URL in a file only you can read, e.g. ~/.bitrix24-webhook:
   Claude Code (-s user: in every project, not only this directory):
-    claude mcp add -s user bitrix24-permissions -e BITRIX24_WEBHOOK_URL_FILE=\"$HOME/.bitrix24-webhook\" -- npx -y bitrix24-permissions-mcp
+    claude mcp add -s user bitrix24-permissions -e BITRIX24_WEBHOOK_URL_FILE=\"$HOME/.bitrix24-webhook\" -- bitrix24-permissions-mcp
   Cursor (~/.cursor/mcp.json or .cursor/mcp.json):
-    {\"mcpServers\": {\"bitrix24-permissions\": {\"command\": \"npx\",
-      \"args\": [\"-y\", \"bitrix24-permissions-mcp\", \"--read-only\"],
+    {\"mcpServers\": {\"bitrix24-permissions\": {\"command\": \"bitrix24-permissions-mcp\",
       \"env\": {\"BITRIX24_WEBHOOK_URL_FILE\": \"/home/you/.bitrix24-webhook\"}}}}
   Codex (~/.codex/config.toml):
     [mcp_servers.bitrix24-permissions]
-    command = \"npx\"
-    args = [\"-y\", \"bitrix24-permissions-mcp\", \"--read-only\"]
+    command = \"bitrix24-permissions-mcp\"
     env = { BITRIX24_WEBHOOK_URL_FILE = \"/home/you/.bitrix24-webhook\" }
   If the assistant shows the server as failed, run `bitrix24-permissions-mcp doctor` with the
   same environment and arguments: it says what is wrong.
@@ -210,7 +223,8 @@ pub struct Args {
     pub log_file: Option<PathBuf>,
 
     /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
-    /// Default: RUST_LOG, else info when serving and warn for the other commands.
+    /// Default: RUST_LOG, else info for serve --http and warn otherwise (assistants file every
+    /// stderr line of a stdio server under errors).
     #[arg(long, global = true, env = "BITRIX24_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
 

@@ -4,6 +4,9 @@
 mod commands;
 mod config;
 mod logging;
+mod reference;
+
+pub use reference::configuration_markdown;
 
 use std::{io::Write, process::ExitCode, sync::Arc};
 
