@@ -316,14 +316,14 @@ fn id_text(v: &Value) -> String {
 }
 
 /// Prints the ledger: a table for a person, or one JSON object per line for a script.
-pub fn history(
+pub async fn history(
     d: &Pipeline,
     query: &HistoryQuery,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let changes = match d.history(query) {
+    let changes = match d.history(query).await {
         None => {
             writeln!(
                 err,

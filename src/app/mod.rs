@@ -94,7 +94,9 @@ pub async fn run() -> ExitCode {
                 every_portal: all_portals || unconfigured,
             };
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            commands::history(&pipeline, &query, json, &mut out, &mut err).map_err(Into::into)
+            commands::history(&pipeline, &query, json, &mut out, &mut err)
+                .await
+                .map_err(Into::into)
         }
     };
     let _ = std::io::stdout().flush();

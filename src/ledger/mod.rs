@@ -1,29 +1,40 @@
 //! The ledger: a journal of every write this server sends, in an SQLite file that several
 //! server processes share. A row is written before the call is sent and completed after, so
 //! a crash in between leaves an `unknown` row, never a missing one.
+//!
+//! SQLite blocks: another process may hold the file's lock, and this one then waits (up to
+//! the busy timeout) for it. So every statement runs on tokio's blocking pool, through
+//! [`Ledger::write`] and [`Ledger::read`], never on the server's one runtime thread: a slow
+//! or locked file delays only the call that needs it.
 
+mod changes;
 mod schema;
 
 use std::{
     collections::HashMap,
+    future::Future,
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard, OnceLock},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Duration,
 };
 
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use rusqlite::Connection;
+use serde_json::Value;
 
+use self::changes::{Finished, NewRow};
 use crate::{
-    bitrix::{Identity, Secrets},
+    bitrix::Identity,
     pipeline::{
-        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, Journal, KnownSet, ObjectRef,
-        Outcome, ToolFailure,
+        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, KnownSet,
+        ObjectRef, Outcome, ToolFailure,
     },
 };
 
 /// The variable that names the ledger's file, or `off`.
 pub const LEDGER_ENV: &str = "BITRIX24_LEDGER";
+
+/// How long a statement waits for another process that holds the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the ledger lives when `BITRIX24_LEDGER` is not set: the user's state directory
 /// (`~/.local/state` on Linux), else their local data directory.
@@ -41,26 +52,54 @@ pub struct OpenError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// Why the ledger could not be used: its file would not open, or a statement failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(String);
+
+impl From<rusqlite::Error> for Unavailable {
+    fn from(err: rusqlite::Error) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// A connection, opened on first use; the error says why it could not be.
+type Lazy = OnceLock<Result<Mutex<Connection>, String>>;
+
+/// A handle on the ledger; clones share the file's connections.
+#[derive(Clone)]
 pub struct Ledger {
-    /// Opened on first use when the ledger was opened `deferred`: most sessions only read, and
-    /// opening SQLite (schema parse, WAL files) is a third of a millisecond on a server's start.
-    conn: OnceLock<Result<Mutex<Connection>, String>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
     identity: Identity,
+    /// Opened on first use when the ledger was opened `deferred`: most sessions only read, and
+    /// opening SQLite (schema parse, WAL files) is a third of a millisecond on a server's start.
+    writer: Lazy,
+    /// Reads get a connection of their own: in WAL mode it reads while the writer waits for
+    /// a lock another process holds, so `history` answers during such a wait.
+    reader: Lazy,
     /// The row each call in flight writes to, by the pipeline's call id.
-    rows: Mutex<HashMap<u64, i64>>,
+    rows: Mutex<HashMap<u64, Slot>>,
+}
+
+/// Where a call in flight stands with its row.
+enum Slot {
+    Row(i64),
+    /// The call was given up while its row was being inserted: whoever inserts it marks it
+    /// as never sent.
+    Abandoned,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
 }
-
-/// A stored time: UTC, ISO 8601, milliseconds; sorts as text.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path` for calls made as
@@ -68,7 +107,7 @@ impl Ledger {
     pub fn open(path: &Path, identity: Identity) -> Result<Self, OpenError> {
         let ledger = Self::deferred(path, identity)?;
         let conn = connect(path)?;
-        let _ = ledger.conn.set(Ok(Mutex::new(conn)));
+        let _ = ledger.inner.writer.set(Ok(Mutex::new(conn)));
         Ok(ledger)
     }
 
@@ -83,129 +122,158 @@ impl Ledger {
             })?;
         }
         Ok(Self {
-            conn: OnceLock::new(),
-            path: path.to_owned(),
-            identity,
-            rows: Mutex::default(),
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                identity,
+                writer: OnceLock::new(),
+                reader: OnceLock::new(),
+                rows: Mutex::default(),
+            }),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>, Unavailable> {
-        let conn = self.conn.get_or_init(|| {
+    /// Runs `work` on the connection that writes, on tokio's blocking pool. The work starts
+    /// now, not when the future is first polled, and runs to its end even if nobody waits for
+    /// it any more: a row a caller gave up on is still completed.
+    pub fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, Unavailable>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Unavailable> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        joined(tokio::task::spawn_blocking(move || work(&*inner.writer()?)))
+    }
+
+    /// Runs `work` on the connection that reads, on tokio's blocking pool, as [`Self::write`].
+    pub fn read<T, F>(&self, work: F) -> impl Future<Output = Result<T, Unavailable>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Unavailable> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        joined(tokio::task::spawn_blocking(move || work(&*inner.reader()?)))
+    }
+
+    /// Inserts the row of a write about to be sent, and keeps its id for `after`. If the
+    /// call is given up (its client went away) before the row is in, the row is marked as
+    /// never sent rather than left `unknown`.
+    async fn begin(&self, call: &CallInfo<'_>) -> Result<(), Unavailable> {
+        let new = NewRow::new(call, &self.inner.identity);
+        let (inner, call_id) = (self.inner.clone(), call.call_id);
+        let mut waiting = Waiting {
+            ledger: self,
+            call_id,
+            settled: false,
+        };
+        let inserted = self.write(move |conn| {
+            let inserted = new.insert(conn);
+            let mut rows = inner.rows();
+            let abandoned = matches!(rows.remove(&call_id), Some(Slot::Abandoned));
+            match inserted {
+                Ok(row) if abandoned => Finished::not_sent().store(conn, row),
+                Ok(row) => {
+                    rows.insert(call_id, Slot::Row(row));
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
+        });
+        let result = inserted.await;
+        waiting.settled = true;
+        result
+    }
+}
+
+/// A call's `before` while its row is being inserted; dropped unsettled, the call was given
+/// up before anything was sent.
+struct Waiting<'a> {
+    ledger: &'a Ledger,
+    call_id: u64,
+    settled: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut rows = self.ledger.inner.rows();
+        match rows.remove(&self.call_id) {
+            // Dropped as the runtime shuts down: no thread is left to mark the row on.
+            Some(Slot::Row(_)) if tokio::runtime::Handle::try_current().is_err() => {}
+            Some(Slot::Row(row)) => {
+                drop(rows);
+                drop(
+                    self.ledger
+                        .write(move |conn| Finished::not_sent().store(conn, row)),
+                );
+            }
+            _ => {
+                rows.insert(self.call_id, Slot::Abandoned);
+            }
+        }
+    }
+}
+
+/// The result of a blocking task, with a task that died (a panic) as one more reason.
+async fn joined<T>(
+    task: tokio::task::JoinHandle<Result<T, Unavailable>>,
+) -> Result<T, Unavailable> {
+    task.await
+        .map_err(|e| Unavailable(format!("the ledger's work stopped: {e}")))?
+}
+
+impl Inner {
+    fn rows(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn writer_cell(&self) -> &Result<Mutex<Connection>, String> {
+        self.writer.get_or_init(|| {
             connect(&self.path)
                 .map(Mutex::new)
                 .map_err(|e| e.to_string())
+        })
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, Unavailable> {
+        locked(self.writer_cell())
+    }
+
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, Unavailable> {
+        let reader = self.reader.get_or_init(|| {
+            // The writer's connection creates and migrates the file; it is not locked here,
+            // so a write waiting on another process does not hold this up.
+            self.writer_cell().as_ref().map_err(Clone::clone)?;
+            let fail = |e: rusqlite::Error| {
+                OpenError {
+                    path: self.path.display().to_string(),
+                    source: e.into(),
+                }
+                .to_string()
+            };
+            let conn = Connection::open(&self.path).map_err(fail)?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+            Ok(Mutex::new(conn))
         });
-        match conn {
-            Ok(conn) => Ok(conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)),
-            Err(why) => Err(Unavailable(why.clone())),
-        }
+        locked(reader)
     }
+}
 
-    fn begin(&self, call: &CallInfo<'_>) -> Result<i64, Unavailable> {
-        let secrets = Secrets::global();
-        let arguments = secrets.redact(&call.arguments.to_string()).into_owned();
-        let conn = self.conn()?;
-        conn.execute(
-            &format!(
-                "INSERT INTO changes (at, portal, user_id, tool, method, object_kind, object_id, \
-                 arguments, confirmation, outcome, pid) \
-                 VALUES ({NOW}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unknown', ?9)"
-            ),
-            params![
-                self.identity.host,
-                self.identity.user_id,
-                call.spec.name,
-                call.spec.method,
-                call.object.map(|o| o.kind.as_str()),
-                call.object.map(|o| o.id.as_str()),
-                arguments,
-                call.confirmation.as_str(),
-                std::process::id(),
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
-    }
-
-    fn finish(&self, row: i64, outcome: &Outcome) -> Result<(), Unavailable> {
-        let secrets = Secrets::global();
-        let (state, answer, code) = match outcome {
-            Ok(value) => (
-                "ok",
-                Some(secrets.redact(&value["result"].to_string()).into_owned()),
-                None,
-            ),
-            Err(failure) => (
-                outcome_of(failure),
-                None,
-                Some(
-                    failure
-                        .code
-                        .clone()
-                        .unwrap_or_else(|| failure.kind.as_str().to_owned()),
-                ),
-            ),
-        };
-        self.conn()?.execute(
-            &format!(
-                "UPDATE changes SET outcome = ?1, answer = ?2, error_code = ?3, finished_at = {NOW} \
-                 WHERE id = ?4"
-            ),
-            params![state, answer, code, row],
-        )?;
-        Ok(())
-    }
-
-    /// Reads rows back, newest first; `portal` None means every portal in the file.
-    pub fn rows(
-        &self,
-        portal: Option<&str>,
-        query: &HistoryQuery,
-    ) -> Result<Vec<Value>, Unavailable> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT id, at, portal, user_id, tool, method, object_kind, object_id, arguments, \
-             confirmation, outcome, answer, error_code, finished_at FROM changes \
-             WHERE (?1 IS NULL OR portal = ?1) AND (?2 IS NULL OR object_id = ?2) \
-             AND (?3 IS NULL OR tool = ?3) AND (?4 IS NULL OR at >= ?4) \
-             ORDER BY id DESC LIMIT ?5",
-        )?;
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(
-            params![portal, query.id, query.tool, query.since, limit],
-            |r| {
-                let text = |i: usize| r.get::<_, Option<String>>(i);
-                let json_of = |s: Option<String>| {
-                    s.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)))
-                };
-                let object = match (text(6)?, text(7)?) {
-                    (Some(kind), Some(id)) => Value::from(ObjectRef { kind, id }.to_string()),
-                    _ => Value::Null,
-                };
-                Ok(json!({
-                    "id": r.get::<_, i64>(0)?,
-                    "at": text(1)?,
-                    "portal": text(2)?,
-                    "user_id": text(3)?,
-                    "tool": text(4)?,
-                    "method": text(5)?,
-                    "object": object,
-                    "arguments": json_of(text(8)?),
-                    "confirmation": text(9)?,
-                    "outcome": text(10)?,
-                    "answer": json_of(text(11)?),
-                    "error_code": text(12)?,
-                    "finished_at": text(13)?,
-                }))
-            },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+fn locked(
+    conn: &Result<Mutex<Connection>, String>,
+) -> Result<MutexGuard<'_, Connection>, Unavailable> {
+    match conn {
+        Ok(conn) => Ok(conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)),
+        Err(why) => Err(Unavailable(why.clone())),
     }
 }
 
@@ -217,7 +285,7 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     };
     let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
     // Other server processes may hold the file for a moment; wait for them, not fail.
-    conn.busy_timeout(Duration::from_secs(10))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail(e.into()))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| fail(e.into()))?;
@@ -227,109 +295,69 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     Ok(conn)
 }
 
-/// Why the ledger could not be used: its file would not open, or a statement failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(String);
-
-impl From<rusqlite::Error> for Unavailable {
-    fn from(err: rusqlite::Error) -> Self {
-        Self(err.to_string())
-    }
-}
-
-/// How a failed write is recorded: only a portal's own error is certainly not applied.
-fn outcome_of(failure: &ToolFailure) -> &'static str {
-    match failure.kind {
-        FailureKind::Declined => "declined",
-        // The request may have reached the portal: say so rather than guess.
-        FailureKind::OutcomeUnknown | FailureKind::Transport => "unknown",
-        // The portal said success in a shape we do not know: it most likely applied the write.
-        FailureKind::UnexpectedAnswer => "unknown",
-        _ => "error",
-    }
-}
-
 impl CallHook for Ledger {
     fn before<'a>(&'a self, call: CallInfo<'a>) -> BeforeFuture<'a> {
-        let result = if call.spec.is_write() {
-            match self.begin(&call) {
-                Ok(row) => {
-                    self.rows
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(call.call_id, row);
-                    Ok(())
-                }
-                Err(err) => {
-                    tracing::error!(path = %self.path.display(), %err, "the ledger cannot record a write");
-                    Err(ToolFailure::new(
-                        FailureKind::Refused,
-                        format!(
-                            "Nothing was written: the ledger ({}) could not record this change ({err}), and \
-                             no write goes out unrecorded. What to do: ask the person who runs this server to \
-                             check that file (BITRIX24_LEDGER), then call again.",
-                            self.path.display()
-                        ),
-                    ))
-                }
-            }
-        } else {
-            Ok(())
-        };
-        Box::pin(std::future::ready(result))
+        if !call.spec.is_write() {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        Box::pin(async move {
+            self.begin(&call).await.map_err(|err| {
+                let path = self.inner.path.display();
+                tracing::error!(path = %path, %err, "the ledger cannot record a write");
+                ToolFailure::new(
+                    FailureKind::Refused,
+                    format!(
+                        "Nothing was written: the ledger ({path}) could not record this change ({err}), and \
+                         no write goes out unrecorded. What to do: ask the person who runs this server to \
+                         check that file (BITRIX24_LEDGER), then call again."
+                    ),
+                )
+            })
+        })
     }
 
-    fn after(&self, call: CallInfo<'_>, outcome: &Outcome) {
-        let row = self
-            .rows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&call.call_id);
-        if let Some(row) = row
-            && let Err(err) = self.finish(row, outcome)
-        {
-            // The row stays `unknown`, which is true enough: say why in the log.
-            tracing::error!(path = %self.path.display(), %err, row, "the ledger cannot complete a row");
-        }
+    fn after<'a>(&'a self, call: CallInfo<'a>, outcome: &'a Outcome) -> HookFuture<'a, ()> {
+        let Some(Slot::Row(row)) = self.inner.rows().remove(&call.call_id) else {
+            return Box::pin(std::future::ready(()));
+        };
+        let finished = Finished::new(outcome);
+        // Started here, so the row is completed even if this call's future is dropped.
+        let stored = self.write(move |conn| finished.store(conn, row));
+        Box::pin(async move {
+            if let Err(err) = stored.await {
+                // The row stays `unknown`, which is true enough: say why in the log.
+                let path = self.inner.path.display();
+                tracing::error!(path = %path, %err, row, "the ledger cannot complete a row");
+            }
+        })
     }
 }
 
 impl Journal for Ledger {
-    fn last_ok(&self, tool: &str, object: &ObjectRef) -> Option<KnownSet> {
-        let conn = match self.conn() {
-            Ok(conn) => conn,
-            Err(err) => {
-                tracing::warn!(%err, "the ledger could not be read");
-                return None;
-            }
-        };
-        let found = conn
-            .query_row(
-                "SELECT at, arguments FROM changes WHERE portal = ?1 AND tool = ?2 \
-                 AND object_kind = ?3 AND object_id = ?4 AND outcome = 'ok' \
-                 AND (answer IS NULL OR answer != 'false') ORDER BY id DESC LIMIT 1",
-                params![self.identity.host, tool, object.kind, object.id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-            )
-            .optional();
-        match found {
-            Ok(found) => found.and_then(|(at, arguments)| {
-                Some(KnownSet {
-                    at,
-                    arguments: serde_json::from_str(&arguments).ok()?,
-                })
-            }),
-            Err(err) => {
+    fn last_ok<'a>(
+        &'a self,
+        tool: &'a str,
+        object: &'a ObjectRef,
+    ) -> HookFuture<'a, Option<KnownSet>> {
+        let portal = self.inner.identity.host.clone();
+        let (tool, object) = (tool.to_owned(), object.clone());
+        let found = self.read(move |conn| changes::last_ok(conn, &portal, &tool, &object));
+        Box::pin(async move {
+            found.await.unwrap_or_else(|err| {
                 tracing::warn!(%err, "the ledger could not be read");
                 None
-            }
-        }
+            })
+        })
     }
 
-    fn history(&self, query: &HistoryQuery) -> Result<Vec<Value>, String> {
-        let portal = (!query.every_portal).then_some(self.identity.host.as_str());
-        self.rows(portal, query).map_err(|e| e.to_string())
+    fn history<'a>(
+        &'a self,
+        query: &'a HistoryQuery,
+    ) -> HookFuture<'a, Result<Vec<Value>, String>> {
+        let portal = (!query.every_portal).then(|| self.inner.identity.host.clone());
+        let query = query.clone();
+        let rows = self.read(move |conn| changes::select(conn, portal.as_deref(), &query));
+        Box::pin(async move { rows.await.map_err(|e| e.to_string()) })
     }
 }
 

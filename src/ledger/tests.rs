@@ -12,13 +12,14 @@ fn temp_path(name: &str) -> PathBuf {
     dir.join("ledger.sqlite3")
 }
 
-/// How many rows the ledger holds, on every portal (at most 10).
-fn count_rows(ledger: &Ledger) -> usize {
+/// The rows the ledger holds, on every portal (at most 10), newest first.
+async fn all_rows(ledger: &Ledger) -> Vec<Value> {
     let query = HistoryQuery {
         limit: 10,
+        every_portal: true,
         ..Default::default()
     };
-    ledger.rows(None, &query).unwrap().len()
+    ledger.history(&query).await.unwrap()
 }
 
 fn identity() -> Identity {
@@ -52,7 +53,7 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
                 confirmation,
             };
             ledger.before(info).await.unwrap();
-            ledger.after(info, &outcome);
+            ledger.after(info, &outcome).await;
         }
     };
     write(
@@ -86,15 +87,7 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     )
     .await;
 
-    let rows = ledger
-        .rows(
-            None,
-            &HistoryQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let rows = all_rows(&ledger).await;
     let outcomes: Vec<&str> = rows
         .iter()
         .map(|r| r["outcome"].as_str().unwrap())
@@ -104,7 +97,10 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     assert_eq!(rows[3]["answer"], true);
     assert_eq!(rows[3]["object"], "site 645");
     assert_eq!(rows[0]["confirmation"], "not asked (client cannot ask)");
-    let known = ledger.last_ok("landing_site_set_rights", &object).unwrap();
+    let known = ledger
+        .last_ok("landing_site_set_rights", &object)
+        .await
+        .unwrap();
     assert_eq!(known.arguments["rights"], json!({"U1": ["read"]}));
     let filtered = ledger
         .history(&HistoryQuery {
@@ -113,12 +109,13 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
             limit: 10,
             ..Default::default()
         })
+        .await
         .unwrap();
     assert!(filtered.is_empty());
     drop(ledger);
     // Reopening keeps the rows and the schema version.
     let again = Ledger::open(&path, identity()).unwrap();
-    assert_eq!(count_rows(&again), 4);
+    assert_eq!(all_rows(&again).await.len(), 4);
 }
 
 #[test]
@@ -152,9 +149,9 @@ async fn a_deferred_ledger_opens_its_file_at_the_first_write_and_refuses_writes_
     let ledger = Ledger::deferred(&path, identity()).unwrap();
     assert!(!path.exists(), "nothing is opened before it is needed");
     ledger.before(info).await.unwrap();
-    ledger.after(info, &Ok(json!({"result": true})));
+    ledger.after(info, &Ok(json!({"result": true}))).await;
     assert!(path.exists());
-    assert_eq!(count_rows(&ledger), 1);
+    assert_eq!(all_rows(&ledger).await.len(), 1);
 
     // A file that is not a database: found at the first write, which is refused, not sent.
     let broken = temp_path("deferred-broken");
@@ -181,13 +178,59 @@ async fn a_deferred_ledger_opens_its_file_at_the_first_write_and_refuses_writes_
         kind: "site".into(),
         id: "645".into(),
     };
-    assert!(ledger.last_ok("landing_site_set_rights", &object).is_none());
+    assert!(
+        ledger
+            .last_ok("landing_site_set_rights", &object)
+            .await
+            .is_none()
+    );
     assert!(
         ledger
             .history(&HistoryQuery {
                 limit: 10,
                 ..Default::default()
             })
+            .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_write_given_up_while_its_row_waits_is_recorded_as_never_sent() {
+    let spec = &Catalog::shared()
+        .get("landing_site_set_rights")
+        .unwrap()
+        .spec;
+    let args = json!({"id": 645, "rights": {"U1": ["read"]}});
+    let info = CallInfo {
+        call_id: 1,
+        spec,
+        arguments: &args,
+        object: None,
+        confirmation: Confirmation::Accepted,
+    };
+    let path = temp_path("abandoned");
+    let ledger = Ledger::open(&path, identity()).unwrap();
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The client goes away while the row waits for the lock: the call's future is dropped.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), ledger.before(info)).await;
+    assert!(
+        gave_up.is_err(),
+        "the row went in while the file was locked"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    // The insert goes on without anyone waiting, and marks its row instead of leaving `unknown`.
+    let mut rows = Vec::new();
+    for _ in 0..500 {
+        rows = all_rows(&ledger).await;
+        if rows.first().is_some_and(|r| r["outcome"] != "unknown") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["outcome"], "error");
+    assert_eq!(rows[0]["error_code"], changes::NOT_SENT);
+    assert!(ledger.inner.rows().is_empty());
 }

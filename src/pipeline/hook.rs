@@ -1,6 +1,9 @@
 //! The seam around one tool call: hooks see a call after its arguments and guards passed and
 //! the user was asked, just before anything is sent; they may stop it there, and see how it
 //! ended. A journal of changes plugs in here without the pipeline knowing it.
+//!
+//! Every method returns a future, so a hook that waits (the ledger waits for its SQLite file,
+//! which another process may hold) does it off the server's one runtime thread.
 
 use std::{future::Future, pin::Pin};
 
@@ -41,13 +44,15 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
-pub type BeforeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ToolFailure>> + Send + 'a>>;
+/// What every hook and journal method returns.
+pub type HookFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BeforeFuture<'a> = HookFuture<'a, Result<(), ToolFailure>>;
 
 pub trait CallHook: Send + Sync {
     /// Runs just before the call is sent; an error stops it, and nothing is sent.
     fn before<'a>(&'a self, call: CallInfo<'a>) -> BeforeFuture<'a>;
     /// Runs once the call has ended, whether it was sent or stopped by a hook or the user.
-    fn after(&self, call: CallInfo<'_>, outcome: &Outcome);
+    fn after<'a>(&'a self, call: CallInfo<'a>, outcome: &'a Outcome) -> HookFuture<'a, ()>;
 }
 
 /// The last set written to an object through this server, as a journal remembers it.
@@ -73,9 +78,14 @@ pub struct HistoryQuery {
 /// A hook that also keeps what it saw: the confirmation and the dry run compare against the
 /// last set it knows, and the history tool reads it back.
 pub trait Journal: CallHook {
-    fn last_ok(&self, tool: &str, object: &ObjectRef) -> Option<KnownSet>;
+    fn last_ok<'a>(
+        &'a self,
+        tool: &'a str,
+        object: &'a ObjectRef,
+    ) -> HookFuture<'a, Option<KnownSet>>;
     /// The recorded changes (on this server's portal unless `every_portal`), newest first.
-    fn history(&self, query: &HistoryQuery) -> Result<Vec<Value>, String>;
+    fn history<'a>(&'a self, query: &'a HistoryQuery)
+    -> HookFuture<'a, Result<Vec<Value>, String>>;
 }
 
 /// Logs every write as it is sent and how it ended, so the log alone tells what was changed.
@@ -94,11 +104,11 @@ impl CallHook for WriteLog {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn after(&self, call: CallInfo<'_>, outcome: &Outcome) {
+    fn after<'a>(&'a self, call: CallInfo<'a>, outcome: &'a Outcome) -> HookFuture<'a, ()> {
         if call.spec.is_write() {
             match outcome {
                 Ok(answer) => tracing::info!(tool = %call.spec.name, %answer, "write answered"),
-                Err(failure) if call.confirmation.refused() => tracing::info!(
+                Err(_) if call.confirmation.refused() => tracing::info!(
                     tool = %call.spec.name,
                     answer = call.confirmation.as_str(),
                     "the user refused the write; nothing was sent"
@@ -111,5 +121,6 @@ impl CallHook for WriteLog {
                 ),
             }
         }
+        Box::pin(std::future::ready(()))
     }
 }

@@ -29,7 +29,8 @@ pub use self::{
     confirm::{Answer, ConfirmWrites, Confirmation, Human, Nobody},
     failure::{FailureKind, ToolFailure},
     hook::{
-        BeforeFuture, CallHook, CallInfo, HistoryQuery, Journal, KnownSet, ObjectRef, WriteLog,
+        BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, KnownSet, ObjectRef,
+        WriteLog,
     },
     selection::{Filters, Selection},
 };
@@ -129,8 +130,11 @@ impl Pipeline {
     }
 
     /// The journal's record of changes, or `None` when no journal is kept.
-    pub fn history(&self, query: &HistoryQuery) -> Option<Result<Vec<Value>, String>> {
-        self.journal.as_ref().map(|j| j.history(query))
+    pub async fn history(&self, query: &HistoryQuery) -> Option<Result<Vec<Value>, String>> {
+        match &self.journal {
+            Some(journal) => Some(journal.history(query).await),
+            None => None,
+        }
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -249,7 +253,7 @@ impl Pipeline {
         } else {
             match spec.kind {
                 Kind::Batch => self.call_batch(&args, deadline, progress).await,
-                Kind::History => self.call_history(&args),
+                Kind::History => self.call_history(&args).await,
                 Kind::Rest => {
                     self.call_rest(entry, &args, deadline, progress, human, dry_run)
                         .await
@@ -307,13 +311,14 @@ impl Pipeline {
         let object = object_of(spec, args);
         let mut confirmation = Confirmation::NotNeeded;
         if spec.is_write() {
+            let known = match (&object, &self.journal) {
+                (Some(object), Some(journal)) => journal.last_ok(&spec.name, object).await,
+                _ => None,
+            };
             let mut change = Change {
                 spec,
                 arguments: args,
-                known: object
-                    .as_ref()
-                    .zip(self.journal.as_ref())
-                    .and_then(|(o, j)| j.last_ok(&spec.name, o)),
+                known,
                 object: object.clone(),
                 names,
             };
@@ -377,13 +382,13 @@ impl Pipeline {
             }
         };
         for hook in &self.hooks {
-            hook.after(info, &outcome);
+            hook.after(info, &outcome).await;
         }
         outcome
     }
 
     /// Reads the journal back; without one, says how to turn it on.
-    fn call_history(&self, args: &Value) -> Outcome {
+    async fn call_history(&self, args: &Value) -> Outcome {
         const NOTE: &str = "The ledger knows only changes made through this server (and other \
             processes sharing its ledger file); changes made in the portal or by other apps are not in it.";
         let Some(journal) = &self.journal else {
@@ -407,7 +412,7 @@ impl Pipeline {
                 .map_or(20, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             every_portal: false,
         };
-        match journal.history(&query) {
+        match journal.history(&query).await {
             Ok(changes) => Ok(json!({ "changes": changes, "note": NOTE })),
             Err(problem) => Err(ToolFailure::new(
                 FailureKind::Transport,

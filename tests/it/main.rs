@@ -10,6 +10,7 @@ mod errors;
 mod forwarding;
 mod hardening;
 mod http;
+mod ledger;
 mod lifecycle;
 mod limits;
 mod read_only;

@@ -237,6 +237,11 @@ impl Server {
             .unwrap_or_else(|e| panic!("tools/call {name} failed at the protocol level: {e}"))
     }
 
+    /// What the server has written to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// Stops the server and returns everything it wrote to stderr.
     pub async fn stop(self) -> String {
         let _ = self.client.cancel().await;
