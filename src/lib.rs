@@ -12,6 +12,7 @@ mod catalog;
 mod ledger;
 mod mcp;
 mod pipeline;
+mod private_files;
 mod sandbox;
 
 pub use app::run;

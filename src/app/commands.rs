@@ -178,6 +178,8 @@ pub async fn doctor(
         }
     }
 
+    notes.extend(super::exposure::warnings(config));
+
     writeln!(out, "\nPortal")?;
     let profile = ask(d, "profile").await?;
     let reached = match profile {

@@ -11,7 +11,7 @@ use std::{
 
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
-use crate::bitrix::Secrets;
+use crate::{bitrix::Secrets, private_files};
 
 #[derive(Clone)]
 enum Sink {
@@ -86,11 +86,7 @@ pub fn init(level: Option<&str>, default: &str, file: Option<&Path>) -> io::Resu
 /// Opens the log file for appending, readable by its owner only (logs name the portal and
 /// the calls made), and refuses a terminal or the protocol's own stdout.
 fn open_log(path: &Path) -> io::Result<File> {
-    let mut options = File::options();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
+    let file = private_files::open(path, File::options().append(true))?;
     if std::io::IsTerminal::is_terminal(&file) {
         return Err(io::Error::other(
             "is a terminal; name a file, or leave --log-file out to log to stderr",

@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod exposure;
 mod logging;
 mod reference;
 

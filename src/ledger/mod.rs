@@ -28,6 +28,7 @@ use crate::{
         BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, KnownSet,
         ObjectRef, Outcome, ToolFailure,
     },
+    private_files,
 };
 
 /// The variable that names the ledger's file, or `off`.
@@ -115,8 +116,8 @@ impl Ledger {
     /// Only the directory is made now, so a path that cannot exist still fails at start; a
     /// file that cannot be opened later refuses the write that needed it, with the reason.
     pub fn deferred(path: &Path, identity: Identity) -> Result<Self, OpenError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError {
+        if let Some(dir) = path.parent() {
+            private_files::create_dir(dir).map_err(|e| OpenError {
                 path: path.display().to_string(),
                 source: e.into(),
             })?;
@@ -283,6 +284,9 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
         path: path.display().to_string(),
         source,
     };
+    // Made here, 0600: SQLite would create it 0644, and its -wal and -shm files take the
+    // main file's mode.
+    private_files::ensure_file(path).map_err(|e| fail(e.into()))?;
     let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
     // Other server processes may hold the file for a moment; wait for them, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)

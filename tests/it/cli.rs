@@ -431,6 +431,7 @@ async fn without_a_webhook_the_server_serves_the_sandbox_and_says_so() {
         lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
         answer: None,
         default_tools: false,
+        umask: None,
     }
     .start()
     .await;

@@ -595,6 +595,7 @@ async fn sandbox_answers_pass_the_check_with_their_notice() {
         lifecycle: rmcp::service::ClientLifecycleMode::Initialize,
         answer: None,
         default_tools: false,
+        umask: None,
     }
     .start()
     .await;

@@ -45,7 +45,19 @@ pub fn ledger_path() -> PathBuf {
 /// The binary with a clean environment: nothing from the developer's shell leaks in, and its
 /// ledger is a fresh temporary file unless `env` names one.
 pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    prepared(Command::new(BIN), env, args)
+}
+
+/// [`command`], started by `sh` under this umask (`000`, `022`).
+pub fn command_under_umask(umask: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(BIN);
+    prepared(cmd, env, args)
+}
+
+fn prepared(mut cmd: Command, env: &[(&str, &str)], args: &[&str]) -> Command {
     // Pacing state of its own unless a test shares one: test portals reuse loopback ports,
     // and a machine-wide state left by an earlier test on the same port would pace this one.
     cmd.env_clear()
@@ -141,6 +153,8 @@ pub struct Launch<'a> {
     pub lifecycle: ClientLifecycleMode,
     pub answer: Option<(ElicitationAction, Option<Value>)>,
     pub default_tools: bool,
+    /// Started by `sh` under this umask.
+    pub umask: Option<&'a str>,
 }
 
 impl<'a> Launch<'a> {
@@ -151,7 +165,13 @@ impl<'a> Launch<'a> {
             lifecycle: ClientLifecycleMode::Initialize,
             answer: None,
             default_tools: false,
+            umask: None,
         }
+    }
+
+    pub fn umask(mut self, umask: &'a str) -> Self {
+        self.umask = Some(umask);
+        self
     }
 
     /// A client that declares elicitation and answers every question so.
@@ -197,7 +217,11 @@ impl<'a> Launch<'a> {
         }
         let stderr = stderr_path();
         let file = std::fs::File::create(&stderr).unwrap();
-        let (transport, _) = TokioChildProcess::builder(command(&self.env, &self.args))
+        let cmd = match self.umask {
+            Some(umask) => command_under_umask(umask, &self.env, &self.args),
+            None => command(&self.env, &self.args),
+        };
+        let (transport, _) = TokioChildProcess::builder(cmd)
             .stderr(Stdio::from(file))
             .spawn()
             .expect("spawn the server binary");

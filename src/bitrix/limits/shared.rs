@@ -22,7 +22,7 @@ use super::{
     Grant, Limiter, Ticket,
     rate::{Bucket, RateLimit, RateLimiter, seconds_since},
 };
-use crate::bitrix::Identity;
+use crate::{bitrix::Identity, private_files};
 
 /// A state left alone this long describes a bucket that has long drained: start afresh, so a
 /// slowdown from an old episode does not outlive it.
@@ -181,19 +181,14 @@ pub struct FileStore {
 
 impl FileStore {
     pub fn new(dir: &Path, identity: &Identity) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        private_files::create_dir(dir)?;
         Ok(Self {
             path: dir.join(format!("bucket-{:016x}.json", identity_hash(identity))),
         })
     }
 
     fn update_io(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)?;
+        let mut file = private_files::open(&self.path, OpenOptions::new().read(true).write(true))?;
         FileExt::lock_exclusive(&file)?;
         let result = Self::rewrite(&mut file, apply);
         let _ = FileExt::unlock(&file);
