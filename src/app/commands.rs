@@ -386,7 +386,7 @@ pub async fn history(
     )?;
     if query.every_portal {
         writeln!(out, "Every portal in the ledger is listed.")?;
-    } else if let Some(others) = elsewhere(d, query) {
+    } else if let Some(others) = elsewhere(d, query).await {
         writeln!(out, "{others}")?;
     }
     Ok(ExitCode::SUCCESS)
@@ -394,14 +394,14 @@ pub async fn history(
 
 /// How many matching changes the ledger holds for other portals, in a sentence that says how
 /// to see them; `None` when it holds none.
-fn elsewhere(d: &Pipeline, query: &HistoryQuery) -> Option<String> {
+async fn elsewhere(d: &Pipeline, query: &HistoryQuery) -> Option<String> {
     let here = d.gateway().portal().credentials().identity().host;
     let every = HistoryQuery {
         every_portal: true,
         limit: usize::MAX,
         ..query.clone()
     };
-    let rows = d.history(&every)?.ok()?;
+    let rows = d.history(&every).await?.ok()?;
     let mut portals = BTreeSet::new();
     let count = rows
         .iter()
