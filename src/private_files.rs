@@ -42,6 +42,15 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 /// Opens `path` with `access` (read, write, append: not `create`), creating it 0600 when it
 /// is missing, and its folder 0700.
 pub fn open(path: &Path, access: &OpenOptions) -> io::Result<File> {
+    match create_new(path, access) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => access.open(path),
+        other => other,
+    }
+}
+
+/// Creates `path` 0600 (its folder 0700) and opens it with `access`; fails with
+/// `AlreadyExists` when it is there, so that of two processes making one key, one wins.
+pub fn create_new(path: &Path, access: &OpenOptions) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         create_dir(dir)?;
     }
@@ -49,15 +58,10 @@ pub fn open(path: &Path, access: &OpenOptions) -> io::Result<File> {
     new.create_new(true);
     #[cfg(unix)]
     new.mode(FILE_MODE);
-    match new.open(path) {
-        Ok(file) => {
-            #[cfg(unix)]
-            file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
-            Ok(file)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => access.open(path),
-        Err(e) => Err(e),
-    }
+    let file = new.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
 }
 
 /// Makes sure `path` exists as a file, created 0600 when missing, without opening it for

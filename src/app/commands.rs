@@ -3,20 +3,46 @@
 
 use std::{collections::BTreeSet, io::Write, process::ExitCode};
 
+use super::terminal;
+
 use serde_json::{Map, Value};
 
 use super::config::{Config, PortalChoice};
 use crate::{
     bitrix::limits::NoProgress,
     mcp::tool_definition,
-    pipeline::{FailureKind, HistoryQuery, Nobody, Outcome, Pipeline, ToolFailure},
+    mcp::{duplicate_message, first_duplicate, local_user},
+    pipeline::{
+        Answer, BoxFuture, FailureKind, HistoryQuery, Human, Outcome, Pipeline, Seal, ToolFailure,
+    },
 };
 
-/// The command line's stand-in for the person: whoever typed `call` approved it there.
-const COMMAND_LINE: Nobody = Nobody {
-    label: "not asked (command line)",
-    why: "the command line cannot ask through MCP elicitation (whoever runs `call` approves the write by running it)",
-};
+/// The person at the command line: asked at the terminal when there is one (a model running
+/// the command has none), otherwise through the `approve` command.
+struct CommandLine;
+
+impl Human for CommandLine {
+    fn asker(&self) -> String {
+        format!("{} at the command line", local_user())
+    }
+
+    fn can_ask(&self) -> bool {
+        terminal::present()
+    }
+
+    fn confirm<'a>(&'a self, question: &'a str, _seal: &'a Seal<'a>) -> BoxFuture<'a, Answer> {
+        let by = format!("{} at this terminal", local_user());
+        let question = question.to_owned();
+        Box::pin(async move {
+            let asked = tokio::task::spawn_blocking(move || terminal::ask_yes(&question)).await;
+            match asked {
+                Ok(Ok(true)) => Answer::Accepted { by, state: None },
+                Ok(Ok(false)) => Answer::Declined { by },
+                _ => Answer::Cancelled,
+            }
+        })
+    }
+}
 
 /// Exit codes shared by the commands.
 pub const FAILED: u8 = 1;
@@ -77,6 +103,10 @@ pub async fn call(
 ) -> std::io::Result<ExitCode> {
     let (mut out, mut err) = (Printable(out), Printable(err));
     let (out, err): (&mut dyn Write, &mut dyn Write) = (&mut out, &mut err);
+    if let Some(key) = arguments.and_then(first_duplicate) {
+        writeln!(err, "{}", duplicate_message(&key))?;
+        return Ok(ExitCode::from(USAGE));
+    }
     let args: Map<String, Value> = match arguments.map(serde_json::from_str::<Value>) {
         None => Map::new(),
         Some(Ok(Value::Object(map))) => map,
@@ -102,7 +132,7 @@ pub async fn call(
             return Ok(ExitCode::from(USAGE));
         }
     };
-    match d.call(entry, Some(args), &NoProgress, &COMMAND_LINE).await {
+    match d.call(entry, Some(args), &NoProgress, &CommandLine).await {
         Ok(value) => {
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             Ok(ExitCode::SUCCESS)
@@ -307,7 +337,7 @@ async fn ask(d: &Pipeline, tool: &str) -> std::io::Result<Outcome> {
     let entry = d
         .lookup_for_diagnostics(tool)
         .ok_or_else(|| std::io::Error::other(format!("{tool} is not a reading tool")))?;
-    Ok(d.call(entry, None, &NoProgress, &COMMAND_LINE).await)
+    Ok(d.call(entry, None, &NoProgress, &CommandLine).await)
 }
 
 fn id_text(v: &Value) -> String {
@@ -378,6 +408,19 @@ pub async fn history(
             _ => format!(" on {}", text(&c["portal"])),
         };
         writeln!(out, "    {} {}{portal}", text(&c["method"]), c["arguments"])?;
+        let parties = [
+            ("asked by", &c["asked_by"]),
+            ("approved by", &c["approved_by"]),
+            ("ran as", &c["runs_as"]),
+        ];
+        let parties: Vec<String> = parties
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|s| !s.is_empty()))
+            .map(|(label, v)| format!("{label} {}", text(v)))
+            .collect();
+        if !parties.is_empty() {
+            writeln!(out, "    {}", parties.join("; "))?;
+        }
     }
     writeln!(
         out,

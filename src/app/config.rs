@@ -110,6 +110,17 @@ pub enum Command {
     },
     /// Check the configuration and the webhook: who it acts as, its scopes, which tools work.
     Doctor,
+    /// Read a change waiting for your approval and approve or decline it at this terminal;
+    /// with no id, list the changes waiting.
+    Approve {
+        /// The approval's id, from the assistant's message or the list.
+        id: Option<String>,
+    },
+    /// Decline a change waiting for approval: nothing is sent.
+    Decline {
+        /// The approval's id.
+        id: String,
+    },
     /// List the permission changes made through this server (its ledger), newest first.
     History {
         /// One JSON object per line (at, tool, method, arguments, outcome, ...).
@@ -259,9 +270,9 @@ pub struct Args {
     )]
     pub read_only: bool,
 
-    /// When to ask the user to confirm a write through the client (MCP elicitation): auto
-    /// (ask when the client can, else rely on its own approval of write tools), always
-    /// (refuse writes when it cannot ask), never.
+    /// How a person approves each write: auto (a question in the client when it can ask its
+    /// person over stdio, else an approval page or `approve` in a terminal), always (only the
+    /// approval page or a terminal count), never (writes go out unasked).
     #[arg(
         long,
         global = true,
@@ -270,6 +281,12 @@ pub struct Args {
         value_name = "auto|always|never"
     )]
     pub confirm_writes: ConfirmWrites,
+
+    /// Seconds a person has to answer a confirmation in the client; unanswered, nothing is
+    /// written. (An approval link stays good for 10 minutes.)
+    #[arg(long, global = true, env = "BITRIX24_CONFIRM_TIMEOUT_SECS", default_value_t = 300,
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=3_600))]
+    pub confirm_timeout_secs: u64,
 
     /// The ledger of permission changes (an SQLite file several servers may share), or `off`.
     /// Default: ledger.sqlite3 in the user's state directory.
@@ -382,6 +399,7 @@ pub struct Config {
     pub filters: Filters,
     pub http: HttpLimits,
     pub confirm_writes: ConfirmWrites,
+    pub confirm_timeout: Duration,
     /// The ledger's file; `None` when it is off.
     pub ledger: Option<PathBuf>,
 }
@@ -407,6 +425,7 @@ impl Config {
         Ok(Self {
             portal,
             confirm_writes: args.confirm_writes,
+            confirm_timeout: Duration::from_secs(args.confirm_timeout_secs),
             ledger,
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,

@@ -1,11 +1,13 @@
 //! The app: flags and configuration, logging, and the commands. It builds the corridor
 //! config → catalog → pipeline → client once, then hands it to the command that was asked for.
 
+mod approvals;
 mod commands;
 mod config;
 mod exposure;
 mod logging;
 mod reference;
+mod terminal;
 
 pub use reference::configuration_markdown;
 
@@ -24,9 +26,12 @@ use crate::{
     catalog::Catalog,
     ledger::Ledger,
     mcp::{self, PermissionsServer},
-    pipeline::{self, Pipeline, Selection, WriteLog},
+    pipeline::{self, ApprovalStore, MemoryApprovals, Pipeline, Selection, ServerKey, WriteLog},
     sandbox,
 };
+
+/// The file, beside the ledger, holding the key that confirmations are sealed with.
+const KEY_FILE: &str = "confirmation.key";
 
 /// Runs the program as the command line asks, and says how it ended.
 pub async fn run() -> ExitCode {
@@ -74,6 +79,22 @@ pub async fn run() -> ExitCode {
                 .map_err(Into::into)
         }
         Command::Doctor => commands::doctor(&config, &pipeline, &mut std::io::stdout())
+            .await
+            .map_err(Into::into),
+        Command::Approve { id } => {
+            let mut out = std::io::stdout();
+            let result = match id {
+                Some(id) => approvals::approve(&pipeline, &id, &mut out).await,
+                None => {
+                    let unconfigured =
+                        matches!(config.portal, PortalChoice::Sandbox { asked: false });
+                    let portal = (!unconfigured).then(|| pipeline.identity().host);
+                    approvals::list(&pipeline, portal.as_deref(), &mut out).await
+                }
+            };
+            result.map_err(Into::into)
+        }
+        Command::Decline { id } => approvals::decline(&pipeline, &id, &mut std::io::stdout())
             .await
             .map_err(Into::into),
         Command::History {
@@ -154,7 +175,10 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     let gateway = Gateway::new(portal, limiter, config.timeout);
     let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
         .with_hook(Arc::new(WriteLog))
-        .with_confirm_writes(config.confirm_writes);
+        .with_confirm_writes(config.confirm_writes)
+        .with_confirm_timeout(config.confirm_timeout);
+    let mut approvals: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovals::default());
+    let mut key = Arc::new(ServerKey::ephemeral());
     if let Some(path) = &config.ledger {
         // A server opens its file on the first write (most sessions only read); the commands
         // a person runs open it now, so `doctor` and `history` report a bad file at once.
@@ -167,7 +191,22 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
             "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
         )?;
         tracing::debug!(path = %ledger.path().display(), "ledger open");
-        pipeline = pipeline.with_journal(Arc::new(ledger));
+        // Beside the ledger, so every process sharing it opens the states another sealed.
+        let key_path = path.with_file_name(KEY_FILE);
+        key =
+            Arc::new(ServerKey::load_or_create(&key_path).with_context(|| {
+                format!("cannot use the confirmation key {}", key_path.display())
+            })?);
+        let ledger = Arc::new(ledger);
+        approvals = ledger.clone();
+        pipeline = pipeline.with_journal(ledger);
+    }
+    pipeline = pipeline.with_approvals(approvals.clone(), key.clone());
+    // A server that stays up serves the approval page; a command that exits at once points
+    // to `approve` instead.
+    if matches!(command, Command::Serve { .. }) {
+        let decider = format!("{} in a browser on this machine", mcp::local_user());
+        pipeline = pipeline.with_desk(Arc::new(mcp::LocalDesk::new(approvals, key, decider)));
     }
     if sandboxed {
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);

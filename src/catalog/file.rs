@@ -22,5 +22,45 @@ pub fn read(file: &str, text: &str) -> Result<ToolSpec, String> {
     ] {
         Checker::compile_now(schema).map_err(|err| format!("{which}: {err}"))?;
     }
+    check_question(&spec)?;
     Ok(spec)
+}
+
+/// A write is put to a person field by field: every argument it can send needs a label, and
+/// every placeholder of its effects a field.
+fn check_question(spec: &ToolSpec) -> Result<(), String> {
+    if spec.hints.read_only {
+        return match spec.question {
+            Some(_) => Err("[question] is for write tools only".to_owned()),
+            None => Ok(()),
+        };
+    }
+    let Some(question) = &spec.question else {
+        return Err("a write tool needs a [question] with a label for each argument".to_owned());
+    };
+    let properties = spec.input_schema["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| *name != "dry_run");
+    for name in properties {
+        if !question.fields.contains_key(name) {
+            return Err(format!(
+                "[question.fields.{name}] is missing: the person must see every argument sent"
+            ));
+        }
+    }
+    for effect in &question.effects {
+        for placeholder in effect.split('{').skip(1) {
+            let field = placeholder.split('}').next().unwrap_or_default();
+            let field = field.strip_suffix(".id").unwrap_or(field);
+            if !question.fields.contains_key(field) {
+                return Err(format!(
+                    "[question] effect names {{{field}}}, which is not a field"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -138,6 +138,59 @@ fn replaces_by_default() -> bool {
     true
 }
 
+/// How a write is put to the person who approves it: a label for every argument sent, how
+/// values are named, and what the change does, in the catalog's words.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionSpec {
+    /// One entry per input property the write sends (every one but `dry_run`).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, FieldSpec>,
+    /// Sentences saying what the change does. `{FIELD}` stands for the field's value as shown
+    /// (named where it can be), `{FIELD.id}` for its plain value.
+    #[serde(default)]
+    pub effects: Vec<String>,
+}
+
+/// One argument in the question.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub label: String,
+    /// What the value (its items, or its keys for a map) is, so it can be named.
+    #[serde(default)]
+    pub names: Option<Names>,
+    /// For objects inside a list: the key whose value `names` applies to.
+    #[serde(default)]
+    pub item_key: Option<String>,
+    /// Words for coded values: `E = "moderator"`.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+/// Kinds of values the question names through `access.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Names {
+    /// User ids: named as `U<id>`.
+    User,
+    /// Workgroup ids: named as their members' code `SG<id>_K`.
+    Workgroup,
+    /// Access codes, named as they are.
+    AccessCode,
+}
+
+impl Names {
+    /// The access code `access.name` is asked for this value.
+    pub fn code_for(self, value: &str) -> String {
+        match self {
+            Self::User => format!("U{value}"),
+            Self::Workgroup => format!("SG{value}_K"),
+            Self::AccessCode => value.to_owned(),
+        }
+    }
+}
+
 /// A check made before a write, so that the portal never silently accepts a call that
 /// changes nothing. Declared in the catalog, carried out by one mechanism in the dispatcher.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -245,6 +298,9 @@ pub struct ToolSpec {
     pub preflight: Vec<Preflight>,
     #[serde(default)]
     pub change: Option<ChangeSpec>,
+    /// How a write is put to the person who approves it; every write has one.
+    #[serde(default)]
+    pub question: Option<QuestionSpec>,
     /// One valid call and a portal answer of the documented shape. The tests forward it to a
     /// test portal, so a new tool is covered by adding its file alone.
     #[serde(default)]

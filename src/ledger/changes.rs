@@ -22,6 +22,9 @@ pub struct NewRow {
     object: Option<ObjectRef>,
     arguments: String,
     confirmation: &'static str,
+    asked_by: String,
+    approved_by: Option<String>,
+    runs_as: String,
 }
 
 impl NewRow {
@@ -36,6 +39,9 @@ impl NewRow {
                 .redact(&call.arguments.to_string())
                 .into_owned(),
             confirmation: call.confirmation.as_str(),
+            asked_by: call.asked_by.to_owned(),
+            approved_by: call.confirmation.by().map(str::to_owned),
+            runs_as: call.runs_as.to_owned(),
         }
     }
 
@@ -43,8 +49,8 @@ impl NewRow {
         conn.execute(
             &format!(
                 "INSERT INTO changes (at, portal, user_id, tool, method, object_kind, object_id, \
-                 arguments, confirmation, outcome, pid) \
-                 VALUES ({NOW}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unknown', ?9)"
+                 arguments, confirmation, outcome, pid, asked_by, approved_by, runs_as) \
+                 VALUES ({NOW}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unknown', ?9, ?10, ?11, ?12)"
             ),
             params![
                 self.portal,
@@ -56,6 +62,9 @@ impl NewRow {
                 self.arguments,
                 self.confirmation,
                 std::process::id(),
+                self.asked_by,
+                self.approved_by,
+                self.runs_as,
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -159,7 +168,8 @@ pub fn select(
 ) -> Result<Vec<Value>, Unavailable> {
     let mut stmt = conn.prepare(
         "SELECT id, at, portal, user_id, tool, method, object_kind, object_id, arguments, \
-         confirmation, outcome, answer, error_code, finished_at FROM changes \
+         confirmation, outcome, answer, error_code, finished_at, asked_by, approved_by, runs_as \
+         FROM changes \
          WHERE (?1 IS NULL OR portal = ?1) AND (?2 IS NULL OR object_id = ?2) \
          AND (?3 IS NULL OR tool = ?3) AND (?4 IS NULL OR at >= ?4) \
          ORDER BY id DESC LIMIT ?5",
@@ -189,6 +199,9 @@ pub fn select(
                 "answer": json_of(text(11)?),
                 "error_code": text(12)?,
                 "finished_at": text(13)?,
+                "asked_by": text(14)?,
+                "approved_by": text(15)?,
+                "runs_as": text(16)?,
             }))
         },
     )?;

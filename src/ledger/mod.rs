@@ -7,6 +7,7 @@
 //! [`Ledger::write`] and [`Ledger::read`], never on the server's one runtime thread: a slow
 //! or locked file delays only the call that needs it.
 
+mod approvals;
 mod changes;
 mod schema;
 

@@ -4,7 +4,8 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Step `n` takes a file from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE changes (
         id INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
@@ -24,7 +25,32 @@ const MIGRATIONS: &[&str] = &["
         pid INTEGER
     );
     CREATE INDEX changes_by_object ON changes (portal, tool, object_kind, object_id, outcome);
-"];
+",
+    "
+    ALTER TABLE changes ADD COLUMN asked_by TEXT;
+    ALTER TABLE changes ADD COLUMN approved_by TEXT;
+    ALTER TABLE changes ADD COLUMN runs_as TEXT;
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        change TEXT NOT NULL,
+        portal TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        question TEXT NOT NULL,
+        asked_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        state TEXT NOT NULL
+            CHECK (state IN ('pending', 'approved', 'declined', 'used', 'closed')),
+        decided_by TEXT,
+        decided_at INTEGER
+    );
+    CREATE INDEX approvals_by_change ON approvals (change, state);
+    CREATE TABLE spent_nonces (
+        nonce TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    );
+",
+];
 
 pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // An immediate transaction: two processes starting together migrate one after the other.

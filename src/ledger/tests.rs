@@ -41,7 +41,7 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
         kind: "site".into(),
         id: "645".into(),
     };
-    let write = |id: u64, rights: Value, confirmation, outcome: Outcome| {
+    let write = |id: u64, rights: Value, confirmation: Confirmation, outcome: Outcome| {
         let (ledger, object) = (&ledger, &object);
         async move {
             let args = json!({"id": 645, "rights": rights});
@@ -50,7 +50,9 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
                 spec,
                 arguments: &args,
                 object: Some(object),
-                confirmation,
+                confirmation: &confirmation,
+                asked_by: "local user alice through a test",
+                runs_as: "user 1",
             };
             ledger.before(info).await.unwrap();
             ledger.after(info, &outcome).await;
@@ -59,7 +61,9 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     write(
         1,
         json!({"U1": ["read"]}),
-        Confirmation::Accepted,
+        Confirmation::Accepted {
+            by: "alice, in the client".into(),
+        },
         Ok(json!({"result": true})),
     )
     .await;
@@ -68,21 +72,25 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     write(
         2,
         json!({"U2": ["read"]}),
-        Confirmation::Accepted,
+        Confirmation::Approved {
+            by: "alice at a terminal".into(),
+        },
         Err(portal_error),
     )
     .await;
     write(
         3,
         json!({"U3": ["read"]}),
-        Confirmation::Declined,
+        Confirmation::Declined {
+            by: "alice, in the client".into(),
+        },
         Err(ToolFailure::new(FailureKind::Declined, "d")),
     )
     .await;
     write(
         4,
         json!({"U4": ["read"]}),
-        Confirmation::CannotAsk("not asked (client cannot ask)"),
+        Confirmation::Off,
         Err(ToolFailure::new(FailureKind::OutcomeUnknown, "?")),
     )
     .await;
@@ -96,7 +104,11 @@ async fn rows_for_every_outcome_and_the_last_ok_set() {
     assert_eq!(rows[2]["error_code"], "IS_NOT_ADMIN");
     assert_eq!(rows[3]["answer"], true);
     assert_eq!(rows[3]["object"], "site 645");
-    assert_eq!(rows[0]["confirmation"], "not asked (client cannot ask)");
+    assert_eq!(rows[0]["confirmation"], "not asked (confirmation off)");
+    assert_eq!(rows[0]["approved_by"], Value::Null);
+    assert_eq!(rows[2]["approved_by"], "alice at a terminal");
+    assert_eq!(rows[3]["asked_by"], "local user alice through a test");
+    assert_eq!(rows[3]["runs_as"], "user 1");
     let known = ledger
         .last_ok("landing_site_set_rights", &object)
         .await
@@ -137,12 +149,17 @@ async fn a_deferred_ledger_opens_its_file_at_the_first_write_and_refuses_writes_
         .unwrap()
         .spec;
     let args = json!({"id": 645, "rights": {"U1": ["read"]}});
+    let accepted = Confirmation::Accepted {
+        by: "a test".into(),
+    };
     let info = CallInfo {
         call_id: 1,
         spec,
         arguments: &args,
         object: None,
-        confirmation: Confirmation::Accepted,
+        confirmation: &accepted,
+        asked_by: "a test",
+        runs_as: "user 1",
     };
 
     let path = temp_path("deferred");
@@ -202,12 +219,17 @@ async fn a_write_given_up_while_its_row_waits_is_recorded_as_never_sent() {
         .unwrap()
         .spec;
     let args = json!({"id": 645, "rights": {"U1": ["read"]}});
+    let accepted = Confirmation::Accepted {
+        by: "a test".into(),
+    };
     let info = CallInfo {
         call_id: 1,
         spec,
         arguments: &args,
         object: None,
-        confirmation: Confirmation::Accepted,
+        confirmation: &accepted,
+        asked_by: "a test",
+        runs_as: "user 1",
     };
     let path = temp_path("abandoned");
     let ledger = Ledger::open(&path, identity()).unwrap();

@@ -20,7 +20,7 @@ use rmcp::{
 use serde_json::{Value, json};
 
 use super::{
-    human::{NO_CAPABILITY, PeerHuman, Rounds, can_elicit_form},
+    human::{Abilities, Rounds, SessionHuman},
     instructions, resources,
     shutdown::InFlight,
     toolsets::ToolsetMemory,
@@ -29,7 +29,7 @@ use crate::{
     bitrix::limits::{NoProgress, Progress},
     catalog::Kind,
     catalog::ToolSpec,
-    pipeline::{FailureKind, Human, Nobody, Outcome, Pipeline, ToolFailure},
+    pipeline::{FailureKind, Human, Outcome, Pipeline, ToolFailure},
 };
 
 /// One per MCP session (or, over stateless HTTP, per request); what a caller enabled at run
@@ -41,11 +41,18 @@ pub struct PermissionsServer {
     /// Built from the tools published at start; sent on both lifecycles.
     instructions: Arc<str>,
     in_flight: InFlight,
+    /// Whether an answer given in the client is its person's: true over stdio, where the
+    /// client is the person's own program; over HTTP anyone holding a token could answer.
+    personal_client: bool,
 }
 
 impl PermissionsServer {
+    /// The handler of a stdio server: one client, the person's own.
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self::sharing(pipeline, ToolsetMemory::default(), InFlight::default())
+        Self {
+            personal_client: true,
+            ..Self::sharing(pipeline, ToolsetMemory::default(), InFlight::default())
+        }
     }
 
     /// A handler of a server whose handlers share what callers enabled and the count of
@@ -61,6 +68,20 @@ impl PermissionsServer {
             toolsets,
             instructions: instructions.into(),
             in_flight,
+            personal_client: false,
+        }
+    }
+
+    /// Who is asking, in words for the question and the ledger.
+    fn asker(&self, context: &RequestContext<RoleServer>) -> String {
+        let client = context
+            .client_info()
+            .map(|c| format!("{} {}", c.name, c.version))
+            .unwrap_or_else(|| "an unnamed MCP client".to_owned());
+        if self.personal_client {
+            format!("{} through {client}", local_user())
+        } else {
+            format!("an HTTP caller through {client}")
         }
     }
 
@@ -228,28 +249,29 @@ impl ServerHandler for PermissionsServer {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
             None => Box::new(NoProgress),
         };
-        let can_ask = can_elicit_form(context.client_capabilities().as_ref());
+        let abilities = Abilities::of(context.client_capabilities().as_ref());
         let stateless = context
             .protocol_version()
             .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
-        let rounds = (can_ask && stateless).then(|| {
+        let asker = self.asker(&context);
+        let rounds = stateless.then(|| {
             Rounds::new(
+                asker.clone(),
+                abilities,
+                self.personal_client,
                 request.input_responses.clone(),
                 request.request_state.clone(),
             )
         });
-        let peer_human;
-        let nobody = Nobody {
-            label: "not asked (client cannot ask)",
-            why: NO_CAPABILITY,
+        let session = SessionHuman {
+            peer: context.peer.clone(),
+            asker,
+            abilities,
+            trusted: self.personal_client,
         };
         let human: &dyn Human = match &rounds {
             Some(rounds) => rounds,
-            None if can_ask => {
-                peer_human = PeerHuman(context.peer.clone());
-                &peer_human
-            }
-            None => &nobody,
+            None => &session,
         };
         tokio::select! {
             outcome = self.pipeline.call(entry, request.arguments, progress.as_ref(), human) => {
@@ -296,5 +318,13 @@ impl Progress for PeerProgress {
                 tracing::debug!(%err, "progress notification not sent");
             }
         });
+    }
+}
+
+/// The local account the stdio client runs under, as the environment names it.
+pub fn local_user() -> String {
+    match std::env::var("USER").or_else(|_| std::env::var("USERNAME")) {
+        Ok(user) if !user.is_empty() => format!("local user {user}"),
+        _ => "the local user".to_owned(),
     }
 }

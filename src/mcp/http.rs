@@ -19,6 +19,7 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tower_service::Service;
 
 use super::{
+    duplicate_keys::{duplicate_message, first_duplicate},
     handler::PermissionsServer,
     shutdown::{InFlight, Shutdown},
     toolsets::ToolsetMemory,
@@ -325,6 +326,14 @@ pub async fn serve(
                             ));
                         }
                     };
+                    // The same refusal as over stdio: the checks must see what is sent.
+                    if let Some(key) = std::str::from_utf8(&bytes).ok().and_then(first_duplicate) {
+                        let id = serde_json::from_slice::<Value>(&bytes)
+                            .ok()
+                            .and_then(|m| m.get("id").cloned())
+                            .unwrap_or(Value::Null);
+                        return Ok(json_error(&id, -32600, &duplicate_message(&key)));
+                    }
                     let session = parts
                         .headers
                         .get("mcp-session-id")

@@ -1,6 +1,8 @@
 //! The MCP face: the handler every transport shares, the stdio and Streamable HTTP
 //! transports, and the reference pages published as resources.
 
+mod approval_page;
+mod duplicate_keys;
 mod handler;
 mod http;
 mod human;
@@ -10,7 +12,9 @@ mod shutdown;
 mod stdio;
 mod toolsets;
 
-pub use handler::{PermissionsServer, tool_definition};
+pub use approval_page::LocalDesk;
+pub use duplicate_keys::{duplicate_message, first_duplicate};
+pub use handler::{PermissionsServer, local_user, tool_definition};
 pub use http::{
     HttpLimits, HttpSetup, PATH as HTTP_PATH, TOKEN_ENV as HTTP_TOKEN_ENV, serve as serve_http,
 };

@@ -22,7 +22,10 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use super::shutdown::Shutdown;
+use super::{
+    duplicate_keys::{duplicate_message, first_duplicate},
+    shutdown::Shutdown,
+};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     sync::Mutex,
@@ -218,6 +221,13 @@ fn judge(line: &[u8]) -> Verdict {
         .get("method")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    if let Some(key) = first_duplicate(text) {
+        return Verdict::Reply(error_reply(
+            id.unwrap_or(Value::Null),
+            -32600,
+            duplicate_message(&key),
+        ));
+    }
     match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
         Ok(JsonRpcMessage::Request(request)) if matches!(&request.request, ClientRequest::CustomRequest(c) if KNOWN_METHODS.contains(&c.method.as_str())) =>
         {

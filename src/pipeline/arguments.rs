@@ -49,6 +49,10 @@ pub fn settle_integers(schema: &Value, value: &mut Value) -> Vec<ArgumentProblem
 }
 
 fn settle(schema: &Value, value: &mut Value, path: String, problems: &mut Vec<ArgumentProblem>) {
+    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array) {
+        settle_any_of(alternatives, value, path, problems);
+        return;
+    }
     match value {
         Value::Number(n) if wants_integer(schema) => {
             if n.as_i64().is_some() {
@@ -92,6 +96,38 @@ fn settle(schema: &Value, value: &mut Value, path: String, problems: &mut Vec<Ar
     }
 }
 
+/// An id the schema takes as an integer or a string of digits is sent as the integer it
+/// stands for: "0645" and 645 are one site, and the guards, the question and the ledger compare
+/// ids as the portal reads them.
+fn settle_any_of(
+    alternatives: &[Value],
+    value: &mut Value,
+    path: String,
+    problems: &mut Vec<ArgumentProblem>,
+) {
+    let integer = alternatives.iter().find(|a| wants_integer(a));
+    match value {
+        Value::String(s) if integer.is_some() => {
+            let digits = !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
+            if let Some(n) = digits.then(|| s.parse::<i64>().ok()).flatten() {
+                *value = Value::from(n);
+            }
+        }
+        Value::Number(_) => {
+            if let Some(alt) = integer {
+                settle(alt, value, path, problems);
+            }
+        }
+        Value::Array(_) | Value::Object(_) => {
+            let kind = if value.is_array() { "array" } else { "object" };
+            if let Some(alt) = alternatives.iter().find(|a| a["type"] == kind) {
+                settle(alt, value, path, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn wants_integer(schema: &Value) -> bool {
     match schema.get("type") {
         Some(Value::String(t)) => t == "integer",
@@ -126,5 +162,21 @@ mod tests {
         let problems = settle_integers(&schema, &mut args);
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["/taskId", "/users/0", "/users/1"], "{problems:?}");
+    }
+
+    #[test]
+    fn ids_given_as_digits_are_sent_as_the_integers_they_stand_for() {
+        let id = json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]});
+        let schema = json!({"type": "object", "properties": {
+            "id": id,
+            "USER_ID": {"anyOf": [{"type": "integer"}, {"type": "array", "items": id}]},
+            "name": {"type": "string"}
+        }});
+        let mut args = json!({"id": "0645", "USER_ID": ["0547", 12.0], "name": "0645"});
+        assert!(settle_integers(&schema, &mut args).is_empty());
+        assert_eq!(
+            args,
+            json!({"id": 645, "USER_ID": [547, 12], "name": "0645"})
+        );
     }
 }

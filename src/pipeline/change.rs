@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::hook::{KnownSet, ObjectRef};
+use super::{
+    hook::{KnownSet, ObjectRef},
+    question::{name_in, shown},
+};
 use crate::catalog::ToolSpec;
 
 pub struct Change<'a> {
@@ -60,8 +63,9 @@ impl Change<'_> {
     /// A key or item of the set as the user reads it: `U1 (John Smith)`, `site 12`.
     fn label(&self, key: &str) -> String {
         if let Some(name) = self.names.get(key).and_then(name_in) {
-            return format!("{key} ({name})");
+            return format!("{} \"{}\"", shown(key), shown(name));
         }
+        let key = &shown(key);
         match self.spec.change.as_ref().and_then(|c| c.items.as_deref()) {
             Some(items) if key == "0" => format!("{items} 0 (the default for every other {items})"),
             Some(items) => format!("{items} {key}"),
@@ -147,64 +151,40 @@ impl Change<'_> {
         Some(lines)
     }
 
-    /// The confirmation's message: plain words, everything the user needs to decide.
-    pub fn message(&self, host: &str) -> String {
+    /// What the write does against what this server last wrote there, for the question: the
+    /// gains and losses of each code, or why they cannot be listed.
+    pub fn comparison(&self) -> Vec<String> {
+        if !self.replaces() || !matches!(self.new_set(), Value::Object(_) | Value::Array(_)) {
+            return Vec::new();
+        }
         let object = self.object_text();
-        let mut out = format!(
-            "Apply this change on the Bitrix24 portal {host}?\n\n{} ({}) on {object}.\n",
-            self.spec.title, self.spec.method
-        );
-        let replaces_set =
-            self.replaces() && matches!(self.new_set(), Value::Object(_) | Value::Array(_));
-        let lines = self.new_lines();
-        if !self.replaces() {
-            out.push_str("It applies to:\n");
-            for line in &lines {
-                out.push_str(&format!("  • {line}\n"));
-            }
-            out.push_str("Nothing else is changed by this call.\n");
-        } else if replaces_set && lines.is_empty() {
-            out.push_str("The new set is EMPTY: every individual right listed there is removed.\n");
-        } else if replaces_set {
-            out.push_str("The complete new set:\n");
-            for line in &lines {
-                out.push_str(&format!("  • {line}\n"));
-            }
-            out.push_str(&format!(
-                "Everything not listed loses its individual rights on {object}.\n"
-            ));
-        } else {
-            out.push_str(&format!("New value: {}\n", lines.join(", ")));
-        }
         match (self.differences(), &self.known) {
-            (Some(diff), Some(known)) if diff.is_empty() => out.push_str(&format!(
-                "This is the same set as the last one written through this server ({}).\n",
+            (Some(diff), Some(known)) if diff.is_empty() => vec![format!(
+                "This is the same set as the last one written through this server ({}).",
                 known.at
-            )),
+            )],
             (Some(diff), Some(known)) => {
-                out.push_str(&format!(
-                    "Compared with the last set written through this server ({}):\n",
+                let mut lines = vec![format!(
+                    "Compared with the last set written through this server ({}):",
                     known.at
-                ));
-                for line in diff {
-                    out.push_str(&format!("  • {line}\n"));
-                }
+                )];
+                lines.extend(diff.into_iter().map(|line| format!("    - {line}")));
+                lines
             }
-            _ if !self.replaces() => {}
-            _ => out.push_str(&format!(
+            _ => vec![format!(
                 "No earlier change of {object} was made through this server, and the portal cannot \
-                 show the current set, so what is lost cannot be listed.\n"
-            )),
+                 show the current set, so what each code loses cannot be listed."
+            )],
         }
-        out.push_str("Nothing has been sent yet.");
-        out
     }
 
-    /// A dry run's answer: exactly what would be sent, and what it would change.
-    pub fn dry_run(&self) -> Value {
+    /// A dry run's answer: exactly what would be sent, what it would change, and the question
+    /// the person would be asked.
+    pub fn dry_run(&self, question: &str) -> Value {
         json!({
             "dry_run": {
                 "written": false,
+                "question": question,
                 "method": self.spec.method,
                 "would_send": self.arguments,
                 "object": self.object_text(),
@@ -216,15 +196,6 @@ impl Change<'_> {
             }
         })
     }
-}
-
-fn name_in(about: &Value) -> Option<&str> {
-    about
-        .get("name")
-        .or_else(|| about.get("NAME"))
-        .and_then(Value::as_str)
-        .or_else(|| about.as_str())
-        .filter(|n| !n.is_empty())
 }
 
 fn plain(v: &Value) -> String {
@@ -278,29 +249,34 @@ mod tests {
                 arguments: json!({"id": 645, "rights": {"U1": ["read", "edit", "sett"], "U7": ["read"]}}),
             }),
         };
-        let message = change.message("example.bitrix24.com");
-        assert!(
-            message.contains("AU (All authorized users): read"),
-            "{message}"
-        );
-        assert!(
-            message.contains("Everything not listed loses its individual rights on site 645"),
-            "{message}"
-        );
-        assert!(message.contains("U1 (John Smith): loses sett"), "{message}");
-        assert!(
-            message.contains("U7: loses all its rights (read)"),
-            "{message}"
-        );
-        assert!(
-            message.contains("AU (All authorized users): gains read; new in the set"),
-            "{message}"
-        );
+        let question = crate::pipeline::question::Question {
+            change: &change,
+            facts: &[],
+        }
+        .render(&crate::pipeline::question::Parties {
+            portal: "example.bitrix24.com",
+            asked_by: "local user alice through a test",
+            runs_as: "user 1".into(),
+        });
+        for line in [
+            "Asked by: local user alice through a test",
+            "Runs as: user 1",
+            "  • Complete new rights (access code → operations) (rights):",
+            "        - AU \"All authorized users\": \"read\"",
+            "        - U1 \"John Smith\": \"read\", \"edit\"",
+            "  • Site (id): 645",
+            "every code not listed loses its individual rights on the site",
+            "    - U1 \"John Smith\": loses sett",
+            "    - U7: loses all its rights (read)",
+            "    - AU \"All authorized users\": gains read; new in the set",
+        ] {
+            assert!(question.contains(line), "{line}\n{question}");
+        }
         let unknown = Change {
             known: None,
             ..change
         };
-        assert!(unknown.message("h").contains("cannot be listed"));
-        assert_eq!(unknown.dry_run()["dry_run"]["differences"], Value::Null);
+        assert!(unknown.comparison()[0].contains("cannot be listed"));
+        assert_eq!(unknown.dry_run("q")["dry_run"]["differences"], Value::Null);
     }
 }

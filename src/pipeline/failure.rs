@@ -28,6 +28,9 @@ pub enum FailureKind {
     /// The user must be asked through another round of the request (2026-07-28 lifecycle);
     /// nothing was written yet.
     AwaitingUser,
+    /// The person approves outside the model's channel (a page or a terminal); nothing was
+    /// written yet, and the same call made again goes out once they have approved.
+    AwaitingApproval,
 }
 
 impl FailureKind {
@@ -44,6 +47,7 @@ impl FailureKind {
             Self::UnexpectedAnswer => "unexpected_answer",
             Self::Declined => "declined",
             Self::AwaitingUser => "awaiting_user",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 }

@@ -15,16 +15,29 @@ use crate::{
     catalog::{Preflight, ToolSpec},
 };
 
-/// Runs the guards; on success answers what `access.name` said about the codes it checked, so
-/// the confirmation can name them without asking again.
+/// What the guards learned on their way, for the question: what `access.name` said about the
+/// codes they checked, and the workgroup roles they read.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub names: Map<String, Value>,
+    /// Every code the guards' reads covered, named or not: asking again would learn nothing.
+    pub asked: std::collections::BTreeSet<String>,
+    /// (workgroup, user, role A/E/K, or none for a non-member)
+    pub roles: Vec<(String, String, Option<String>)>,
+}
+
+/// Runs the guards; on success answers what they learned, so the question can use it without
+/// asking again. `also_name` rides along on the first `access.name` read: codes the question
+/// will name, which are not checked.
 pub async fn run(
     p: &Pipeline,
     spec: &ToolSpec,
     args: &Value,
+    mut also_name: &[String],
     deadline: Instant,
     progress: &dyn Progress,
-) -> Result<Map<String, Value>, ToolFailure> {
-    let mut names = Map::new();
+) -> Result<Facts, ToolFailure> {
+    let mut facts = Facts::default();
     for check in &spec.preflight {
         match check {
             Preflight::RefuseIf {
@@ -58,11 +71,21 @@ pub async fn run(
                     .collect();
                 let mut to_ask: Vec<&str> =
                     asked.iter().filter_map(|(_, a)| a.as_deref()).collect();
-                to_ask.sort_unstable();
-                to_ask.dedup();
                 if to_ask.is_empty() {
                     continue;
                 }
+                // A documented code no provider names (UA, a bare SG<id>) is not asked for a name.
+                to_ask.extend(
+                    also_name
+                        .iter()
+                        .filter(|code| unnamed.iter().all(|rule| rule.check(code).is_none()))
+                        .map(String::as_str),
+                );
+                facts.asked.extend(codes.iter().cloned());
+                facts.asked.extend(also_name.iter().cloned());
+                also_name = &[];
+                to_ask.sort_unstable();
+                to_ask.dedup();
                 let known = read(
                     p,
                     "access.name",
@@ -113,7 +136,7 @@ pub async fn run(
                     ));
                 }
                 if let Value::Object(known) = known {
-                    names.extend(known);
+                    facts.names.extend(known);
                 }
             }
             Preflight::GroupRoles {
@@ -160,6 +183,9 @@ pub async fn run(
                         })
                     })
                     .collect();
+                facts
+                    .roles
+                    .extend(users.iter().map(|u| (group.clone(), u.clone(), role_of(u))));
                 if !offending.is_empty() {
                     tracing::info!(tool = %spec.name, users = offending.len(), "group roles refused the write");
                     return Err(ToolFailure::new(
@@ -213,7 +239,7 @@ pub async fn run(
             }
         }
     }
-    Ok(names)
+    Ok(facts)
 }
 
 /// The wanted values a portal's answer did not list, in the order they were asked for.

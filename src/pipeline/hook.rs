@@ -23,7 +23,11 @@ pub struct CallInfo<'a> {
     /// The object a write changes (`site 645`), when its catalog entry names one.
     pub object: Option<&'a ObjectRef>,
     /// What the user said about this call, if anyone was asked.
-    pub confirmation: Confirmation,
+    pub confirmation: &'a Confirmation,
+    /// Who asked for the call: the person behind the client, as the front end knows them.
+    pub asked_by: &'a str,
+    /// Whom the portal runs the call as: the webhook's (or the signed-in person's) user.
+    pub runs_as: &'a str,
 }
 
 /// The object a write changes: its kind from the catalog and its id from the arguments.

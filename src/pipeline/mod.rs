@@ -3,6 +3,7 @@
 //! run the write's guards and the hooks, forward through the gateway, repair documented
 //! quirks, and keep the secret out of whatever comes back.
 
+pub mod approval;
 mod arguments;
 mod batch;
 mod change;
@@ -12,27 +13,37 @@ mod failure;
 mod floor;
 mod guards;
 mod hook;
+mod question;
 mod resolve;
 mod selection;
+mod write;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::{Map, Value, json};
 
-use self::{
-    arguments::{describe_problems, settle_integers},
-    change::{Change, object_of},
-    explain::{failure, oversized, unexpected},
-    selection::Hidden,
-};
+#[cfg(test)]
+pub use self::confirm::Confirmation;
 pub use self::{
-    confirm::{Answer, ConfirmWrites, Confirmation, Human, Nobody},
+    approval::{
+        Approval, ApprovalState, ApprovalStore, ChangeId, Decided, MemoryApprovals, ServerKey,
+        StoreError, StoreFuture,
+    },
+    confirm::{Answer, ApprovalDesk, BoxFuture, ConfirmWrites, Human, LinkAnswer, Seal},
     failure::{FailureKind, ToolFailure},
     hook::{
         BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, KnownSet, ObjectRef,
         WriteLog,
     },
     selection::{Filters, Selection},
+};
+use self::{
+    arguments::{describe_problems, settle_integers},
+    explain::{failure, oversized, unexpected},
+    selection::Hidden,
 };
 use crate::{
     bitrix::{
@@ -70,7 +81,15 @@ pub struct Pipeline {
     hooks: Vec<Arc<dyn CallHook>>,
     journal: Option<Arc<dyn Journal>>,
     confirm_writes: ConfirmWrites,
+    approvals: Arc<dyn ApprovalStore>,
+    key: Arc<ServerKey>,
+    desk: Option<Arc<dyn ApprovalDesk>>,
+    /// How long a person has to answer a question in the client.
+    confirm_timeout: Duration,
 }
+
+/// How long a person has to answer in the client, unless configured.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +116,39 @@ impl Pipeline {
             hooks: Vec::new(),
             journal: None,
             confirm_writes: ConfirmWrites::default(),
+            approvals: Arc::new(MemoryApprovals::default()),
+            key: Arc::new(ServerKey::ephemeral()),
+            desk: None,
+            confirm_timeout: CONFIRM_TIMEOUT,
         }
+    }
+
+    /// Where approvals and spent nonces are kept, and the key questions are sealed with: the
+    /// ledger's, so that every process sharing it agrees.
+    pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>, key: Arc<ServerKey>) -> Self {
+        self.approvals = store;
+        self.key = key;
+        self
+    }
+
+    /// Where people approve changes outside the model's channel.
+    pub fn with_desk(mut self, desk: Arc<dyn ApprovalDesk>) -> Self {
+        self.desk = Some(desk);
+        self
+    }
+
+    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
+        self.confirm_timeout = timeout;
+        self
+    }
+
+    pub fn approvals(&self) -> &Arc<dyn ApprovalStore> {
+        &self.approvals
+    }
+
+    /// The portal and user calls run as, without any secret.
+    pub fn identity(&self) -> crate::bitrix::Identity {
+        self.gateway.portal().credentials().identity()
     }
 
     /// Keeps a journal of writes: a hook that the confirmation, the dry run and the history
@@ -301,64 +352,74 @@ impl Pipeline {
         &self,
         entry: &Entry,
         args: &Value,
-        mut deadline: Instant,
+        deadline: Instant,
         progress: &dyn Progress,
         human: &dyn Human,
         dry_run: bool,
     ) -> Outcome {
         let spec = &entry.spec;
-        let names = guards::run(self, spec, args, deadline, progress).await?;
-        let object = object_of(spec, args);
-        let mut confirmation = Confirmation::NotNeeded;
-        if spec.is_write() {
-            let known = match (&object, &self.journal) {
-                (Some(object), Some(journal)) => journal.last_ok(&spec.name, object).await,
-                _ => None,
-            };
-            let mut change = Change {
-                spec,
-                arguments: args,
-                known,
-                object: object.clone(),
-                names,
-            };
-            // Name the codes that would lose their rights too; a failure here only costs names.
-            let dropped = change.unnamed_old_codes();
-            if !dropped.is_empty()
-                && let Ok(Value::Object(more)) = guards::read(
-                    self,
-                    "access.name",
-                    json!({ "ACCESS": dropped }),
-                    spec,
-                    deadline,
-                    progress,
-                )
-                .await
-            {
-                change.names.extend(more);
-            }
-            if dry_run {
-                return Ok(change.dry_run());
-            }
-            if spec.hints.destructive {
-                let host = self.gateway.portal().credentials().identity().host;
-                confirmation =
-                    confirm::ask(self.confirm_writes, human, &change.message(&host)).await?;
-                // A person's time to answer is not the portal's: once someone was asked, the
-                // write gets a deadline of its own from here.
-                if confirmation == Confirmation::Accepted {
-                    deadline = self.gateway.deadline();
-                }
-            }
+        let plan = match spec.is_write() {
+            true => Some(write::plan(self, spec, args).await),
+            false => None,
+        };
+        let also_name = plan.as_ref().map_or(&[][..], |plan| &plan.also_name[..]);
+        let facts = guards::run(self, spec, args, also_name, deadline, progress).await?;
+        let Some(plan) = plan else {
+            return self.send(entry, args, deadline, progress).await;
+        };
+        let asked_by = human.asker();
+        let prepared = write::prepare(self, plan, facts, &asked_by, deadline, progress).await;
+        if dry_run {
+            return Ok(prepared.change.dry_run(&prepared.question));
         }
+        let gate = confirm::Gate {
+            mode: self.confirm_writes,
+            store: self.approvals.as_ref(),
+            key: &self.key,
+            desk: self.desk.as_deref(),
+            timeout: self.confirm_timeout,
+        };
+        let identity = self.identity();
+        let asked = confirm::Asked {
+            change: &prepared.id,
+            portal: &identity.host,
+            tool: &spec.name,
+            title: &spec.title,
+            question: &prepared.question,
+        };
+        let confirmation = confirm::obtain(&gate, human, &asked).await?;
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let info = CallInfo {
             call_id: CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             spec,
             arguments: args,
-            object: object.as_ref(),
-            confirmation,
+            object: prepared.object.as_ref(),
+            confirmation: &confirmation,
+            asked_by: &asked_by,
+            runs_as: &prepared.runs_as,
         };
+        // A person's time to answer is not the portal's: after a question the write gets a
+        // deadline of its own; unasked, the guards and the write share one.
+        let deadline = match confirmation {
+            confirm::Confirmation::Off => deadline,
+            _ => self.gateway.deadline(),
+        };
+        self.with_hooks(info, async {
+            if confirmation.refused() {
+                Err(confirmation.refusal(self.confirm_timeout))
+            } else {
+                self.send(entry, args, deadline, progress).await
+            }
+        })
+        .await
+    }
+
+    /// Runs the hooks around a write: any `before` may stop it, every `after` sees its end.
+    async fn with_hooks(
+        &self,
+        info: CallInfo<'_>,
+        call: impl std::future::Future<Output = Outcome>,
+    ) -> Outcome {
         let mut stopped = None;
         for hook in &self.hooks {
             if let Err(failure) = hook.before(info).await {
@@ -368,23 +429,30 @@ impl Pipeline {
         }
         let outcome = match stopped {
             Some(failure) => Err(failure),
-            None if confirmation.refused() => {
-                Err(ToolFailure::new(FailureKind::Declined, confirm::DECLINED))
-            }
-            // Checked here, before any sandbox notice is added and before the hooks see it.
-            None => {
-                self.forward(spec, args, deadline, progress)
-                    .await
-                    .and_then(|answer| match entry.check_answer(&answer) {
-                        Ok(()) => Ok(answer),
-                        Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
-                    })
-            }
+            None => call.await,
         };
         for hook in &self.hooks {
             hook.after(info, &outcome).await;
         }
         outcome
+    }
+
+    /// Forwards the call and checks the answer against the tool's output schema, before any
+    /// sandbox notice is added and before the hooks see it.
+    async fn send(
+        &self,
+        entry: &Entry,
+        args: &Value,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Outcome {
+        let spec = &entry.spec;
+        self.forward(spec, args, deadline, progress)
+            .await
+            .and_then(|answer| match entry.check_answer(&answer) {
+                Ok(()) => Ok(answer),
+                Err(problem) => Err(unexpected(spec, &answer["result"], &problem)),
+            })
     }
 
     /// Reads the journal back; without one, says how to turn it on.

@@ -48,9 +48,18 @@ async fn an_accepting_user_lets_exactly_one_write_through_and_sees_what_changes(
     assert_eq!(portal.count_of(WRITE), 1);
     let asked = server.recorder.asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 1);
-    assert!(asked[0].contains("AU (AU): read"), "{}", asked[0]);
+    for line in [
+        "Asked by: ",
+        "Runs as: user 7",
+        "• Site (id): 645",
+        "- AU \"AU\": \"read\"",
+        "- U1 \"U1\": \"read\", \"edit\", \"sett\"",
+        "every code not listed loses its individual rights on the site",
+    ] {
+        assert!(asked[0].contains(line), "{line}: {}", asked[0]);
+    }
     assert!(
-        asked[0].contains("Everything not listed loses its individual rights on site 645"),
+        asked[0].ends_with("Nothing has been sent yet."),
         "{}",
         asked[0]
     );
@@ -70,7 +79,7 @@ async fn an_accepting_user_lets_exactly_one_write_through_and_sees_what_changes(
         asked[1]
     );
     assert!(
-        asked[1].contains("U1 (U1): loses edit, sett"),
+        asked[1].contains("U1 \"U1\": loses edit, sett"),
         "{}",
         asked[1]
     );
@@ -135,38 +144,7 @@ async fn the_stateless_lifecycle_asks_with_an_input_required_round() {
 }
 
 #[tokio::test]
-async fn a_client_that_cannot_ask_writes_under_auto_and_is_refused_under_always() {
-    let portal = saving_portal().await;
-    let server = Launch::new(&portal.webhook_url()).start().await;
-    let result = server
-        .call("landing_site_set_rights", rights(json!({"AU": ["read"]})))
-        .await;
-    assert!(!is_error(&result), "{}", text_of(&result));
-    assert_eq!(portal.count_of(WRITE), 1);
-    assert_eq!(
-        history(&server).await[0]["confirmation"],
-        "not asked (client cannot ask)"
-    );
-    server.stop().await;
-
-    let portal = saving_portal().await;
-    let server = Launch::new(&portal.webhook_url())
-        .env("BITRIX24_CONFIRM_WRITES", "always")
-        .start()
-        .await;
-    let result = server
-        .call("landing_site_set_rights", rights(json!({"AU": ["read"]})))
-        .await;
-    assert!(is_error(&result));
-    assert!(
-        text_of(&result).contains("elicitation"),
-        "{}",
-        text_of(&result)
-    );
-    assert_eq!(portal.count_of(WRITE), 0);
-    server.stop().await;
-
-    // never: not asked even by a client that could.
+async fn never_sends_unasked_even_to_a_client_that_could_ask() {
     let portal = saving_portal().await;
     let server = Launch::new(&portal.webhook_url())
         .env("BITRIX24_CONFIRM_WRITES", "never")
@@ -179,6 +157,10 @@ async fn a_client_that_cannot_ask_writes_under_auto_and_is_refused_under_always(
     assert!(!is_error(&result));
     assert_eq!(portal.count_of(WRITE), 1);
     assert!(server.recorder.asked.lock().unwrap().is_empty());
+    assert_eq!(
+        history(&server).await[0]["confirmation"],
+        "not asked (confirmation off)"
+    );
     server.stop().await;
 }
 
@@ -193,7 +175,10 @@ async fn a_dry_run_sends_only_the_guard_reads() {
     let result = server.call("landing_site_set_rights", args).await;
     assert!(!is_error(&result), "{}", text_of(&result));
     let methods: Vec<String> = portal.received().into_iter().map(|r| r.method).collect();
+    // One naming read serves the guard and the question (the codes and the user it runs as).
     assert_eq!(methods, ["landing.role.isEnabled", "access.name"]);
+    let named = &portal.received()[1].body["ACCESS"];
+    assert_eq!(named, &json!(["AU", "U7"]));
     let dry = &result.structured_content.unwrap()["dry_run"];
     assert_eq!(dry["written"], false);
     assert_eq!(dry["method"], WRITE);
@@ -211,7 +196,7 @@ async fn a_dry_run_sends_only_the_guard_reads() {
     let args = json!({"id": 645, "rights": {"U1": ["read"]}, "dry_run": true});
     let result = server.call("landing_site_set_rights", args).await;
     let dry = &result.structured_content.unwrap()["dry_run"];
-    assert_eq!(dry["differences"], json!(["U1 (U1): loses edit"]));
+    assert_eq!(dry["differences"], json!(["U1 \"U1\": loses edit"]));
     assert_eq!(portal.count_of(WRITE), 1);
     server.stop().await;
 }
@@ -286,7 +271,7 @@ async fn a_server_killed_mid_write_leaves_an_unknown_row() {
     assert_eq!(row["method"], WRITE);
     assert_eq!(row["arguments"], rights(json!({"AU": ["read"]})));
     assert!(row["at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(row["confirmation"], "not asked (command line)");
+    assert_eq!(row["confirmation"], "not asked (confirmation off)");
 }
 
 #[tokio::test]

@@ -359,8 +359,8 @@ async fn item_3_documented_codes_pass_the_guard_and_unknown_ones_do_not() {
         .unwrap();
     assert_eq!(
         asked.body["ACCESS"],
-        json!(["IU3", "SG77_K"]),
-        "UA is not asked"
+        json!(["IU3", "SG77_K", "U7"]),
+        "UA is not asked; the user the call runs as is named in the same read"
     );
     let codes = server
         .call(

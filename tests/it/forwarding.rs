@@ -34,7 +34,7 @@ fn cases() -> Vec<Case> {
         Case {
             tool: "landing_site_get_rights",
             method: "landing.site.getRights",
-            args: json!({"id": "645"}),
+            args: json!({"id": 645}),
             answer: json!([]),
             expected: json!({"result": []}),
         },

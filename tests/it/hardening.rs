@@ -128,7 +128,7 @@ async fn error_texts_obey_the_result_size_limit() {
 }
 
 /// The server on raw stdio: lines in, reply lines out, for messages no SDK would send.
-struct RawStdio {
+pub struct RawStdio {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
@@ -142,7 +142,17 @@ impl Drop for RawStdio {
 }
 
 impl RawStdio {
-    async fn start(env: &[(&str, &str)], args: &[&str]) -> Self {
+    pub async fn start(env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut raw = Self::bare(env, args);
+        raw.send(INITIALIZE.as_bytes()).await;
+        assert_eq!(raw.reply().await["id"], 0);
+        raw.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        raw
+    }
+
+    /// Not initialized: for the 2026-07-28 lifecycle, where each request says who it is.
+    pub fn bare(env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut cmd = command(env, args);
         let stderr = crate::util::stderr_path();
         cmd.stdin(Stdio::piped())
@@ -151,27 +161,22 @@ impl RawStdio {
         let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut raw = Self {
+        Self {
             child,
             stdin,
             stdout,
             stderr,
-        };
-        raw.send(INITIALIZE.as_bytes()).await;
-        assert_eq!(raw.reply().await["id"], 0);
-        raw.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-        raw
+        }
     }
 
-    async fn send(&mut self, line: &[u8]) {
+    pub async fn send(&mut self, line: &[u8]) {
         self.stdin.write_all(line).await.unwrap();
         self.stdin.write_all(b"\n").await.unwrap();
         self.stdin.flush().await.unwrap();
     }
 
     /// The next line on stdout, which must be JSON.
-    async fn reply(&mut self) -> Value {
+    pub async fn reply(&mut self) -> Value {
         let line = tokio::time::timeout(Duration::from_secs(20), self.stdout.next_line())
             .await
             .expect("a reply within 20 s")

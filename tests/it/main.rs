@@ -3,6 +3,7 @@
 mod portal;
 mod util;
 
+mod approval;
 mod cli;
 mod confirm;
 mod contract;

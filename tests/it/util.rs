@@ -64,6 +64,9 @@ fn prepared(mut cmd: Command, env: &[(&str, &str)], args: &[&str]) -> Command {
         .env("RUST_LOG", "trace")
         .env("BITRIX24_LEDGER", ledger_path())
         .env("BITRIX24_LIMITER_URL", "memory")
+        // Most tests are about forwarding, not asking; the confirmation tests ask for `auto`
+        // or `always` themselves (a client that answers questions gets `auto` by default).
+        .env("BITRIX24_CONFIRM_WRITES", "never")
         .args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -214,6 +217,14 @@ impl<'a> Launch<'a> {
                 .any(|a| *a == "--toolsets" || *a == "--tools");
         if !chosen && !self.default_tools {
             self.env.push(("BITRIX24_TOOLSETS", "all"));
+        }
+        let confirm_named = self
+            .env
+            .iter()
+            .any(|(k, _)| *k == "BITRIX24_CONFIRM_WRITES")
+            || self.args.iter().any(|a| a.starts_with("--confirm-writes"));
+        if self.answer.is_some() && !confirm_named {
+            self.env.push(("BITRIX24_CONFIRM_WRITES", "auto"));
         }
         let stderr = stderr_path();
         let file = std::fs::File::create(&stderr).unwrap();
