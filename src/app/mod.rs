@@ -185,12 +185,14 @@ fn limiter(
     credentials: &dyn Credentials,
     sandboxed: bool,
 ) -> anyhow::Result<Arc<dyn Limiter>> {
+    // No call waits longer than the gateway's deadline for a call: twice the request timeout.
+    let longest_wait = config.timeout * 2;
     let dir = match &config.limiter {
         // The sandbox is this process's own portal: nothing to share.
         _ if sandboxed => None,
         LimiterStore::Redis(url) => {
             let shared = RedisStore::connect(url, &credentials.identity())
-                .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)))
+                .and_then(|store| SharedLimiter::new(config.rate_limit, longest_wait, Box::new(store)))
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "BITRIX24_LIMITER_URL: cannot use Redis ({e}). Start Redis, correct the URL, or unset BITRIX24_LIMITER_URL to share the limit only on this machine"
@@ -214,7 +216,7 @@ fn limiter(
     if let Some(dir) = dir {
         let shared = FileStore::new(&dir, &credentials.identity())
             .map_err(|e| e.to_string())
-            .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)));
+            .and_then(|store| SharedLimiter::new(config.rate_limit, longest_wait, Box::new(store)));
         match shared {
             Ok(shared) => {
                 tracing::debug!(path = %shared.describe(), "rate-limit state shared through a file");
