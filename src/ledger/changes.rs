@@ -103,7 +103,7 @@ impl Finished {
         }
     }
 
-    pub fn store(&self, conn: &Connection, row: i64) -> Result<(), Unavailable> {
+    pub fn store(&self, conn: &Connection, row: i64) -> rusqlite::Result<()> {
         conn.execute(
             &format!(
                 "UPDATE changes SET outcome = ?1, answer = ?2, error_code = ?3, finished_at = {NOW} \

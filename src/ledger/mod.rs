@@ -8,6 +8,7 @@
 //! or locked file delays only the call that needs it.
 
 mod changes;
+mod reserve;
 mod schema;
 
 use std::{
@@ -21,7 +22,10 @@ use std::{
 use rusqlite::Connection;
 use serde_json::Value;
 
-use self::changes::{Finished, NewRow};
+use self::{
+    changes::{Finished, NewRow},
+    reserve::Reserve,
+};
 use crate::{
     bitrix::Identity,
     pipeline::{
@@ -84,6 +88,7 @@ struct Inner {
     reader: Lazy,
     /// The row each call in flight writes to, by the pipeline's call id.
     rows: Mutex<HashMap<u64, Slot>>,
+    reserve: Reserve,
 }
 
 /// Where a call in flight stands with its row.
@@ -129,6 +134,7 @@ impl Ledger {
                 writer: OnceLock::new(),
                 reader: OnceLock::new(),
                 rows: Mutex::default(),
+                reserve: Reserve::beside(path),
             }),
         })
     }
@@ -171,11 +177,12 @@ impl Ledger {
             settled: false,
         };
         let inserted = self.write(move |conn| {
+            inner.reserve.keep();
             let inserted = new.insert(conn);
             let mut rows = inner.rows();
             let abandoned = matches!(rows.remove(&call_id), Some(Slot::Abandoned));
             match inserted {
-                Ok(row) if abandoned => Finished::not_sent().store(conn, row),
+                Ok(row) if abandoned => inner.complete(conn, row, &Finished::not_sent()),
                 Ok(row) => {
                     rows.insert(call_id, Slot::Row(row));
                     Ok(())
@@ -208,9 +215,10 @@ impl Drop for Waiting<'_> {
             Some(Slot::Row(_)) if tokio::runtime::Handle::try_current().is_err() => {}
             Some(Slot::Row(row)) => {
                 drop(rows);
+                let inner = self.ledger.inner.clone();
                 drop(
                     self.ledger
-                        .write(move |conn| Finished::not_sent().store(conn, row)),
+                        .write(move |conn| inner.complete(conn, row, &Finished::not_sent())),
                 );
             }
             _ => {
@@ -229,6 +237,31 @@ async fn joined<T>(
 }
 
 impl Inner {
+    /// Completes `row`; on a full disk, with the room its reserve frees.
+    fn complete(
+        &self,
+        conn: &Connection,
+        row: i64,
+        finished: &Finished,
+    ) -> Result<(), Unavailable> {
+        match finished.store(conn, row) {
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+                    && self.reserve.release() =>
+            {
+                tracing::error!(
+                    path = %self.path.display(),
+                    reserve = %self.reserve.path().display(),
+                    row,
+                    "the ledger's disk is full: its reserve was freed to record how a sent write ended; \
+                     free some space, or the next writes are refused"
+                );
+                Ok(finished.store(conn, row)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     fn rows(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
         self.rows
             .lock()
@@ -287,6 +320,7 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     // Made here, 0600: SQLite would create it 0644, and its -wal and -shm files take the
     // main file's mode.
     private_files::ensure_file(path).map_err(|e| fail(e.into()))?;
+    Reserve::beside(path).keep();
     let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
     // Other server processes may hold the file for a moment; wait for them, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)
@@ -326,7 +360,8 @@ impl CallHook for Ledger {
         };
         let finished = Finished::new(outcome);
         // Started here, so the row is completed even if this call's future is dropped.
-        let stored = self.write(move |conn| finished.store(conn, row));
+        let inner = self.inner.clone();
+        let stored = self.write(move |conn| inner.complete(conn, row, &finished));
         Box::pin(async move {
             if let Err(err) = stored.await {
                 // The row stays `unknown`, which is true enough: say why in the log.

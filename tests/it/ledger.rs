@@ -202,3 +202,109 @@ async fn doctor_warns_about_state_files_others_can_read() {
     assert_eq!(mode(&ledger), 0o644);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Runs `args` under a tmpfs of 2 MiB mounted over `dir`, in a mount namespace of its own
+/// (`unshare`), then copies the ledger's files out to `out`; None where namespaces are not
+/// available.
+fn on_a_small_disk(
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Option<std::process::Child> {
+    const SCRIPT: &str = r#"mount -t tmpfs -o size=2m none "$1" || exit 97
+dir=$1; out=$2; shift 2
+"$@"; rc=$?
+cp "$dir"/ledger.sqlite3* "$out"/
+exit $rc"#;
+    let probe = std::process::Command::new("unshare")
+        .args(["-rm", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("NOTICE: no mount namespaces here (unshare -rm); the disk-full test is skipped");
+        return None;
+    }
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-rm", "/bin/sh", "-c", SCRIPT, "sh"])
+        .arg(dir)
+        .arg(out)
+        .arg(crate::util::BIN)
+        .args(args)
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .env("BITRIX24_LIMITER_URL", "memory")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Some(cmd.spawn().unwrap())
+}
+
+/// Writes zeros into `dir` until its file system is full.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = [0u8; 4096];
+    while filler
+        .write_all(&block)
+        .and_then(|()| filler.flush())
+        .is_ok()
+    {}
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_while_the_portal_answers_still_records_ok() {
+    let root = std::env::temp_dir().join(format!("b24-mcp-it-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (dir, out) = (root.join("disk"), root.join("out"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    // The server's pid, to reach its mount namespace through /proc.
+    let pid = std::sync::Arc::new(std::sync::OnceLock::<u32>::new());
+    let (seen, disk) = (pid.clone(), dir.clone());
+    let portal = TestPortal::start(guarded(move |r: &Received| {
+        if r.method == WRITE {
+            // The disk fills between the row's insert and the answer.
+            let pid = seen.get().expect("the server's pid");
+            fill(
+                &std::path::Path::new(&format!("/proc/{pid}/root"))
+                    .join(disk.strip_prefix("/").unwrap()),
+            );
+        }
+        ok(json!(true))
+    }))
+    .await;
+    let url = portal.webhook_url();
+    let ledger = dir.join("ledger.sqlite3");
+    let Some(child) = on_a_small_disk(
+        &dir,
+        &out,
+        &[
+            ("BITRIX24_WEBHOOK_URL", &url),
+            ("BITRIX24_LEDGER", ledger.to_str().unwrap()),
+        ],
+        &[
+            "call",
+            "landing_site_set_rights",
+            &write_args(645).to_string(),
+        ],
+    ) else {
+        return;
+    };
+    pid.set(child.id()).unwrap();
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    assert_eq!(portal.count_of(WRITE), 1);
+    assert!(stderr.contains("its reserve was freed"), "{stderr}");
+    let copy = rusqlite::Connection::open(out.join("ledger.sqlite3")).unwrap();
+    let outcome: String = copy
+        .query_row("SELECT outcome FROM changes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(outcome, "ok", "{stderr}");
+    drop(copy);
+    std::fs::remove_dir_all(&root).unwrap();
+}
