@@ -29,7 +29,7 @@ use self::{
 use crate::{
     bitrix::Identity,
     pipeline::{
-        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, KnownSet,
+        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, Known,
         ObjectRef, Outcome, ToolFailure,
     },
     private_files,
@@ -373,18 +373,14 @@ impl CallHook for Ledger {
 }
 
 impl Journal for Ledger {
-    fn last_ok<'a>(
-        &'a self,
-        tool: &'a str,
-        object: &'a ObjectRef,
-    ) -> HookFuture<'a, Option<KnownSet>> {
+    fn known<'a>(&'a self, tool: &'a str, object: &'a ObjectRef) -> HookFuture<'a, Known> {
         let portal = self.inner.identity.host.clone();
         let (tool, object) = (tool.to_owned(), object.clone());
-        let found = self.read(move |conn| changes::last_ok(conn, &portal, &tool, &object));
+        let found = self.read(move |conn| changes::known(conn, &portal, &tool, &object));
         Box::pin(async move {
             found.await.unwrap_or_else(|err| {
                 tracing::warn!(%err, "the ledger could not be read");
-                None
+                Known::default()
             })
         })
     }

@@ -16,6 +16,8 @@ pub struct Change<'a> {
     /// `access.name`'s answer for the codes in the set, when they are access codes.
     pub names: Map<String, Value>,
     pub known: Option<KnownSet>,
+    /// A later attempt whose outcome is unknown: the portal may hold its set already.
+    pub unsure: Option<KnownSet>,
 }
 
 pub fn object_of(spec: &ToolSpec, args: &Value) -> Option<ObjectRef> {
@@ -191,13 +193,36 @@ impl Change<'_> {
                 }
             }
             _ if !self.replaces() => {}
+            _ if self.unsure.is_some() => out.push_str(&format!(
+                "No change of {object} made through this server is known to have been applied, and the \
+                 portal cannot show the current set, so what is lost cannot be listed.\n"
+            )),
             _ => out.push_str(&format!(
                 "No earlier change of {object} was made through this server, and the portal cannot \
                  show the current set, so what is lost cannot be listed.\n"
             )),
         }
+        if let Some(note) = self.unsure_note() {
+            out.push_str(&note);
+            out.push('\n');
+        }
         out.push_str("Nothing has been sent yet.");
         out
+    }
+
+    /// Says that an earlier attempt may have been applied, and what it sent.
+    fn unsure_note(&self) -> Option<String> {
+        let unsure = self.unsure.as_ref()?;
+        let sent = unsure
+            .arguments
+            .pointer(self.set_at())
+            .unwrap_or(&unsure.arguments);
+        Some(format!(
+            "An earlier attempt to change {} through this server ({}) got no answer: it may have been \
+             applied, so the portal may hold the set it sent already: {sent}",
+            self.object_text(),
+            unsure.at
+        ))
     }
 
     /// A dry run's answer: exactly what would be sent, and what it would change.
@@ -211,6 +236,11 @@ impl Change<'_> {
                 "new_set": self.new_lines(),
                 "compared_with": self.known.as_ref().map(|k| json!({"at": k.at, "arguments": k.arguments})),
                 "differences": self.differences(),
+                "earlier_attempt_may_have_applied": self.unsure.as_ref().map(|u| json!({
+                    "at": u.at,
+                    "arguments": u.arguments,
+                    "note": self.unsure_note(),
+                })),
                 "note": "Nothing was written. The comparison uses the last set written through this \
                          server (its ledger); changes made elsewhere are not known to it.",
             }
@@ -277,6 +307,7 @@ mod tests {
                 at: "2026-11-23T10:00:00Z".into(),
                 arguments: json!({"id": 645, "rights": {"U1": ["read", "edit", "sett"], "U7": ["read"]}}),
             }),
+            unsure: None,
         };
         let message = change.message("example.bitrix24.com");
         assert!(

@@ -29,8 +29,8 @@ pub use self::{
     confirm::{Answer, ConfirmWrites, Confirmation, Human, Nobody},
     failure::{FailureKind, ToolFailure},
     hook::{
-        BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, KnownSet, ObjectRef,
-        WriteLog,
+        BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, Known, KnownSet,
+        ObjectRef, WriteLog,
     },
     selection::{Filters, Selection},
 };
@@ -312,13 +312,14 @@ impl Pipeline {
         let mut confirmation = Confirmation::NotNeeded;
         if spec.is_write() {
             let known = match (&object, &self.journal) {
-                (Some(object), Some(journal)) => journal.last_ok(&spec.name, object).await,
-                _ => None,
+                (Some(object), Some(journal)) => journal.known(&spec.name, object).await,
+                _ => Known::default(),
             };
             let mut change = Change {
                 spec,
                 arguments: args,
-                known,
+                known: known.ok,
+                unsure: known.unsure,
                 object: object.clone(),
                 names,
             };

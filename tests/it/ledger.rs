@@ -308,3 +308,55 @@ async fn a_disk_that_fills_while_the_portal_answers_still_records_ok() {
     drop(copy);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[tokio::test]
+async fn a_retry_after_a_lost_answer_says_the_earlier_attempt_may_have_applied() {
+    use rmcp::model::ElicitationAction;
+    // The first write reaches the portal and its answer is lost; later ones are answered.
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = writes.clone();
+    let portal = TestPortal::start(guarded(move |r: &Received| {
+        if r.method == WRITE && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return crate::portal::Reply::Reset;
+        }
+        ok(json!(true))
+    }))
+    .await;
+    let server = Launch::new(&portal.webhook_url())
+        .answering(ElicitationAction::Accept, Some(json!({"apply": true})))
+        .start()
+        .await;
+    let lost = server
+        .call("landing_site_set_rights", write_args(645))
+        .await;
+    assert!(is_error(&lost), "{}", text_of(&lost));
+    let rows = server.call("permission_history", json!({})).await;
+    assert_eq!(
+        rows.structured_content.unwrap()["changes"][0]["outcome"],
+        "unknown"
+    );
+
+    let mut dry = write_args(645);
+    dry["dry_run"] = json!(true);
+    let dry = server.call("landing_site_set_rights", dry).await;
+    let earlier = &dry.structured_content.unwrap()["dry_run"]["earlier_attempt_may_have_applied"];
+    assert_eq!(earlier["arguments"], write_args(645), "{earlier}");
+    assert!(
+        earlier["note"]
+            .as_str()
+            .unwrap()
+            .contains("may have been applied"),
+        "{earlier}"
+    );
+
+    let retry = server
+        .call("landing_site_set_rights", write_args(645))
+        .await;
+    assert!(!is_error(&retry), "{}", text_of(&retry));
+    let asked = server.recorder.asked.lock().unwrap().clone();
+    let question = asked.last().unwrap();
+    assert!(question.contains("may have been applied"), "{question}");
+    assert!(!question.contains("No earlier change"), "{question}");
+    assert_eq!(portal.count_of(WRITE), 2);
+    server.stop().await;
+}
