@@ -5,7 +5,10 @@ use std::{collections::BTreeSet, io::Write, process::ExitCode};
 
 use serde_json::{Map, Value};
 
-use super::config::{Config, PortalChoice};
+use super::{
+    config::{Config, PortalChoice},
+    escape,
+};
 use crate::{
     bitrix::limits::NoProgress,
     mcp::tool_definition,
@@ -341,14 +344,14 @@ pub async fn history(
     };
     if json {
         for change in &changes {
-            writeln!(out, "{change}")?;
+            writeln!(out, "{}", escape::json_line(change))?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape::for_terminal(s).into_owned(),
         Value::Null => "-".to_owned(),
-        other => other.to_string(),
+        other => escape::for_terminal(&other.to_string()).into_owned(),
     };
     writeln!(
         out,
@@ -361,8 +364,8 @@ pub async fn history(
         .collect();
     for c in &changes {
         let outcome = match (c["outcome"].as_str(), &c["error_code"]) {
-            (Some("error"), Value::String(code)) => format!("error {code}"),
-            (other, _) => other.unwrap_or("-").to_owned(),
+            (Some("error"), Value::String(code)) => format!("error {}", escape::for_terminal(code)),
+            (other, _) => escape::for_terminal(other.unwrap_or("-")).into_owned(),
         };
         writeln!(
             out,
@@ -377,7 +380,12 @@ pub async fn history(
             1 => String::new(),
             _ => format!(" on {}", text(&c["portal"])),
         };
-        writeln!(out, "    {} {}{portal}", text(&c["method"]), c["arguments"])?;
+        writeln!(
+            out,
+            "    {} {}{portal}",
+            text(&c["method"]),
+            text(&c["arguments"])
+        )?;
     }
     writeln!(
         out,

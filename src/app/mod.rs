@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod escape;
 mod exposure;
 mod logging;
 mod reference;

@@ -360,3 +360,48 @@ async fn a_retry_after_a_lost_answer_says_the_earlier_attempt_may_have_applied()
     assert_eq!(portal.count_of(WRITE), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn history_shows_control_c1_and_bidi_characters_as_codes() {
+    let portal = saving_portal().await;
+    let url = portal.webhook_url();
+    let ledger = ledger_path();
+    let env = [
+        ("BITRIX24_WEBHOOK_URL", url.as_str()),
+        ("BITRIX24_LEDGER", ledger.to_str().unwrap()),
+    ];
+    let args = write_args(645).to_string();
+    let made = crate::util::run(&env, &["call", "landing_site_set_rights", &args]).await;
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    // What a hostile model or portal could have put in a row: an escape sequence, a C1
+    // control sequence introducer, a right-to-left override and an isolate.
+    let hostile = "U1\u{1b}]0;owned\u{7}\u{9b}2J\u{202e}txt.exe\u{2066}";
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    conn.execute(
+        "UPDATE changes SET arguments = ?1, error_code = ?2, object_id = ?2",
+        rusqlite::params![
+            json!({"id": 645, "rights": {hostile: ["read"]}}).to_string(),
+            hostile
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let raw = |text: &str| {
+        text.chars().find(|c| {
+            c.is_control() && *c != '\n'
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+    };
+    let table = crate::util::run(&env, &["history"]).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    assert_eq!(raw(&table.stdout), None, "{:?}", table.stdout);
+    for code in ["\\u{001B}", "\\u{009B}", "\\u{202E}", "\\u{2066}"] {
+        assert!(table.stdout.contains(code), "{code} in {}", table.stdout);
+    }
+    let lines = crate::util::run(&env, &["history", "--json"]).await;
+    assert_eq!(lines.code, Some(0), "{}", lines.stderr);
+    assert_eq!(raw(&lines.stdout), None, "{:?}", lines.stdout);
+    let row: Value = serde_json::from_str(lines.stdout.trim()).unwrap();
+    assert_eq!(row["arguments"]["rights"][hostile], json!(["read"]));
+    assert_eq!(row["object"], format!("site {hostile}"));
+}
