@@ -172,6 +172,10 @@ pub async fn doctor(
     writeln!(out, "  confirm writes {confirm} (BITRIX24_CONFIRM_WRITES)")?;
     match &config.ledger {
         Some(path) => writeln!(out, "  ledger         {}", path.display())?,
+        None if config.ledger_problem.is_some() => {
+            writeln!(out, "  ledger         unavailable")?;
+            notes.extend(config.ledger_problem.clone());
+        }
         None => {
             writeln!(out, "  ledger         off")?;
             notes.push(

@@ -19,11 +19,11 @@ use rmcp::ServiceExt;
 use self::config::{Cli, Command, Config, LimiterStore, PortalChoice};
 use crate::{
     bitrix::{
-        Credentials, PortalClient,
+        Credentials, Identity, PortalClient,
         limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
     },
     catalog::Catalog,
-    ledger::Ledger,
+    ledger::{Ledger, Unusable},
     mcp::{self, PermissionsServer},
     pipeline::{self, Pipeline, Selection, WriteLog},
     sandbox,
@@ -156,24 +156,51 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
         .with_hook(Arc::new(WriteLog))
         .with_confirm_writes(config.confirm_writes);
-    if let Some(path) = &config.ledger {
-        // A server opens its file on the first write (most sessions only read); the commands
-        // a person runs open it now, so `doctor` and `history` report a bad file at once.
-        let ledger = if matches!(command, Command::Serve { .. }) {
-            Ledger::deferred(path, identity)
-        } else {
-            Ledger::open(path, identity)
-        }
-        .context(
-            "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
-        )?;
-        tracing::debug!(path = %ledger.path().display(), "ledger open");
-        pipeline = pipeline.with_journal(Arc::new(ledger));
-    }
+    pipeline = with_ledger(pipeline, &config, command, identity)?;
     if sandboxed {
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
     }
     Ok((config, Arc::new(pipeline)))
+}
+
+/// Adds the ledger the configuration asks for. A read-only server whose ledger cannot be used
+/// starts without it, and its history says why.
+fn with_ledger(
+    pipeline: Pipeline,
+    config: &Config,
+    command: &Command,
+    identity: Identity,
+) -> anyhow::Result<Pipeline> {
+    if let Some(problem) = &config.ledger_problem {
+        // Only a read-only configuration gets here (see `Config::load`).
+        tracing::warn!(%problem, "read-only: serving without the ledger; its history is unavailable");
+        return Ok(pipeline.with_journal(Arc::new(Unusable::new(problem))));
+    }
+    let Some(path) = &config.ledger else {
+        return Ok(pipeline);
+    };
+    // A server opens its file on the first write (most sessions only read); the commands a
+    // person runs open it now, so `doctor` and `history` report a bad file at once.
+    let ledger = if matches!(command, Command::Serve { .. }) {
+        Ledger::deferred(path, identity)
+    } else {
+        Ledger::open(path, identity)
+    };
+    match ledger {
+        Ok(ledger) => {
+            tracing::debug!(path = %ledger.path().display(), "ledger open");
+            Ok(pipeline.with_journal(Arc::new(ledger)))
+        }
+        // A read-only server sends no write to record: it starts, and says why there is no
+        // history.
+        Err(err) if config.filters.read_only => {
+            tracing::warn!(%err, "read-only: serving without the ledger; its history is unavailable");
+            Ok(pipeline.with_journal(Arc::new(Unusable::new(err))))
+        }
+        Err(err) => Err(err).context(
+            "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
+        ),
+    }
 }
 
 /// The rate limiter the configuration asks for. The machine-wide store falls back to this

@@ -10,6 +10,7 @@
 mod changes;
 mod reserve;
 mod schema;
+mod unusable;
 
 use std::{
     collections::HashMap,
@@ -34,6 +35,8 @@ use crate::{
     },
     private_files,
 };
+
+pub use self::unusable::Unusable;
 
 /// The variable that names the ledger's file, or `off`.
 pub const LEDGER_ENV: &str = "BITRIX24_LEDGER";

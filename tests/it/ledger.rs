@@ -405,3 +405,41 @@ async fn history_shows_control_c1_and_bidi_characters_as_codes() {
     assert_eq!(row["arguments"]["rights"][hostile], json!(["read"]));
     assert_eq!(row["object"], format!("site {hostile}"));
 }
+
+#[tokio::test]
+async fn a_read_only_server_starts_without_a_usable_ledger_and_says_history_is_unavailable() {
+    let portal = saving_portal().await;
+    // A ledger path under a plain file: its folder can never be made.
+    let plain = ledger_path();
+    std::fs::write(&plain, b"not a folder").unwrap();
+    let unusable = plain.join("ledger.sqlite3");
+    let server = Launch::new(&portal.webhook_url())
+        .env("BITRIX24_LEDGER", unusable.to_str().unwrap())
+        .arg("--read-only")
+        .start()
+        .await;
+    let read = server
+        .call("landing_site_get_rights", json!({"id": 1}))
+        .await;
+    assert!(!is_error(&read), "{}", text_of(&read));
+    let history = server.call("permission_history", json!({})).await;
+    assert!(is_error(&history), "{}", text_of(&history));
+    let text = text_of(&history);
+    assert!(text.contains("unavailable"), "{text}");
+    assert!(text.contains(&unusable.display().to_string()), "{text}");
+    let log = server.stop().await;
+    assert!(log.contains("serving without the ledger"), "{log}");
+
+    // The command says so too, and a server that may write still refuses to start.
+    let url = portal.webhook_url();
+    let env = [
+        ("BITRIX24_WEBHOOK_URL", url.as_str()),
+        ("BITRIX24_LEDGER", unusable.to_str().unwrap()),
+    ];
+    let history = crate::util::run(&env, &["--read-only", "history"]).await;
+    assert_eq!(history.code, Some(1), "{}", history.stderr);
+    assert!(history.stderr.contains("unavailable"), "{}", history.stderr);
+    let writable = crate::util::run(&env, &["history"]).await;
+    assert_eq!(writable.code, Some(2), "{}", writable.stderr);
+    std::fs::remove_file(&plain).unwrap();
+}
