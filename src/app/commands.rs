@@ -7,7 +7,10 @@ use super::terminal;
 
 use serde_json::{Map, Value};
 
-use super::config::{Config, PortalChoice};
+use super::{
+    config::{Config, PortalChoice},
+    escape,
+};
 use crate::{
     bitrix::limits::NoProgress,
     mcp::tool_definition,
@@ -199,6 +202,10 @@ pub async fn doctor(
     writeln!(out, "  confirm writes {confirm} (BITRIX24_CONFIRM_WRITES)")?;
     match &config.ledger {
         Some(path) => writeln!(out, "  ledger         {}", path.display())?,
+        None if config.ledger_problem.is_some() => {
+            writeln!(out, "  ledger         unavailable")?;
+            notes.extend(config.ledger_problem.clone());
+        }
         None => {
             writeln!(out, "  ledger         off")?;
             notes.push(
@@ -371,14 +378,14 @@ pub async fn history(
     };
     if json {
         for change in &changes {
-            writeln!(out, "{change}")?;
+            writeln!(out, "{}", escape::json_line(change))?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape::for_terminal(s).into_owned(),
         Value::Null => "-".to_owned(),
-        other => other.to_string(),
+        other => escape::for_terminal(&other.to_string()).into_owned(),
     };
     writeln!(
         out,
@@ -391,8 +398,8 @@ pub async fn history(
         .collect();
     for c in &changes {
         let outcome = match (c["outcome"].as_str(), &c["error_code"]) {
-            (Some("error"), Value::String(code)) => format!("error {code}"),
-            (other, _) => other.unwrap_or("-").to_owned(),
+            (Some("error"), Value::String(code)) => format!("error {}", escape::for_terminal(code)),
+            (other, _) => escape::for_terminal(other.unwrap_or("-")).into_owned(),
         };
         writeln!(
             out,
@@ -407,7 +414,12 @@ pub async fn history(
             1 => String::new(),
             _ => format!(" on {}", text(&c["portal"])),
         };
-        writeln!(out, "    {} {}{portal}", text(&c["method"]), c["arguments"])?;
+        writeln!(
+            out,
+            "    {} {}{portal}",
+            text(&c["method"]),
+            text(&c["arguments"])
+        )?;
         let parties = [
             ("asked by", &c["asked_by"]),
             ("approved by", &c["approved_by"]),

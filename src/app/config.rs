@@ -400,8 +400,11 @@ pub struct Config {
     pub http: HttpLimits,
     pub confirm_writes: ConfirmWrites,
     pub confirm_timeout: Duration,
-    /// The ledger's file; `None` when it is off.
+    /// The ledger's file; `None` when it is off, or when `ledger_problem` says why none can be.
     pub ledger: Option<PathBuf>,
+    /// Why no ledger file is known although one was asked for. Only a read-only server
+    /// starts so (it sends no write to record); anything else refuses to start.
+    pub ledger_problem: Option<String>,
 }
 
 impl Config {
@@ -417,16 +420,20 @@ impl Config {
             (None, Some(path)) => PortalChoice::Webhook(webhook_from_file(path)?),
             (None, None) => PortalChoice::Sandbox { asked: false },
         };
-        let ledger = match args.ledger.as_deref().map(str::trim) {
-            Some(off) if off.eq_ignore_ascii_case("off") => None,
-            Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-            _ => Some(ledger::default_path().ok_or(ConfigError::NoLedgerPath)?),
+        let (ledger, ledger_problem) = match args.ledger.as_deref().map(str::trim) {
+            Some(off) if off.eq_ignore_ascii_case("off") => (None, None),
+            Some(path) if !path.is_empty() => (Some(PathBuf::from(path)), None),
+            _ => match ledger::default_path() {
+                Some(path) => (Some(path), None),
+                None => (None, Some(ConfigError::NoLedgerPath.to_string())),
+            },
         };
         Ok(Self {
             portal,
             confirm_writes: args.confirm_writes,
             confirm_timeout: Duration::from_secs(args.confirm_timeout_secs),
             ledger,
+            ledger_problem,
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
@@ -452,6 +459,9 @@ impl Config {
         let mut config = Self::resolve(args, std::env::var(WEBHOOK_ENV).ok())?;
         // clap lets a flag hide its variable; read-only must win wherever it is asked for.
         config.filters.read_only |= std::env::var(READ_ONLY_ENV).is_ok_and(|v| says_true(&v));
+        if config.ledger_problem.is_some() && !config.filters.read_only {
+            return Err(ConfigError::NoLedgerPath);
+        }
         Ok(config)
     }
 }

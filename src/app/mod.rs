@@ -4,6 +4,7 @@
 mod approvals;
 mod commands;
 mod config;
+mod escape;
 mod exposure;
 mod logging;
 mod reference;
@@ -20,13 +21,13 @@ use rmcp::ServiceExt;
 use self::config::{Cli, Command, Config, LimiterStore, PortalChoice};
 use crate::{
     bitrix::{
-        Credentials, PortalClient,
+        Credentials, Identity, PortalClient,
         limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
     },
     catalog::Catalog,
-    ledger::Ledger,
+    ledger::{Ledger, Unusable},
     mcp::{self, PermissionsServer},
-    pipeline::{self, ApprovalStore, MemoryApprovals, Pipeline, Selection, ServerKey, WriteLog},
+    pipeline::{self, MemoryApprovals, Pipeline, Selection, ServerKey, WriteLog},
     sandbox,
 };
 
@@ -177,41 +178,74 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
         .with_hook(Arc::new(WriteLog))
         .with_confirm_writes(config.confirm_writes)
         .with_confirm_timeout(config.confirm_timeout);
-    let mut approvals: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovals::default());
-    let mut key = Arc::new(ServerKey::ephemeral());
-    if let Some(path) = &config.ledger {
-        // A server opens its file on the first write (most sessions only read); the commands
-        // a person runs open it now, so `doctor` and `history` report a bad file at once.
-        let ledger = if matches!(command, Command::Serve { .. }) {
-            Ledger::deferred(path, identity)
-        } else {
-            Ledger::open(path, identity)
-        }
-        .context(
-            "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
-        )?;
-        tracing::debug!(path = %ledger.path().display(), "ledger open");
-        // Beside the ledger, so every process sharing it opens the states another sealed.
-        let key_path = path.with_file_name(KEY_FILE);
-        key =
-            Arc::new(ServerKey::load_or_create(&key_path).with_context(|| {
-                format!("cannot use the confirmation key {}", key_path.display())
-            })?);
-        let ledger = Arc::new(ledger);
-        approvals = ledger.clone();
-        pipeline = pipeline.with_journal(ledger);
-    }
-    pipeline = pipeline.with_approvals(approvals.clone(), key.clone());
+    pipeline = with_ledger(pipeline, &config, command, identity)?;
     // A server that stays up serves the approval page; a command that exits at once points
     // to `approve` instead.
     if matches!(command, Command::Serve { .. }) {
         let decider = format!("{} in a browser on this machine", mcp::local_user());
-        pipeline = pipeline.with_desk(Arc::new(mcp::LocalDesk::new(approvals, key, decider)));
+        let desk = mcp::LocalDesk::new(
+            pipeline.approvals().clone(),
+            pipeline.key().clone(),
+            decider,
+        );
+        pipeline = pipeline.with_desk(Arc::new(desk));
     }
     if sandboxed {
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
     }
     Ok((config, Arc::new(pipeline)))
+}
+
+/// Adds the ledger the configuration asks for. A read-only server whose ledger cannot be used
+/// starts without it, and its history says why.
+fn with_ledger(
+    pipeline: Pipeline,
+    config: &Config,
+    command: &Command,
+    identity: Identity,
+) -> anyhow::Result<Pipeline> {
+    let in_memory = |pipeline: Pipeline| {
+        let key = Arc::new(ServerKey::ephemeral());
+        pipeline.with_approvals(Arc::new(MemoryApprovals::default()), key)
+    };
+    if let Some(problem) = &config.ledger_problem {
+        // Only a read-only configuration gets here (see `Config::load`).
+        tracing::warn!(%problem, "read-only: serving without the ledger; its history is unavailable");
+        return Ok(in_memory(pipeline).with_journal(Arc::new(Unusable::new(problem))));
+    }
+    let Some(path) = &config.ledger else {
+        return Ok(in_memory(pipeline));
+    };
+    // A server opens its file on the first write (most sessions only read); the commands a
+    // person runs open it now, so `doctor` and `history` report a bad file at once.
+    let ledger = if matches!(command, Command::Serve { .. }) {
+        Ledger::deferred(path, identity)
+    } else {
+        Ledger::open(path, identity)
+    };
+    let ledger = match ledger {
+        Ok(ledger) => ledger,
+        // A read-only server sends no write to record: it starts, and says why there is no
+        // history.
+        Err(err) if config.filters.read_only => {
+            tracing::warn!(%err, "read-only: serving without the ledger; its history is unavailable");
+            return Ok(in_memory(pipeline).with_journal(Arc::new(Unusable::new(err))));
+        }
+        Err(err) => {
+            return Err(err).context(
+                "every write is recorded before it is sent; set BITRIX24_LEDGER to a writable file, or to off",
+            );
+        }
+    };
+    tracing::debug!(path = %ledger.path().display(), "ledger open");
+    // Beside the ledger, so every process sharing it opens the states another sealed.
+    let key_path = path.with_file_name(KEY_FILE);
+    let key = ServerKey::load_or_create(&key_path)
+        .with_context(|| format!("cannot use the confirmation key {}", key_path.display()))?;
+    let ledger = Arc::new(ledger);
+    Ok(pipeline
+        .with_approvals(ledger.clone(), Arc::new(key))
+        .with_journal(ledger))
 }
 
 /// The rate limiter the configuration asks for. The machine-wide store falls back to this
@@ -224,12 +258,14 @@ fn limiter(
     credentials: &dyn Credentials,
     sandboxed: bool,
 ) -> anyhow::Result<Arc<dyn Limiter>> {
+    // No call waits longer than the gateway's deadline for a call: twice the request timeout.
+    let longest_wait = config.timeout * 2;
     let dir = match &config.limiter {
         // The sandbox is this process's own portal: nothing to share.
         _ if sandboxed => None,
         LimiterStore::Redis(url) => {
             let shared = RedisStore::connect(url, &credentials.identity())
-                .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)))
+                .and_then(|store| SharedLimiter::new(config.rate_limit, longest_wait, Box::new(store)))
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "BITRIX24_LIMITER_URL: cannot use Redis ({e}). Start Redis, correct the URL, or unset BITRIX24_LIMITER_URL to share the limit only on this machine"
@@ -253,7 +289,7 @@ fn limiter(
     if let Some(dir) = dir {
         let shared = FileStore::new(&dir, &credentials.identity())
             .map_err(|e| e.to_string())
-            .and_then(|store| SharedLimiter::new(config.rate_limit, Box::new(store)));
+            .and_then(|store| SharedLimiter::new(config.rate_limit, longest_wait, Box::new(store)));
         match shared {
             Ok(shared) => {
                 tracing::debug!(path = %shared.describe(), "rate-limit state shared through a file");

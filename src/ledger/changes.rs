@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use super::Unavailable;
 use crate::{
     bitrix::{Identity, Secrets},
-    pipeline::{CallInfo, FailureKind, HistoryQuery, KnownSet, ObjectRef, Outcome, ToolFailure},
+    pipeline::{
+        CallInfo, FailureKind, HistoryQuery, Known, KnownSet, ObjectRef, Outcome, ToolFailure,
+    },
 };
 
 /// A stored time: UTC, ISO 8601, milliseconds; sorts as text.
@@ -112,7 +114,7 @@ impl Finished {
         }
     }
 
-    pub fn store(&self, conn: &Connection, row: i64) -> Result<(), Unavailable> {
+    pub fn store(&self, conn: &Connection, row: i64) -> rusqlite::Result<()> {
         conn.execute(
             &format!(
                 "UPDATE changes SET outcome = ?1, answer = ?2, error_code = ?3, finished_at = {NOW} \
@@ -136,28 +138,52 @@ fn outcome_of(failure: &ToolFailure) -> &'static str {
     }
 }
 
-/// The last set written with `tool` to `object` on `portal` that the portal accepted.
-pub fn last_ok(
+/// The rows of the writes with `tool` to `object` on `portal` that the portal accepted
+/// (`ok`, and not answered `false`).
+const ACCEPTED: &str = "portal = ?1 AND tool = ?2 AND object_kind = ?3 AND object_id = ?4 \
+     AND outcome = 'ok' AND (answer IS NULL OR answer != 'false')";
+
+/// The last set the portal accepted for `object`, and the latest attempt after it whose
+/// outcome is unknown.
+pub fn known(
     conn: &Connection,
     portal: &str,
     tool: &str,
     object: &ObjectRef,
-) -> Result<Option<KnownSet>, Unavailable> {
-    let found = conn
+) -> Result<Known, Unavailable> {
+    let set = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+    let args = params![portal, tool, object.kind, object.id];
+    let ok = conn
         .query_row(
-            "SELECT at, arguments FROM changes WHERE portal = ?1 AND tool = ?2 \
-             AND object_kind = ?3 AND object_id = ?4 AND outcome = 'ok' \
-             AND (answer IS NULL OR answer != 'false') ORDER BY id DESC LIMIT 1",
-            params![portal, tool, object.kind, object.id],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            &format!("SELECT at, arguments FROM changes WHERE {ACCEPTED} ORDER BY id DESC LIMIT 1"),
+            args,
+            set,
         )
         .optional()?;
-    Ok(found.and_then(|(at, arguments)| {
-        Some(KnownSet {
-            at,
-            arguments: serde_json::from_str(&arguments).ok()?,
+    let unsure = conn
+        .query_row(
+            &format!(
+                "SELECT at, arguments FROM changes WHERE portal = ?1 AND tool = ?2 \
+                 AND object_kind = ?3 AND object_id = ?4 AND outcome = 'unknown' \
+                 AND id > (SELECT coalesce(max(id), 0) FROM changes WHERE {ACCEPTED}) \
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            args,
+            set,
+        )
+        .optional()?;
+    let parsed = |found: Option<(String, String)>| {
+        found.and_then(|(at, arguments)| {
+            Some(KnownSet {
+                at,
+                arguments: serde_json::from_str(&arguments).ok()?,
+            })
         })
-    }))
+    };
+    Ok(Known {
+        ok: parsed(ok),
+        unsure: parsed(unsure),
+    })
 }
 
 /// Reads rows back, newest first; `portal` None means every portal in the file.

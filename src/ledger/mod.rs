@@ -9,7 +9,9 @@
 
 mod approvals;
 mod changes;
+mod reserve;
 mod schema;
+mod unusable;
 
 use std::{
     collections::HashMap,
@@ -22,15 +24,20 @@ use std::{
 use rusqlite::Connection;
 use serde_json::Value;
 
-use self::changes::{Finished, NewRow};
+use self::{
+    changes::{Finished, NewRow},
+    reserve::Reserve,
+};
 use crate::{
     bitrix::Identity,
     pipeline::{
-        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, KnownSet,
+        BeforeFuture, CallHook, CallInfo, FailureKind, HistoryQuery, HookFuture, Journal, Known,
         ObjectRef, Outcome, ToolFailure,
     },
     private_files,
 };
+
+pub use self::unusable::Unusable;
 
 /// The variable that names the ledger's file, or `off`.
 pub const LEDGER_ENV: &str = "BITRIX24_LEDGER";
@@ -85,6 +92,7 @@ struct Inner {
     reader: Lazy,
     /// The row each call in flight writes to, by the pipeline's call id.
     rows: Mutex<HashMap<u64, Slot>>,
+    reserve: Reserve,
 }
 
 /// Where a call in flight stands with its row.
@@ -130,6 +138,7 @@ impl Ledger {
                 writer: OnceLock::new(),
                 reader: OnceLock::new(),
                 rows: Mutex::default(),
+                reserve: Reserve::beside(path),
             }),
         })
     }
@@ -172,11 +181,12 @@ impl Ledger {
             settled: false,
         };
         let inserted = self.write(move |conn| {
+            inner.reserve.keep();
             let inserted = new.insert(conn);
             let mut rows = inner.rows();
             let abandoned = matches!(rows.remove(&call_id), Some(Slot::Abandoned));
             match inserted {
-                Ok(row) if abandoned => Finished::not_sent().store(conn, row),
+                Ok(row) if abandoned => inner.complete(conn, row, &Finished::not_sent()),
                 Ok(row) => {
                     rows.insert(call_id, Slot::Row(row));
                     Ok(())
@@ -209,9 +219,10 @@ impl Drop for Waiting<'_> {
             Some(Slot::Row(_)) if tokio::runtime::Handle::try_current().is_err() => {}
             Some(Slot::Row(row)) => {
                 drop(rows);
+                let inner = self.ledger.inner.clone();
                 drop(
                     self.ledger
-                        .write(move |conn| Finished::not_sent().store(conn, row)),
+                        .write(move |conn| inner.complete(conn, row, &Finished::not_sent())),
                 );
             }
             _ => {
@@ -230,6 +241,31 @@ async fn joined<T>(
 }
 
 impl Inner {
+    /// Completes `row`; on a full disk, with the room its reserve frees.
+    fn complete(
+        &self,
+        conn: &Connection,
+        row: i64,
+        finished: &Finished,
+    ) -> Result<(), Unavailable> {
+        match finished.store(conn, row) {
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+                    && self.reserve.release() =>
+            {
+                tracing::error!(
+                    path = %self.path.display(),
+                    reserve = %self.reserve.path().display(),
+                    row,
+                    "the ledger's disk is full: its reserve was freed to record how a sent write ended; \
+                     free some space, or the next writes are refused"
+                );
+                Ok(finished.store(conn, row)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     fn rows(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
         self.rows
             .lock()
@@ -288,6 +324,7 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     // Made here, 0600: SQLite would create it 0644, and its -wal and -shm files take the
     // main file's mode.
     private_files::ensure_file(path).map_err(|e| fail(e.into()))?;
+    Reserve::beside(path).keep();
     let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
     // Other server processes may hold the file for a moment; wait for them, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)
@@ -327,7 +364,8 @@ impl CallHook for Ledger {
         };
         let finished = Finished::new(outcome);
         // Started here, so the row is completed even if this call's future is dropped.
-        let stored = self.write(move |conn| finished.store(conn, row));
+        let inner = self.inner.clone();
+        let stored = self.write(move |conn| inner.complete(conn, row, &finished));
         Box::pin(async move {
             if let Err(err) = stored.await {
                 // The row stays `unknown`, which is true enough: say why in the log.
@@ -339,18 +377,14 @@ impl CallHook for Ledger {
 }
 
 impl Journal for Ledger {
-    fn last_ok<'a>(
-        &'a self,
-        tool: &'a str,
-        object: &'a ObjectRef,
-    ) -> HookFuture<'a, Option<KnownSet>> {
+    fn known<'a>(&'a self, tool: &'a str, object: &'a ObjectRef) -> HookFuture<'a, Known> {
         let portal = self.inner.identity.host.clone();
         let (tool, object) = (tool.to_owned(), object.clone());
-        let found = self.read(move |conn| changes::last_ok(conn, &portal, &tool, &object));
+        let found = self.read(move |conn| changes::known(conn, &portal, &tool, &object));
         Box::pin(async move {
             found.await.unwrap_or_else(|err| {
                 tracing::warn!(%err, "the ledger could not be read");
-                None
+                Known::default()
             })
         })
     }

@@ -19,6 +19,8 @@ pub struct Change<'a> {
     /// `access.name`'s answer for the codes in the set, when they are access codes.
     pub names: Map<String, Value>,
     pub known: Option<KnownSet>,
+    /// A later attempt whose outcome is unknown: the portal may hold its set already.
+    pub unsure: Option<KnownSet>,
 }
 
 pub fn object_of(spec: &ToolSpec, args: &Value) -> Option<ObjectRef> {
@@ -158,7 +160,7 @@ impl Change<'_> {
             return Vec::new();
         }
         let object = self.object_text();
-        match (self.differences(), &self.known) {
+        let mut lines = match (self.differences(), &self.known) {
             (Some(diff), Some(known)) if diff.is_empty() => vec![format!(
                 "This is the same set as the last one written through this server ({}).",
                 known.at
@@ -171,11 +173,34 @@ impl Change<'_> {
                 lines.extend(diff.into_iter().map(|line| format!("    - {line}")));
                 lines
             }
+            _ if self.unsure.is_some() => vec![format!(
+                "No change of {object} made through this server is known to have been applied, and the \
+                 portal cannot show the current set, so what is lost cannot be listed."
+            )],
             _ => vec![format!(
                 "No earlier change of {object} was made through this server, and the portal cannot \
                  show the current set, so what each code loses cannot be listed."
             )],
-        }
+        };
+        lines.extend(self.unsure_note());
+        lines
+    }
+
+    /// Says that an earlier attempt may have been applied, and what it sent (escaped: the
+    /// model wrote it).
+    pub fn unsure_note(&self) -> Option<String> {
+        let unsure = self.unsure.as_ref()?;
+        let sent = unsure
+            .arguments
+            .pointer(self.set_at())
+            .unwrap_or(&unsure.arguments);
+        Some(format!(
+            "An earlier attempt to change {} through this server ({}) got no answer: it may have been \
+             applied, so the portal may hold the set it sent already: {}",
+            self.object_text(),
+            unsure.at,
+            super::question::shown(&sent.to_string())
+        ))
     }
 
     /// A dry run's answer: exactly what would be sent, what it would change, and the question
@@ -191,6 +216,11 @@ impl Change<'_> {
                 "new_set": self.new_lines(),
                 "compared_with": self.known.as_ref().map(|k| json!({"at": k.at, "arguments": k.arguments})),
                 "differences": self.differences(),
+                "earlier_attempt_may_have_applied": self.unsure.as_ref().map(|u| json!({
+                    "at": u.at,
+                    "arguments": u.arguments,
+                    "note": self.unsure_note(),
+                })),
                 "note": "Nothing was written. The comparison uses the last set written through this \
                          server (its ledger); changes made elsewhere are not known to it.",
             }
@@ -248,6 +278,7 @@ mod tests {
                 at: "2026-11-23T10:00:00Z".into(),
                 arguments: json!({"id": 645, "rights": {"U1": ["read", "edit", "sett"], "U7": ["read"]}}),
             }),
+            unsure: None,
         };
         let question = crate::pipeline::question::Question {
             change: &change,

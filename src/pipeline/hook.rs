@@ -68,6 +68,16 @@ pub struct KnownSet {
     pub arguments: Value,
 }
 
+/// What a journal knows of the writes made to one object through this server.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The last set the portal accepted.
+    pub ok: Option<KnownSet>,
+    /// The latest attempt after that whose outcome is unknown (its answer was lost, or it is
+    /// under way in another process): the portal may hold its set already.
+    pub unsure: Option<KnownSet>,
+}
+
 /// What the history tool asks a journal for.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -82,11 +92,8 @@ pub struct HistoryQuery {
 /// A hook that also keeps what it saw: the confirmation and the dry run compare against the
 /// last set it knows, and the history tool reads it back.
 pub trait Journal: CallHook {
-    fn last_ok<'a>(
-        &'a self,
-        tool: &'a str,
-        object: &'a ObjectRef,
-    ) -> HookFuture<'a, Option<KnownSet>>;
+    /// What is known of the writes with `tool` to `object`.
+    fn known<'a>(&'a self, tool: &'a str, object: &'a ObjectRef) -> HookFuture<'a, Known>;
     /// The recorded changes (on this server's portal unless `every_portal`), newest first.
     fn history<'a>(&'a self, query: &'a HistoryQuery)
     -> HookFuture<'a, Result<Vec<Value>, String>>;

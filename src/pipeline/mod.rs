@@ -35,8 +35,8 @@ pub use self::{
     confirm::{Answer, ApprovalDesk, BoxFuture, ConfirmWrites, Human, LinkAnswer, Seal},
     failure::{FailureKind, ToolFailure},
     hook::{
-        BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, KnownSet, ObjectRef,
-        WriteLog,
+        BeforeFuture, CallHook, CallInfo, HistoryQuery, HookFuture, Journal, Known, KnownSet,
+        ObjectRef, WriteLog,
     },
     selection::{Filters, Selection},
 };
@@ -140,6 +140,10 @@ impl Pipeline {
     pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
         self.confirm_timeout = timeout;
         self
+    }
+
+    pub fn key(&self) -> &Arc<ServerKey> {
+        &self.key
     }
 
     pub fn approvals(&self) -> &Arc<dyn ApprovalStore> {

@@ -11,7 +11,7 @@ use super::{
     approval::ChangeId,
     change::{Change, object_of},
     guards::{self, Facts},
-    hook::ObjectRef,
+    hook::{Known, ObjectRef},
     question::{Parties, Question, shown},
 };
 use crate::{
@@ -43,13 +43,14 @@ pub async fn plan<'a>(p: &Pipeline, spec: &'a ToolSpec, args: &'a Value) -> Plan
     let identity = p.identity();
     let object = object_of(spec, args);
     let known = match (&object, &p.journal) {
-        (Some(object), Some(journal)) => journal.last_ok(&spec.name, object).await,
-        _ => None,
+        (Some(object), Some(journal)) => journal.known(&spec.name, object).await,
+        _ => Known::default(),
     };
     let change = Change {
         spec,
         arguments: args,
-        known,
+        known: known.ok,
+        unsure: known.unsure,
         object,
         names: Map::new(),
     };

@@ -777,14 +777,14 @@ async fn slow_start_shows_three_processes_a_smaller_bucket_after_few_refusals() 
 }
 
 /// A `redis-server` of the test's own on a free loopback port, stopped when dropped.
-struct RedisServer {
-    child: std::process::Child,
-    url: String,
+pub struct RedisServer {
+    pub child: std::process::Child,
+    pub url: String,
 }
 
 impl RedisServer {
     /// None (with a notice) only where the binary is missing; CI installs it.
-    fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         // Another test may take the free port before redis-server binds it: then it exits,
         // and another port is tried.
         for _ in 0..10 {

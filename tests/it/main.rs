@@ -20,6 +20,7 @@ mod resolve;
 mod rest_v3;
 mod robustness;
 mod secrets;
+mod shared_state;
 mod startup;
 mod toolkit;
 mod tools_meta;

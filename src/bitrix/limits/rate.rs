@@ -354,6 +354,30 @@ impl Bucket {
         limit.per_second * self.factor
     }
 
+    /// How far past `now` the latest time in the state lies (0 when none does); infinite
+    /// when a time is not a number.
+    pub fn ahead_of(&self, now: f64) -> f64 {
+        let times = [
+            self.tat,
+            self.admitted_at,
+            self.full_at.unwrap_or(now),
+            self.round.changed_at,
+        ];
+        if times.iter().any(|t| !t.is_finite()) {
+            return f64::INFINITY;
+        }
+        times.iter().fold(0.0, |ahead, t| ahead.max(t - now))
+    }
+
+    /// The furthest ahead of its writer's clock a state of this configuration can lie, when
+    /// no call waits longer than `longest_wait` seconds: the queue that many seconds and a
+    /// full burst make, stretched by every slowdown down to the slowest rate (a slowdown
+    /// keeps the queue's length in requests, so its seconds grow). Anything further comes
+    /// from a clock ahead of this one, or a damaged state.
+    pub fn horizon(limit: RateLimit, longest_wait: f64) -> f64 {
+        (longest_wait + f64::from(limit.burst) / limit.per_second) / MIN_FACTOR + 1.0
+    }
+
     /// Left alone so long that the portal's bucket has surely drained: nothing in it still
     /// tells anything.
     pub fn is_stale(&self, now: f64, after: f64) -> bool {

@@ -12,7 +12,7 @@ use redis::{Client, Connection, Script};
 
 use super::{
     rate::Bucket,
-    shared::{StateStore, identity_hash},
+    shared::{MAX_STATE_BYTES, StateStore, identity_hash},
 };
 use crate::bitrix::Identity;
 
@@ -35,6 +35,18 @@ end
 return 0
 ";
 
+/// Reads the state, never more of it than ARGV[1] bytes: a longer value (nothing this server
+/// writes) is deleted, and only its length comes back, so a stray value under the key does
+/// not cost its size in this process's memory.
+const BOUNDED_GET: &str = r"
+local size = redis.call('STRLEN', KEYS[1])
+if size > tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return size
+end
+return redis.call('GET', KEYS[1])
+";
+
 struct Link {
     connection: Option<Connection>,
     /// No attempt before this instant, after a failure.
@@ -46,6 +58,7 @@ pub struct RedisStore {
     key: String,
     shown: String,
     script: Script,
+    read: Script,
     link: Mutex<Link>,
 }
 
@@ -71,6 +84,7 @@ impl RedisStore {
             ),
             shown,
             script: Script::new(COMPARE_AND_SET),
+            read: Script::new(BOUNDED_GET),
             link: Mutex::new(Link {
                 connection: None,
                 quiet_until: None,
@@ -104,10 +118,7 @@ impl RedisStore {
         apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
     ) -> Result<(), String> {
         for _ in 0..MAX_RACES {
-            let stored: Option<String> = redis::cmd("GET")
-                .arg(&self.key)
-                .query(connection)
-                .map_err(|e| e.to_string())?;
+            let stored = self.read_state(connection)?;
             let bucket = apply(stored.as_deref().and_then(|s| serde_json::from_str(s).ok()));
             let next = serde_json::to_string(&bucket).map_err(|e| e.to_string())?;
             let stored_now: i64 = self
@@ -123,6 +134,32 @@ impl RedisStore {
             }
         }
         Err(format!("{MAX_RACES} lost races in a row"))
+    }
+}
+
+impl RedisStore {
+    /// The stored state as text, `None` when there is none (or it was too long to be one).
+    fn read_state(&self, connection: &mut Connection) -> Result<Option<String>, String> {
+        let reply: redis::Value = self
+            .read
+            .key(&self.key)
+            .arg(MAX_STATE_BYTES)
+            .invoke(connection)
+            .map_err(|e| e.to_string())?;
+        match reply {
+            redis::Value::Nil => Ok(None),
+            redis::Value::BulkString(bytes) => Ok(String::from_utf8(bytes).ok()),
+            redis::Value::Int(size) => {
+                tracing::warn!(
+                    store = %self.describe(),
+                    size,
+                    "the shared rate-limit state in Redis is {size} bytes, more than any state \
+                     ({MAX_STATE_BYTES} at most): it was deleted unread and started afresh"
+                );
+                Ok(None)
+            }
+            other => Err(format!("unexpected reply to reading the state: {other:?}")),
+        }
     }
 }
 
@@ -156,7 +193,7 @@ impl StateStore for RedisStore {
     }
 
     fn describe(&self) -> String {
-        self.shown.clone()
+        format!("{} key {}", self.shown, self.key)
     }
 
     fn blocks(&self) -> bool {

@@ -56,28 +56,33 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 pub struct SharedLimiter {
     limit: RateLimit,
     store: Box<dyn StateStore>,
-    /// This process's clock tied to Unix time once, so every process reads the same seconds.
-    anchor: Instant,
-    anchor_unix: f64,
+    /// How far ahead of this process's clock a stored state may lie and still be believed.
+    horizon: f64,
     fallback: RateLimiter,
     failing: AtomicBool,
 }
 
+/// The most of a stored state read: one is about 300 bytes, and a store holding more (a
+/// damaged file, a stray value under the key) must not cost its size in memory.
+pub const MAX_STATE_BYTES: u64 = 4096;
+
 impl SharedLimiter {
-    /// A limiter on `store`; fails when the store cannot be used right now.
-    pub fn new(limit: RateLimit, store: Box<dyn StateStore>) -> Result<Self, String> {
+    /// A limiter on `store` for calls that wait at most `longest_wait` for their slot;
+    /// fails when the store cannot be used right now.
+    pub fn new(
+        limit: RateLimit,
+        longest_wait: Duration,
+        store: Box<dyn StateStore>,
+    ) -> Result<Self, String> {
         let limiter = Self {
             limit,
             store,
-            anchor: Instant::now(),
-            anchor_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            horizon: Bucket::horizon(limit, longest_wait.as_secs_f64()),
             fallback: RateLimiter::new(limit),
             failing: AtomicBool::new(false),
         };
         // Proves the store can be read and written before any call relies on it.
-        limiter.update(|_, _| ())?;
+        limiter.update(|_, _, _| ())?;
         Ok(limiter)
     }
 
@@ -85,31 +90,46 @@ impl SharedLimiter {
         self.store.describe()
     }
 
-    fn unix(&self, t: Instant) -> f64 {
-        self.anchor_unix + seconds_since(self.anchor, t)
-    }
-
     /// `f` may run more than once when a store loses a race; only the stored run's result
-    /// is returned.
-    fn update<T>(&self, f: impl Fn(&mut Bucket, RateLimit) -> T) -> Result<T, String> {
-        let now = self.unix(Instant::now());
+    /// is returned. `now` and the instants `f` is given are read in Unix time, from the wall
+    /// clock at each change rather than tied to it once: this process's monotonic clock
+    /// stops while the machine sleeps, and one tied at start fell behind every other process
+    /// by the time slept, so the states they wrote looked far in the future to it.
+    fn update<T>(&self, f: impl Fn(&mut Bucket, RateLimit, &UnixClock) -> T) -> Result<T, String> {
+        let clock = UnixClock::now();
+        let now = clock.at(clock.instant);
         let mut result = None;
+        let mut reset = None;
         self.store.update(&mut |stored| {
+            reset = None;
             let mut bucket = match stored {
                 Some(b) if b.is_stale(now, STALE_AFTER_SECS) => b.renewed(self.limit, now),
+                Some(b) if b.ahead_of(now) > self.horizon => {
+                    reset = Some(b.ahead_of(now));
+                    b.renewed(self.limit, now)
+                }
                 Some(b) => b.within(self.limit),
                 None => Bucket::new(self.limit, now),
             };
-            result = Some(f(&mut bucket, self.limit));
+            result = Some(f(&mut bucket, self.limit, &clock));
             bucket
         })?;
+        if let Some(ahead) = reset {
+            tracing::warn!(
+                store = %self.describe(),
+                ahead_secs = ahead.round(),
+                horizon_secs = self.horizon.round(),
+                "the shared rate-limit state lies further ahead of this process's clock than any call can \
+                 have queued: another process's clock is ahead, or the state is damaged; it was started afresh"
+            );
+        }
         result.ok_or_else(|| "the store did not read the state".to_owned())
     }
 
     /// Runs `f` on the shared state, or on this process's own while the store fails.
     fn with<T>(
         &self,
-        shared: impl Fn(&mut Bucket, RateLimit) -> T,
+        shared: impl Fn(&mut Bucket, RateLimit, &UnixClock) -> T,
         local: impl FnOnce(&RateLimiter) -> T,
     ) -> T {
         match self.update(shared) {
@@ -133,12 +153,32 @@ impl SharedLimiter {
     }
 }
 
+/// This process's monotonic clock read against the wall clock at one moment.
+struct UnixClock {
+    instant: Instant,
+    unix: f64,
+}
+
+impl UnixClock {
+    fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+
+    fn at(&self, t: Instant) -> f64 {
+        self.unix + seconds_since(self.instant, t)
+    }
+}
+
 impl Limiter for SharedLimiter {
     fn try_reserve(&self, now: Instant, latest: Instant) -> Result<Grant, Duration> {
-        let (n, l) = (self.unix(now), self.unix(latest));
         self.with(
-            |b, limit| {
-                b.reserve(limit, n, l)
+            |b, limit, clock| {
+                b.reserve(limit, clock.at(now), clock.at(latest))
                     .map(Grant::from_secs)
                     .map_err(Duration::from_secs_f64)
             },
@@ -147,25 +187,31 @@ impl Limiter for SharedLimiter {
     }
 
     fn on_success(&self, now: Instant) {
-        let n = self.unix(now);
-        self.with(|b, limit| b.on_success(limit, n), |l| l.on_success(now));
+        self.with(
+            |b, limit, clock| b.on_success(limit, clock.at(now)),
+            |l| l.on_success(now),
+        );
     }
 
     fn on_settled(&self, now: Instant) {
-        let n = self.unix(now);
-        self.with(|b, _| b.on_settled(n), |l| l.on_settled(now));
+        self.with(
+            |b, _, clock| b.on_settled(clock.at(now)),
+            |l| l.on_settled(now),
+        );
     }
 
     fn on_throttled(&self, ticket: Ticket, now: Instant) {
-        let n = self.unix(now);
         self.with(
-            |b, limit| b.on_throttled(limit, ticket, n),
+            |b, limit, clock| b.on_throttled(limit, ticket, clock.at(now)),
             |l| l.on_throttled(ticket, now),
         );
     }
 
     fn current_rate(&self) -> f64 {
-        self.with(|b, limit| b.current_rate(limit), RateLimiter::current_rate)
+        self.with(
+            |b, limit, _| b.current_rate(limit),
+            RateLimiter::current_rate,
+        )
     }
 
     fn blocks(&self) -> bool {
@@ -190,18 +236,30 @@ impl FileStore {
     fn update_io(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> std::io::Result<()> {
         let mut file = private_files::open(&self.path, OpenOptions::new().read(true).write(true))?;
         FileExt::lock_exclusive(&file)?;
-        let result = Self::rewrite(&mut file, apply);
+        let result = self.rewrite(&mut file, apply);
         let _ = FileExt::unlock(&file);
         result
     }
 
     fn rewrite(
+        &self,
         file: &mut File,
         apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
     ) -> std::io::Result<()> {
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let bucket = apply(serde_json::from_str(&text).ok());
+        let mut text = Vec::new();
+        Read::by_ref(file)
+            .take(MAX_STATE_BYTES + 1)
+            .read_to_end(&mut text)?;
+        let stored = if text.len() as u64 > MAX_STATE_BYTES {
+            tracing::warn!(
+                path = %self.path.display(),
+                "the shared rate-limit state file is over {MAX_STATE_BYTES} bytes, more than any state: it was started afresh"
+            );
+            None
+        } else {
+            serde_json::from_slice(&text).ok()
+        };
+        let bucket = apply(stored);
         let text = serde_json::to_vec(&bucket).map_err(std::io::Error::other)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&text)?;
@@ -248,7 +306,7 @@ mod tests {
 
     fn file_limiter(limit: RateLimit, dir: &Path, host: &str) -> Result<SharedLimiter, String> {
         let store = FileStore::new(dir, &identity(host)).map_err(|e| e.to_string())?;
-        SharedLimiter::new(limit, Box::new(store))
+        SharedLimiter::new(limit, Duration::from_secs(60), Box::new(store))
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -310,6 +368,31 @@ mod tests {
             a.try_reserve(now, now),
             Ok(Grant::Go(Duration::ZERO, Ticket(0)))
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_from_the_future_or_too_large_is_started_afresh() {
+        let dir = temp_dir("future");
+        let limit: RateLimit = "2/3".parse().unwrap();
+        let a = file_limiter(limit, &dir, "a").unwrap();
+        let now = Instant::now();
+        let unix = UnixClock::now().at(now);
+        // A state whose queue reaches an hour past this clock: no call of this configuration
+        // could have queued that, and no call waits for it.
+        let mut future = Bucket::new(limit, unix + 3600.0);
+        future.reserve(limit, unix + 3600.0, unix + 3600.0).unwrap();
+        std::fs::write(a.describe(), serde_json::to_vec(&future).unwrap()).unwrap();
+        assert_eq!(
+            a.try_reserve(now, now),
+            Ok(Grant::Go(Duration::ZERO, Ticket(0)))
+        );
+        let stored: Bucket = serde_json::from_slice(&std::fs::read(a.describe()).unwrap()).unwrap();
+        assert!(stored.ahead_of(unix) < 10.0, "{stored:?}");
+        // A file far larger than any state is not read whole, and is replaced.
+        std::fs::write(a.describe(), vec![b' '; 1 << 20]).unwrap();
+        assert!(a.try_reserve(now, now).is_ok());
+        assert!(std::fs::metadata(a.describe()).unwrap().len() < MAX_STATE_BYTES);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
