@@ -86,7 +86,7 @@ pub async fn run() -> ExitCode {
         } => {
             // With no webhook configured, the person asking has no portal in mind: a shell
             // without BITRIX24_WEBHOOK_URL must not hide the changes made on theirs.
-            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false });
+            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false, .. });
             let query = pipeline::HistoryQuery {
                 id,
                 tool,
@@ -122,9 +122,9 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     let selection = Selection::resolve(&catalog, &config.filters)?;
     let (credentials, sandboxed): (Arc<dyn Credentials>, bool) = match &config.portal {
         PortalChoice::Webhook(w) => (Arc::new(w.clone()), false),
-        PortalChoice::Sandbox { .. } => (
+        PortalChoice::Sandbox { size, .. } => (
             Arc::new(
-                sandbox::start(catalog.clone())
+                sandbox::start(catalog.clone(), *size)
                     .await
                     .context("cannot start the sandbox portal")?,
             ),
@@ -143,7 +143,7 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
         default_level,
         cli.args.log_file.as_deref(),
     )?;
-    if let PortalChoice::Sandbox { asked: false } = config.portal {
+    if let PortalChoice::Sandbox { asked: false, .. } = config.portal {
         tracing::warn!(
             "no webhook configured (BITRIX24_WEBHOOK_URL): answering from the built-in sandbox portal"
         );
