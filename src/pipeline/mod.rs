@@ -14,6 +14,7 @@ mod guards;
 mod hook;
 mod resolve;
 mod selection;
+mod who_can;
 
 use std::{sync::Arc, time::Instant};
 
@@ -259,6 +260,7 @@ impl Pipeline {
                         .await
                 }
                 Kind::ResolveAccessCodes => resolve::run(self, &args, deadline, progress).await,
+                Kind::WhoCan => who_can::run(self, &args, deadline, progress).await,
                 Kind::EnableToolset => Err(ToolFailure::new(
                     FailureKind::Refused,
                     format!(

@@ -22,3 +22,4 @@ mod secrets;
 mod startup;
 mod toolkit;
 mod tools_meta;
+mod who_can;
