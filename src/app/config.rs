@@ -111,6 +111,9 @@ pub enum Command {
     },
     /// Check the configuration and the webhook: who it acts as, its scopes, which tools work.
     Doctor,
+    /// Write who holds which rights on objects as an access matrix (people × objects), each
+    /// right with its source: Markdown (default), CSV or a self-contained HTML page.
+    Report(super::report::ReportArgs),
     /// List the permission changes made through this server (its ledger), newest first.
     History {
         /// One JSON object per line (at, tool, method, arguments, outcome, ...).

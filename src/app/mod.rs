@@ -6,6 +6,7 @@ mod config;
 mod exposure;
 mod logging;
 mod reference;
+mod report;
 
 pub use reference::configuration_markdown;
 
@@ -70,6 +71,12 @@ pub async fn run() -> ExitCode {
         Command::Call { tool, arguments } => {
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             commands::call(&pipeline, &tool, arguments.as_deref(), &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Report(args) => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            report::run(&pipeline, &args, &mut out, &mut err)
                 .await
                 .map_err(Into::into)
         }

@@ -18,11 +18,11 @@ const BINDINGS_TOOL: &str = "documentgenerator_role_fillaccesses";
 const BINDINGS: &str = "document generator role bindings";
 
 /// The shares written to a folder through this server, newest per person: grants and evidence.
-fn shares(ctx: &Ctx<'_>, folder: &str) -> (Vec<Grant>, Vec<Evidence>) {
+async fn shares(ctx: &Ctx<'_>, folder: &str) -> (Vec<Grant>, Vec<Evidence>) {
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut grants = Vec::new();
     let mut evidence = Vec::new();
-    for row in ctx.history(SHARE_TOOL, folder) {
+    for row in ctx.history(SHARE_TOOL, folder).await {
         let args = &row["arguments"];
         let Some(user) = super::text_of(&args["userId"]) else {
             continue;
@@ -52,7 +52,7 @@ pub async fn folder(ctx: &Ctx<'_>, q: &Query) -> Found {
     let mut codes = Vec::new();
     for id in &q.ids {
         let mut facts = ObjectFacts::new(id.clone(), format!("Drive folder {id}"));
-        let (grants, evidence) = shares(ctx, id);
+        let (grants, evidence) = shares(ctx, id).await;
         codes.extend(grants.iter().map(|g| g.code.clone()));
         if !grants.is_empty() {
             facts.unknown.push(Unknown::new(
@@ -102,7 +102,7 @@ fn permissions(role: &Value) -> BTreeMap<&'static str, Vec<String>> {
 }
 
 pub async fn docgen_role(ctx: &Ctx<'_>, q: &Query) -> Found {
-    let known = ctx.last_set(BINDINGS_TOOL, BINDINGS, "");
+    let known = ctx.last_set(BINDINGS_TOOL, BINDINGS, "").await;
     let bindings: Vec<(String, String)> = known
         .iter()
         .flat_map(|k| {

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Outcome, Pipeline,
+    arguments::{describe_problems, settle_integers},
     failure::{FailureKind, ToolFailure},
     hook::{HistoryQuery, KnownSet, ObjectRef},
     resolve::{self, Options, Read},
@@ -173,16 +174,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// The last set written to an object through this server, when a ledger is kept.
-    fn last_set(&self, tool: &str, kind: &str, id: &str) -> Option<KnownSet> {
+    async fn last_set(&self, tool: &str, kind: &str, id: &str) -> Option<KnownSet> {
         let object = ObjectRef {
             kind: kind.to_owned(),
             id: id.to_owned(),
         };
-        self.p.journal.as_ref()?.last_ok(tool, &object)
+        self.p.journal.as_ref()?.last_ok(tool, &object).await
     }
 
     /// The ledger's rows for one tool and object, newest first; none without a ledger.
-    fn history(&self, tool: &str, id: &str) -> Vec<Value> {
+    async fn history(&self, tool: &str, id: &str) -> Vec<Value> {
         let query = HistoryQuery {
             id: Some(id.to_owned()),
             tool: Some(tool.to_owned()),
@@ -193,7 +194,7 @@ impl<'a> Ctx<'a> {
         let Some(journal) = &self.p.journal else {
             return Vec::new();
         };
-        journal.history(&query).unwrap_or_else(|problem| {
+        journal.history(&query).await.unwrap_or_else(|problem| {
             tracing::warn!(%problem, "the ledger could not be read");
             Vec::new()
         })
@@ -273,4 +274,25 @@ pub async fn answer(
         out["unknown"] = found.unknown.iter().map(Unknown::to_json).collect();
     }
     Ok(out)
+}
+
+impl Pipeline {
+    /// `who_can` for a person's report: the same checks and answer as the tool, without the
+    /// size limit meant for a model's context (a report goes to a file).
+    pub async fn who_can_report(&self, args: Value, progress: &dyn Progress) -> Outcome {
+        let entry = self
+            .lookup_for_command_line("who_can")
+            .map_err(|e| ToolFailure::new(FailureKind::Refused, e.to_string()))?;
+        let mut args = args;
+        let mut problems = settle_integers(&entry.spec.input_schema, &mut args);
+        if problems.is_empty() {
+            problems = entry.check_arguments(&args);
+        }
+        if !problems.is_empty() {
+            return Err(describe_problems("who_can", &problems));
+        }
+        let outcome = run(self, &args, self.gateway.deadline(), progress).await;
+        let secrets = self.gateway.portal().secrets();
+        outcome.map_err(|f| f.map_text(|text| secrets.redact(&text).into_owned()))
+    }
 }

@@ -12,6 +12,7 @@ use super::{
     name_in, number,
     resolve::Read,
 };
+use crate::pipeline::KnownSet;
 
 const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
 const SET_TOOL: &str = "landing_site_set_rights";
@@ -49,8 +50,12 @@ fn cleaned(ops: &Value) -> Vec<String> {
 }
 
 /// The ledger's last set for a site: its grants and the evidence they rest on.
-fn site_evidence(ctx: &Ctx<'_>, id: &str, on: Option<&str>) -> Option<(Vec<Grant>, Evidence)> {
-    let known = ctx.last_set(SET_TOOL, "site", id)?;
+async fn site_evidence(
+    ctx: &Ctx<'_>,
+    id: &str,
+    on: Option<&str>,
+) -> Option<(Vec<Grant>, Evidence)> {
+    let known = ctx.last_set(SET_TOOL, "site", id).await?;
     let set = known.arguments["rights"].as_object()?;
     let grants: Vec<Grant> = set
         .iter()
@@ -91,12 +96,13 @@ pub async fn site(ctx: &Ctx<'_>, q: &Query) -> Found {
             with_scope(q, json!({"id": number(id)})),
         )
     }));
-    let default = site_evidence(ctx, "0", Some("the default set (site 0)"));
-    let mut known: BTreeMap<&str, (Vec<Grant>, Evidence)> = q
-        .ids
-        .iter()
-        .filter_map(|id| Some((id.as_str(), site_evidence(ctx, id, None)?)))
-        .collect();
+    let default = site_evidence(ctx, "0", Some("the default set (site 0)")).await;
+    let mut known: BTreeMap<&str, (Vec<Grant>, Evidence)> = BTreeMap::new();
+    for id in &q.ids {
+        if let Some(evidence) = site_evidence(ctx, id, None).await {
+            known.insert(id.as_str(), evidence);
+        }
+    }
     let mut codes: Vec<String> = known
         .values()
         .chain(default.iter())
@@ -215,7 +221,7 @@ fn site_label(key: &str) -> String {
 /// Who holds a role, as last written through this server: grants of `ops` (on `on`) to each
 /// code, the evidence, or what is unknown.
 fn holders(
-    ctx: &Ctx<'_>,
+    known: Option<&KnownSet>,
     role: &str,
     title: &str,
     ops: &[String],
@@ -223,7 +229,7 @@ fn holders(
     facts: &mut ObjectFacts,
 ) {
     let about = format!("role {role} ({title})");
-    let Some(known) = ctx.last_set(HOLDERS_TOOL, "role", role) else {
+    let Some(known) = known else {
         let mut unknown = Unknown::new(
             format!("the holders of {about}"),
             "landing.role.setAccessCodes cannot be read back, and no list was written through this server",
@@ -250,7 +256,7 @@ fn holders(
         facts.evidence.push(Evidence {
             tool: HOLDERS_TOOL.to_owned(),
             object: format!("role {role}"),
-            at: known.at,
+            at: known.at.clone(),
             set: known.arguments["codes"].clone(),
         });
     }
@@ -274,6 +280,13 @@ async fn role_model_sites(
         })
         .collect();
     let rights = ctx.read(reads).await;
+    let mut known = BTreeMap::new();
+    for (role, _) in roles {
+        known.insert(
+            role.as_str(),
+            ctx.last_set(HOLDERS_TOOL, "role", role).await,
+        );
+    }
     let mut objects = Vec::new();
     for (id, own) in q.ids.iter().zip(own) {
         let mut facts = ObjectFacts::new(id.clone(), format!("site {id}"));
@@ -288,7 +301,8 @@ async fn role_model_sites(
                 .find(|(site, _)| site == id)
                 .or_else(|| by_site.iter().find(|(site, _)| site == "0"));
             if let Some((site, ops)) = line.filter(|(_, ops)| !ops.is_empty()) {
-                holders(ctx, role, title, ops, &site_label(site), &mut facts);
+                let set = known.get(role.as_str()).and_then(Option::as_ref);
+                holders(set, role, title, ops, &site_label(site), &mut facts);
             }
         }
         objects.push(facts);
@@ -308,10 +322,13 @@ pub async fn role(ctx: &Ctx<'_>, q: &Query) -> Found {
             with_scope(q, json!({"id": number(id)})),
         )
     }));
-    let mut codes: Vec<String> = q
-        .ids
-        .iter()
-        .filter_map(|id| ctx.last_set(HOLDERS_TOOL, "role", id))
+    let mut known: BTreeMap<&str, Option<KnownSet>> = BTreeMap::new();
+    for id in &q.ids {
+        known.insert(id.as_str(), ctx.last_set(HOLDERS_TOOL, "role", id).await);
+    }
+    let mut codes: Vec<String> = known
+        .values()
+        .flatten()
         .flat_map(|k| {
             k.arguments["codes"]
                 .as_array()
@@ -347,7 +364,8 @@ pub async fn role(ctx: &Ctx<'_>, q: &Query) -> Found {
         match role_rights(answer) {
             Ok(by_site) => {
                 for (site, ops) in by_site.iter().filter(|(_, ops)| !ops.is_empty()) {
-                    holders(ctx, id, &title, ops, &site_label(site), &mut facts);
+                    let set = known.get(id.as_str()).and_then(Option::as_ref);
+                    holders(set, id, &title, ops, &site_label(site), &mut facts);
                 }
             }
             Err(text) => facts.error = Some(text),
