@@ -313,7 +313,7 @@ async fn on_the_large_company_n_objects_cost_their_batches() {
 
     let group = ask(&server, json!({"object": "workgroup", "ids": [ALL_HANDS]})).await;
     let object = &group["objects"][0];
-    assert_eq!(object["people"].as_array().unwrap().len(), 1002);
+    assert_eq!(object["people"].as_array().unwrap().len(), 1003);
     assert_eq!(object["complete"], true);
     assert_eq!(
         group["requests"], 2,

@@ -1,5 +1,6 @@
 //! The matrix as one self-contained HTML page: people × objects, each right a chip whose
 //! source shows on hover (or keyboard focus), a filter for long lists, and what is not known.
+//! The page scrolls as a whole (the header row sticks): a scrolling box would clip the sources.
 //! No external assets, and a Content-Security-Policy that forbids loading any; every string
 //! from the portal is HTML-escaped.
 
@@ -36,7 +37,8 @@ details.notes li { margin: 4px 0; }
 .tools { display: flex; gap: 16px; align-items: center; margin: 12px 0; }
 .tools input { font: inherit; padding: 4px 8px; border: 1px solid #b8c2cc; border-radius: 6px; min-width: 240px; }
 .legend { color: #52606d; }
-.scroll { overflow: auto; max-height: 78vh; border: 1px solid #d8dee4; border-radius: 8px; background: #fff; }
+#shown { white-space: nowrap; }
+.scroll { border: 1px solid #d8dee4; border-radius: 8px; background: #fff; width: max-content; min-width: 100%; }
 table { border-collapse: separate; border-spacing: 0; min-width: 100%; }
 th, td { padding: 6px 10px; border-bottom: 1px solid #eef1f4; text-align: left; vertical-align: top; }
 thead th { position: sticky; top: 0; background: #eef2f6; z-index: 2; border-bottom: 1px solid #d8dee4; white-space: nowrap; }

@@ -87,9 +87,7 @@ fn members(facts: &mut ObjectFacts, id: &str, part: &Value, name: Option<&str>) 
         let why = part["note"]
             .as_str()
             .unwrap_or("the group's members could not be read");
-        facts.error = Some(format!(
-            "{why}. What to do: check the ID with sonet_group_get; a secret group the webhook's user is not in cannot be read."
-        ));
+        facts.error = Some(why.to_owned());
         return;
     }
     for user in users {
