@@ -182,6 +182,13 @@ async fn main() {
         print_table(&table);
         return;
     }
+    // `-- --who-can` runs only the who_can scenarios on the large sandbox company.
+    if std::env::args().any(|a| a == "--who-can") {
+        let mut table = Table(Vec::new());
+        who_can_scenarios(&mut table).await;
+        print_table(&table);
+        return;
+    }
     let scale = if quick { 10 } else { 1 };
     let mut table = Table(Vec::new());
     // `-- --http-sessions` runs only the HTTP session scenario.
@@ -561,6 +568,125 @@ async fn http_sessions(table: &mut Table, attempts: usize) {
         ),
     );
     let _ = child.kill().await;
+}
+
+/// A portal that is the large sandbox company behind Bitrix24's bucket (2/s, burst 50),
+/// answering 503 QUERY_LIMIT_EXCEEDED past it; with the count of what it refused.
+async fn large_company_portal() -> (TestPortal, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use bitrix24_permissions_mcp::testing::{Api, Catalog, SandboxPortal, SandboxSize};
+    let catalog = Catalog::embedded().unwrap();
+    let company = std::sync::Mutex::new(SandboxPortal::of_size(&catalog, SandboxSize::Large));
+    let bucket = portal::LeakyBucket::new(2.0, 50);
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    let portal = TestPortal::start(move |r: &portal::Received| {
+        if !bucket.admit() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            return portal::error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests");
+        }
+        let api = if r.v3 { Api::V3 } else { Api::Classic };
+        let (status, body) = company.lock().unwrap().call_at(api, &r.method, &r.body);
+        portal::Reply::Json(status, body)
+    })
+    .await;
+    (portal, refused)
+}
+
+/// A server for `portal` at the defaults (2/50, 30 s timeout), with who_can published and
+/// room for a 5,000-object answer.
+async fn who_can_server(portal: &TestPortal) -> Raw {
+    paced_server(
+        portal,
+        &[
+            ("BITRIX24_TOOLS", "who_can,landing_site_set_rights"),
+            ("BITRIX24_MAX_RESULT_BYTES", "10000000"),
+            ("BITRIX24_CONFIRM_WRITES", "never"),
+        ],
+    )
+    .await
+}
+
+/// One who_can call: its structured answer and how long it took.
+async fn who_can_call(raw: &mut Raw, arguments: Value) -> (Value, f64) {
+    let started = Instant::now();
+    let (answer, _) = raw
+        .request(
+            "tools/call",
+            json!({"name": "who_can", "arguments": arguments}),
+        )
+        .await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    (answer["result"]["structuredContent"].clone(), took)
+}
+
+/// Issue 24's figures on the large company, each against a fresh portal bucket: requests
+/// sent, wall time against the bucket's ideal, the server's peak memory.
+async fn who_can_scenarios(table: &mut Table) {
+    use bitrix24_permissions_mcp::testing::large_sandbox::{ALL_HANDS, FIRST_TASK, TASKS};
+    let ideal = |requests: usize| (requests.saturating_sub(50)) as f64 / 2.0;
+
+    // "Who can edit each of these 5,000 tasks?", checking 50 people.
+    let (portal, refused) = large_company_portal().await;
+    let mut raw = who_can_server(&portal).await;
+    let rss_start = raw.peak_rss_kib();
+    let mut ids: Vec<u64> = vec![8017, 8020];
+    ids.extend(FIRST_TASK..FIRST_TASK + TASKS - 2);
+    let users: Vec<u64> = (1..=50).collect();
+    let (answer, took) = who_can_call(
+        &mut raw,
+        json!({"object": "task", "ids": ids, "users": users, "action": "EDIT"}),
+    )
+    .await;
+    let sent = portal.count();
+    let objects = answer["objects"].as_array().map_or(0, Vec::len);
+    let minimum = (ids.len() + 1).div_ceil(50);
+    table.row(
+        format!("who can edit each of {objects} tasks (50 people checked), vs portal 2/s burst 50"),
+        format!(
+            "{sent} requests (minimum ⌈({} checks + 1 naming read)/50⌉ = {minimum}), {took:.2} s (ideal {:.2} s, {:.2}x), {} 503s, peak RSS {} KiB (after start {rss_start} KiB)",
+            ids.len(),
+            ideal(sent),
+            took / ideal(sent),
+            refused.load(Ordering::SeqCst),
+            raw.peak_rss_kib()
+        ),
+    );
+    drop(raw);
+
+    // "Who can edit site 645?", after one set was written through this server: the site's own
+    // read, the set's codes resolved (All hands: 1,003 members), in the fewest rounds.
+    let (portal, refused) = large_company_portal().await;
+    let mut raw = who_can_server(&portal).await;
+    let mut set = json!({"id": 645, "rights": {"AU": ["read"], "U1": ["read", "edit", "sett", "public", "delete"],
+        "D5": ["read", "edit"], "G1": ["read", "edit", "sett"]}});
+    set["rights"][format!("SG{ALL_HANDS}_K")] = json!(["read", "edit"]);
+    let (written, _) = raw
+        .request(
+            "tools/call",
+            json!({"name": "landing_site_set_rights", "arguments": set}),
+        )
+        .await;
+    assert_eq!(written["result"]["isError"], false, "{written}");
+    let before = portal.count();
+    let (answer, took) = who_can_call(
+        &mut raw,
+        json!({"object": "site", "ids": [645], "action": "edit"}),
+    )
+    .await;
+    let sent = portal.count() - before;
+    let site = &answer["objects"][0];
+    table.row(
+        "who can edit site 645 (the set written through this server: AU, U1, All hands, D5, G1), vs portal 2/s burst 50",
+        format!(
+            "{sent} requests (the site's reads with the codes' first round, then their users: 2 rounds), {} people, {} unknown, {took:.3} s (ideal {:.2} s: within the burst), {} 503s, peak RSS {} KiB",
+            site["people"].as_array().map_or(0, Vec::len),
+            site["unknown"].as_array().map_or(0, Vec::len),
+            ideal(sent),
+            refused.load(Ordering::SeqCst),
+            raw.peak_rss_kib()
+        ),
+    );
 }
 
 fn print_table(table: &Table) {

@@ -684,7 +684,11 @@ mod tests {
                 (None, Kind::Rest) => panic!("{}: a REST tool needs an [example]", s.name),
                 (
                     None,
-                    Kind::Batch | Kind::History | Kind::EnableToolset | Kind::ResolveAccessCodes,
+                    Kind::Batch
+                    | Kind::History
+                    | Kind::EnableToolset
+                    | Kind::ResolveAccessCodes
+                    | Kind::WhoCan,
                 ) => {}
             }
             // Every write can be dry-run, confirmed and recorded.

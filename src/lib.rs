@@ -27,7 +27,14 @@ pub mod testing {
     pub use crate::catalog::{
         Catalog, Entry as CatalogEntry, default_tools_list, markdown_table, scope_table,
     };
-    pub use crate::sandbox::portal::Portal as SandboxPortal;
+    pub use crate::sandbox::portal::{Portal as SandboxPortal, Size as SandboxSize};
+
+    /// The large sandbox company's counts and the objects the tests and the benchmark ask about.
+    pub mod large_sandbox {
+        pub use crate::sandbox::portal::large::{
+            ALL_HANDS, DEPARTMENTS, FIRST_TASK, SITES, TASKS, USERS,
+        };
+    }
 
     /// A plain HTTP client for talking to test servers, with the TLS provider this crate
     /// compiles in (reqwest finds none by itself).

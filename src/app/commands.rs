@@ -162,10 +162,10 @@ pub async fn doctor(
     writeln!(out, "Configuration")?;
     match &config.portal {
         PortalChoice::Webhook(w) => writeln!(out, "  webhook        {w}")?,
-        PortalChoice::Sandbox { asked: true } => {
+        PortalChoice::Sandbox { asked: true, .. } => {
             writeln!(out, "  portal         built-in sandbox (--sandbox)")?
         }
-        PortalChoice::Sandbox { asked: false } => {
+        PortalChoice::Sandbox { asked: false, .. } => {
             writeln!(
                 out,
                 "  portal         built-in sandbox: no webhook configured"

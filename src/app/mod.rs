@@ -8,6 +8,7 @@ mod escape;
 mod exposure;
 mod logging;
 mod reference;
+mod report;
 mod terminal;
 
 pub use reference::configuration_markdown;
@@ -79,6 +80,12 @@ pub async fn run() -> ExitCode {
                 .await
                 .map_err(Into::into)
         }
+        Command::Report(args) => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            report::run(&pipeline, &args, &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
         Command::Doctor => commands::doctor(&config, &pipeline, &mut std::io::stdout())
             .await
             .map_err(Into::into),
@@ -88,7 +95,7 @@ pub async fn run() -> ExitCode {
                 Some(id) => approvals::approve(&pipeline, &id, &mut out).await,
                 None => {
                     let unconfigured =
-                        matches!(config.portal, PortalChoice::Sandbox { asked: false });
+                        matches!(config.portal, PortalChoice::Sandbox { asked: false, .. });
                     let portal = (!unconfigured).then(|| pipeline.identity().host);
                     approvals::list(&pipeline, portal.as_deref(), &mut out).await
                 }
@@ -108,7 +115,7 @@ pub async fn run() -> ExitCode {
         } => {
             // With no webhook configured, the person asking has no portal in mind: a shell
             // without BITRIX24_WEBHOOK_URL must not hide the changes made on theirs.
-            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false });
+            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false, .. });
             let query = pipeline::HistoryQuery {
                 id,
                 tool,
@@ -144,9 +151,9 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     let selection = Selection::resolve(&catalog, &config.filters)?;
     let (credentials, sandboxed): (Arc<dyn Credentials>, bool) = match &config.portal {
         PortalChoice::Webhook(w) => (Arc::new(w.clone()), false),
-        PortalChoice::Sandbox { .. } => (
+        PortalChoice::Sandbox { size, .. } => (
             Arc::new(
-                sandbox::start(catalog.clone())
+                sandbox::start(catalog.clone(), *size)
                     .await
                     .context("cannot start the sandbox portal")?,
             ),
@@ -165,7 +172,7 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
         default_level,
         cli.args.log_file.as_deref(),
     )?;
-    if let PortalChoice::Sandbox { asked: false } = config.portal {
+    if let PortalChoice::Sandbox { asked: false, .. } = config.portal {
         tracing::warn!(
             "no webhook configured (BITRIX24_WEBHOOK_URL): answering from the built-in sandbox portal"
         );

@@ -111,6 +111,9 @@ pub enum Kind {
     EnableToolset,
     /// Answers who access codes stand for from batched reads of catalog methods.
     ResolveAccessCodes,
+    /// Answers who holds which rights on objects, with each right's source, from batched
+    /// reads, resolved access codes and the ledger.
+    WhoCan,
 }
 
 /// What a write changes, so that the confirmation, the dry run and the ledger can name the

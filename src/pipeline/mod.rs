@@ -16,6 +16,7 @@ mod hook;
 mod question;
 mod resolve;
 mod selection;
+mod who_can;
 mod write;
 
 use std::{
@@ -314,6 +315,7 @@ impl Pipeline {
                         .await
                 }
                 Kind::ResolveAccessCodes => resolve::run(self, &args, deadline, progress).await,
+                Kind::WhoCan => who_can::run(self, &args, deadline, progress).await,
                 Kind::EnableToolset => Err(ToolFailure::new(
                     FailureKind::Refused,
                     format!(

@@ -14,7 +14,7 @@ use super::{Outcome, Pipeline, batch};
 use crate::{bitrix::limits::Progress, catalog::Entry};
 
 /// A read's answer, or the failure text the model will see.
-type Read<T> = Result<T, String>;
+pub type Read<T> = Result<T, String>;
 
 /// user.get answers at most this many users a page.
 const PAGE: usize = 50;
@@ -130,7 +130,11 @@ impl<'p> Round<'p> {
             .catalog
             .by_method(method)
             .expect("resolve_access_codes reads catalog methods only");
-        self.items.push((entry.as_ref(), args));
+        self.push(entry.as_ref(), args)
+    }
+
+    fn push(&mut self, entry: &'p Entry, args: Value) -> usize {
+        self.items.push((entry, args));
         self.items.len() - 1
     }
 
@@ -324,19 +328,63 @@ pub async fn run(
         .flatten()
         .filter_map(|c| c.as_str().map(str::to_owned))
         .collect();
+    let options = Options {
+        structure: true,
+        first_round: Vec::new(),
+    };
+    let resolved = resolve(p, &codes, options, deadline, progress).await;
+    Ok(json!({ "result": resolved.codes, "requests": resolved.requests }))
+}
+
+/// How a caller inside the pipeline wants codes resolved.
+pub struct Options<'p> {
+    /// D and DR through the company structure first (one unbatched request per department,
+    /// for the members' roles); without it they go straight to the batched classic reads.
+    pub structure: bool,
+    /// Reads of the caller's own that need nothing resolved first: they ride in the first
+    /// batched round, so they cost no request of their own.
+    pub first_round: Vec<(&'p Entry, Value)>,
+}
+
+/// The codes resolved (each as `resolve_access_codes` answers it), the answers to the
+/// caller's own first-round reads in their order, and the requests sent.
+pub struct Resolved {
+    pub codes: Map<String, Value>,
+    pub first_round: Vec<Read<Value>>,
+    pub requests: u64,
+}
+
+/// Resolves `codes` in as few batched rounds as their reads allow.
+pub async fn resolve(
+    p: &Pipeline,
+    codes: &[String],
+    options: Options<'_>,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Resolved {
     let mut parsed: Vec<(String, Code)> = codes.iter().map(|c| (c.clone(), parse(c))).collect();
 
     // Departments first through the company structure, where the portal offers it; the
     // codes it answers leave the classic rounds below.
     let mut requests = 0;
-    let from_structure = departments_via_structure(p, &parsed, &mut requests, deadline, progress)
-        .await
-        .unwrap_or_default();
+    let from_structure = if options.structure {
+        departments_via_structure(p, &parsed, &mut requests, deadline, progress)
+            .await
+            .unwrap_or_default()
+    } else {
+        Map::new()
+    };
     parsed.retain(|(code, _)| !from_structure.contains_key(code));
 
-    // Round 1: names, the department tree, group members.
+    // Round 1: the caller's reads, names, the department tree, group members.
     let mut first = Round::new(p);
-    let names_at = first.add("access.name", json!({ "ACCESS": codes }));
+    let extra_at: Vec<usize> = options
+        .first_round
+        .into_iter()
+        .map(|(entry, args)| first.push(entry, args))
+        .collect();
+    let names_at =
+        (!codes.is_empty()).then(|| first.add("access.name", json!({ "ACCESS": codes })));
     let wants_tree = parsed
         .iter()
         .any(|(_, c)| matches!(c, Code::Department { tree: true, .. }));
@@ -354,8 +402,11 @@ pub async fn run(
         .collect();
     let (answers, sent) = first.send(deadline, progress).await;
     requests += sent;
+    let first_round = extra_at.iter().map(|at| answers[*at].clone()).collect();
 
-    let names = answers[names_at].clone().unwrap_or_default();
+    let names = names_at
+        .and_then(|at| answers[at].clone().ok())
+        .unwrap_or_default();
     let tree_list: Read<Vec<(String, Option<String>)>> = match tree_at {
         None => Ok(Vec::new()),
         Some(at) => answers[at].clone().map(|list| {
@@ -566,7 +617,11 @@ pub async fn run(
             part["name"] = json!(name);
         }
     }
-    Ok(json!({ "result": result, "requests": requests }))
+    Resolved {
+        codes: result,
+        first_round,
+        requests,
+    }
 }
 
 #[cfg(test)]

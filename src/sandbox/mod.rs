@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use portal::Portal;
+pub use portal::Size;
 
 use crate::{
     bitrix::{Api, Credentials, Identity, WebhookUrl},
@@ -58,12 +59,12 @@ impl Credentials for SandboxCredentials {
 }
 
 /// Starts the sandbox portal on a free loopback port; it lives as long as the runtime.
-pub async fn start(catalog: Arc<Catalog>) -> std::io::Result<SandboxCredentials> {
+pub async fn start(catalog: Arc<Catalog>, size: Size) -> std::io::Result<SandboxCredentials> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     // A fresh secret each run, so the masking of secrets is exercised here too.
     let secret: String = (0..16).map(|_| fastrand::alphanumeric()).collect();
-    let portal = Arc::new(Mutex::new(Portal::new(&catalog)));
+    let portal = Arc::new(Mutex::new(Portal::of_size(&catalog, size)));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

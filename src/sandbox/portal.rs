@@ -1,15 +1,21 @@
 //! The sandbox's Bitrix24: a small company with users, workgroups, sites and tasks, answering
 //! every catalog method the way the documentation says a real portal does, quirks included.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use serde_json::{Map, Value, json};
 
 use crate::{bitrix::Api, catalog::Catalog};
 
 mod directory;
+pub(crate) mod large;
 mod membership;
 mod structure;
+
+pub use large::Size;
 
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
@@ -56,17 +62,26 @@ const MIXED_CASE_METHODS: [(&str, &str); 2] = [
 /// The answer to one call: HTTP status and JSON body (envelope included).
 pub type Answer = (u16, Value);
 
+/// A name: written into the small company, generated for the large one.
+type Text = Cow<'static, str>;
+
 struct User {
-    name: &'static str,
-    last_name: &'static str,
+    name: Text,
+    last_name: Text,
     admin: bool,
     department: u64,
 }
 
 struct Group {
-    name: &'static str,
+    name: Text,
     /// user → role (A owner, E moderator, K member)
     members: BTreeMap<u64, char>,
+}
+
+struct Department {
+    name: Text,
+    parent: Option<u64>,
+    head: u64,
 }
 
 struct Site {
@@ -95,7 +110,7 @@ struct Role {
 
 pub struct Portal {
     users: BTreeMap<u64, User>,
-    departments: BTreeMap<u64, &'static str>,
+    departments: BTreeMap<u64, Department>,
     groups: BTreeMap<u64, Group>,
     sites: BTreeMap<u64, Site>,
     default_site_rights: BTreeMap<String, Vec<String>>,
@@ -168,13 +183,13 @@ impl Portal {
     /// The sandbox company, with the catalog's methods and their scopes.
     pub fn new(catalog: &Catalog) -> Self {
         let user = |name, last_name, admin, department| User {
-            name,
-            last_name,
+            name: Cow::Borrowed(name),
+            last_name: Cow::Borrowed(last_name),
             admin,
             department,
         };
         let group = |name, members: &[(u64, char)]| Group {
-            name,
+            name: Cow::Borrowed(name),
             members: members.iter().copied().collect(),
         };
         Self {
@@ -187,12 +202,7 @@ impl Portal {
                 (3, user("Ivan", "Smirnov", false, 7)),
                 (45, user("Lena", "Novak", false, 7)),
             ]),
-            departments: BTreeMap::from([
-                (1, "Company"),
-                (2, "Marketing"),
-                (3, "Sales"),
-                (7, "Support"),
-            ]),
+            departments: directory::departments(),
             groups: BTreeMap::from([
                 (
                     77,
@@ -430,14 +440,14 @@ impl Portal {
         }
         if let Some(d) = number("DR") {
             return about(
-                format!("{} (with sub-departments)", self.departments.get(&d)?),
+                format!("{} (with sub-departments)", self.departments.get(&d)?.name),
                 "Departments",
                 "intranet",
             );
         }
         if let Some(d) = number("D") {
             return about(
-                (*self.departments.get(&d)?).to_owned(),
+                self.departments.get(&d)?.name.to_string(),
                 "Departments",
                 "intranet",
             );

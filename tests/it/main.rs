@@ -24,3 +24,4 @@ mod shared_state;
 mod startup;
 mod toolkit;
 mod tools_meta;
+mod who_can;

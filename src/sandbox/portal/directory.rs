@@ -2,17 +2,33 @@
 //! surface: who holds an access code (users, departments, groups), calendar ACLs, document
 //! generator roles, Drive access levels and the plan.
 
+use std::{borrow::Cow, collections::BTreeMap};
+
 use serde_json::{Map, Value, json};
 
-use super::{Answer, ME, Portal, err, int, ok};
+use super::{Answer, Department, ME, Portal, err, int, ok};
 
-/// Department → (parent, head). The tree: 1 Company ⊃ 2 Marketing, 3 Sales, 7 Support.
-pub(super) const TREE: &[(u64, Option<u64>, u64)] = &[
-    (1, None, 1),
-    (2, Some(1), 503),
-    (3, Some(1), 547),
-    (7, Some(1), 45),
+/// Department, name, parent, head. The tree: 1 Company ⊃ 2 Marketing, 3 Sales, 7 Support.
+const TREE: &[(u64, &str, Option<u64>, u64)] = &[
+    (1, "Company", None, 1),
+    (2, "Marketing", Some(1), 503),
+    (3, "Sales", Some(1), 547),
+    (7, "Support", Some(1), 45),
 ];
+
+/// The small company's departments.
+pub(super) fn departments() -> BTreeMap<u64, Department> {
+    TREE.iter()
+        .map(|(id, name, parent, head)| {
+            let department = Department {
+                name: Cow::Borrowed(name),
+                parent: *parent,
+                head: *head,
+            };
+            (*id, department)
+        })
+        .collect()
+}
 
 /// The document generator's roles: id, name, code, permissions (settings, templates,
 /// documents modify, documents view).
@@ -156,10 +172,23 @@ impl Portal {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        let users: Vec<Value> = self
-            .users
-            .keys()
-            .map(|id| self.user_json(*id))
+        // Looked up by ID, the large company's ten thousand people are not all written out.
+        let by_id: Option<Vec<u64>> = ["@ID", "ID"].iter().find_map(|k| match filter.get(*k)? {
+            Value::Array(ids) => Some(ids.iter().filter_map(int).collect()),
+            one => int(one).map(|id| vec![id]),
+        });
+        let mut ids: Vec<u64> = match by_id {
+            Some(ids) => ids
+                .into_iter()
+                .filter(|id| self.users.contains_key(id))
+                .collect(),
+            None => self.users.keys().copied().collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let users: Vec<Value> = ids
+            .into_iter()
+            .map(|id| self.user_json(id))
             .filter(|u| {
                 filter
                     .iter()
@@ -170,12 +199,13 @@ impl Portal {
     }
 
     fn department_get(&self, p: &Value) -> Answer {
-        let departments: Vec<Value> = TREE
+        let departments: Vec<Value> = self
+            .departments
             .iter()
-            .map(|(id, parent, head)| {
-                let mut d = json!({"ID": id.to_string(), "NAME": self.departments[id], "SORT": 500,
-                                   "UF_HEAD": head.to_string()});
-                if let Some(parent) = parent {
+            .map(|(id, dep)| {
+                let mut d = json!({"ID": id.to_string(), "NAME": dep.name, "SORT": 500,
+                                   "UF_HEAD": dep.head.to_string()});
+                if let Some(parent) = dep.parent {
                     d["PARENT"] = json!(parent.to_string());
                 }
                 d
