@@ -83,7 +83,9 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
         ),
         ("x-frame-options", "DENY"),
         ("cache-control", "no-store"),
-        ("referrer-policy", "no-referrer"),
+        // `no-referrer` would make Chromium send `Origin: null` with the form, which the
+        // origin check must refuse; `same-origin` leaks nothing to other sites.
+        ("referrer-policy", "same-origin"),
         ("x-content-type-options", "nosniff"),
     ] {
         headers.insert(name, header::HeaderValue::from_static(value));
