@@ -128,8 +128,8 @@ pub async fn run(
                         FailureKind::Refused,
                         format!(
                             "The portal does not know these access codes: {}. Nothing was written: {} would save them \
-                             without an error and they would grant nothing.{also} What to do: correct them (access_name explains \
-                             codes, sonet_group_user_groups lists workgroups, profile shows your own user id) and call again.",
+                             without an error and they would grant nothing.{also} What to do: correct them (resolve_access_codes says who \
+                             codes stand for, sonet_group_user_groups lists workgroups, profile shows your own user id) and call again.",
                             unknown.join(", "),
                             spec.method
                         ),
