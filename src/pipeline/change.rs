@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     hook::{KnownSet, ObjectRef},
-    question::{name_in, shown},
+    shown::{name_in, shown},
 };
 use crate::catalog::ToolSpec;
 
@@ -199,7 +199,7 @@ impl Change<'_> {
              applied, so the portal may hold the set it sent already: {}",
             self.object_text(),
             unsure.at,
-            super::question::shown(&sent.to_string())
+            shown(&sent.to_string())
         ))
     }
 

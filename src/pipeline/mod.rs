@@ -16,6 +16,7 @@ mod hook;
 mod question;
 mod resolve;
 mod selection;
+mod shown;
 mod who_can;
 mod write;
 

@@ -12,7 +12,8 @@ use super::{
     change::{Change, object_of},
     guards::{self, Facts},
     hook::{Known, ObjectRef},
-    question::{Parties, Question, shown},
+    question::{Parties, Question},
+    shown::shown,
 };
 use crate::{
     bitrix::{Identity, limits::Progress},
@@ -164,7 +165,7 @@ async fn name(
 /// The user calls run as, named.
 fn runs_as(names: &Map<String, Value>, identity: &Identity) -> String {
     let code = format!("U{}", identity.user_id);
-    match names.get(&code).and_then(super::question::name_in) {
+    match names.get(&code).and_then(super::shown::name_in) {
         Some(name) => format!("user {} \"{}\"", identity.user_id, shown(name)),
         None => format!("user {}", identity.user_id),
     }
@@ -180,7 +181,7 @@ fn role_lines(
         .map(|(group, user, role)| {
             let who = match names
                 .get(&format!("U{user}"))
-                .and_then(super::question::name_in)
+                .and_then(super::shown::name_in)
             {
                 Some(name) => format!("{} \"{}\"", shown(user), shown(name)),
                 None => shown(user),
