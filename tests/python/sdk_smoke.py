@@ -80,7 +80,6 @@ async def run(binary: str, url: str, mode: str) -> None:
 
         calls = [
             ("landing_site_get_rights", "landing.site.getRights", {"id": 645}, {"result": ["read", "edit"]}),
-            ("landing_site_set_rights", "landing.site.setRights", {"id": 645, "rights": {"AU": ["read"]}}, {"result": True}),
             ("tasks_task_get_access", "tasks.task.getaccess", {"taskId": 8017, "users": [503]}, {"result": {"allowedActions": {}}}),
         ]
         for name, method, args, expected in calls:
@@ -90,6 +89,16 @@ async def run(binary: str, url: str, mode: str) -> None:
             check(result.structured_content == expected, f"{mode} {name}: {result.structured_content}")
             sent = [body for m, body in RECEIVED[before:] if m == method]
             check(sent == [args], f"{mode} {name}: forwarded once, verbatim: {sent}")
+
+        # This client declared no elicitation: a write is never sent unasked; the user gets a link.
+        before = len(RECEIVED)
+        unasked = await client.call_tool("landing_site_set_rights", {"id": 645, "rights": {"AU": ["read"]}})
+        text = unasked.content[0].text
+        check(unasked.is_error and "/approve/" in text and "nothing has been sent" in text,
+              f"{mode}: a client that cannot ask gets an approval link: {text}")
+        check(SECRET not in text, f"{mode}: secret leaked: {text}")
+        writes = [m for m, _ in RECEIVED[before:] if m == "landing.site.setRights"]
+        check(writes == [], f"{mode}: a write reached the portal nobody approved: {writes}")
 
         before = len(RECEIVED)
         bad = await client.call_tool("tasks_task_get_access", {"taskId": "x"})
@@ -121,7 +130,7 @@ async def confirm(binary: str, url: str, mode: str, action: str, apply: bool | N
         writes = [body for m, body in RECEIVED if m == "landing.site.setRights"]
         accepted = action == "accept" and apply is True
         check(len(asked) == 1, f"{mode} {action}: asked once: {asked}")
-        check("Everything not listed loses" in asked[0], f"{mode}: the message says what is lost: {asked[0]}")
+        check("every code not listed loses" in asked[0], f"{mode}: the message says what is lost: {asked[0]}")
         check(writes == ([args] if accepted else []), f"{mode} {action}/{apply}: writes {writes}")
         check(result.is_error != accepted, f"{mode} {action}: {result}")
         if not accepted:
