@@ -1,0 +1,39 @@
+//! One accepted connection, served until it closes or the server shuts down.
+
+use std::{sync::Arc, time::Duration};
+
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpStream, sync::OwnedSemaphorePermit};
+
+use super::request::Gate;
+use crate::mcp::shutdown::Shutdown;
+
+/// How long a client may take to send a request's headers; a slow trickle is cut off.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `stream`, holding `permit` (its connection slot) until it is done.
+pub async fn serve_connection(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    gate: Arc<Gate>,
+    mut shutdown: Shutdown,
+) {
+    let _permit = permit;
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| gate.clone().handle(req));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = shutdown.requested() => {
+            // Finish the request under way, then close; idle connections close now.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The listening socket: accepts up to the connection cap, backs off when accepting fails, and
+//! at shutdown stops accepting and waits (up to the drain time) for the connections under way.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    task::JoinSet,
+};
+
+use super::{HttpError, connection::serve_connection, request::Gate};
+use crate::mcp::shutdown::Shutdown;
+
+/// The longest pause after failed accepts (for example at the file-descriptor limit).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HttpError> {
+    let bind_error = |source| HttpError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// Accepts until shutdown is asked for; returns the connections still being served.
+pub async fn accept_loop(
+    listener: TcpListener,
+    max_connections: usize,
+    gate: Arc<Gate>,
+    mut shutdown: Shutdown,
+) -> JoinSet<()> {
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::ZERO;
+    loop {
+        // At the connection cap, wait here: new clients queue in the kernel's backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = shutdown.requested() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.requested() => break,
+        };
+        // Reap finished connection tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+        let Some(stream) = accepted_or_backoff(accepted, &mut backoff).await else {
+            continue;
+        };
+        tasks.spawn(serve_connection(
+            stream,
+            permit,
+            gate.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tasks
+}
+
+async fn accepted_or_backoff(
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    backoff: &mut Duration,
+) -> Option<TcpStream> {
+    match accepted {
+        Ok((stream, _)) => {
+            *backoff = Duration::ZERO;
+            Some(stream)
+        }
+        Err(err) => {
+            // Out of file descriptors, most often: retrying at once only spins.
+            *backoff = (*backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+            tracing::warn!(%err, pause_ms = backoff.as_millis(), "accept failed");
+            tokio::time::sleep(*backoff).await;
+            None
+        }
+    }
+}
+
+/// Lets the connections under way finish, up to `drain`.
+pub async fn drain(mut tasks: JoinSet<()>, drain: Duration) {
+    tracing::info!(
+        connections = tasks.len(),
+        "stopped accepting; finishing requests under way"
+    );
+    let drained =
+        tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after the drain time; ending them");
+    }
+}

@@ -1,0 +1,59 @@
+//! `serve --http ADDR`: the same MCP handler over Streamable HTTP, for teams that run one
+//! shared server. Loopback by default; any other address needs a bearer token, and then every
+//! request must carry it. Host and Origin are checked against DNS rebinding.
+//!
+//! The layers, outside in: `listen` (the socket, the connection cap, shutdown), `connection`
+//! (one connection's HTTP/1), `request` (the guards each request passes: `route`, `auth`,
+//! `session_cap`, `body`, `duplicates`, `ids`), and `mcp_service`, rmcp's service behind them.
+
+mod auth;
+mod body;
+mod connection;
+mod duplicates;
+mod ids;
+mod listen;
+mod mcp_service;
+mod reply;
+mod request;
+mod route;
+mod session_cap;
+mod setup;
+
+use std::{net::SocketAddr, sync::Arc};
+
+pub use route::PATH;
+pub use setup::{HttpError, HttpLimits, HttpSetup, TOKEN_ENV};
+
+use self::{
+    auth::Authenticator, ids::InFlightIds, mcp_service::mcp_service, request::Gate,
+    session_cap::SessionCap,
+};
+use crate::{mcp::shutdown::Shutdown, pipeline::Pipeline};
+
+/// Serves until `shutdown` is asked for, then stops accepting, lets the requests under way
+/// finish (up to the drain time), and returns. Calls `ready` with the bound address (port 0
+/// picks one).
+pub async fn serve(
+    setup: HttpSetup,
+    pipeline: Arc<Pipeline>,
+    shutdown: Shutdown,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), HttpError> {
+    let limits = setup.limits;
+    let (listener, bound) = listen::bind(setup.addr).await?;
+    let mcp = mcp_service(bound, limits.idle, pipeline);
+    let gate = Arc::new(Gate {
+        mcp: mcp.service,
+        auth: Authenticator::new(setup.token),
+        cap: SessionCap {
+            sessions: mcp.sessions,
+            max: limits.max_sessions,
+        },
+        ids: Arc::new(InFlightIds::default()),
+    });
+    ready(bound);
+    let tasks = listen::accept_loop(listener, limits.max_connections, gate, shutdown).await;
+    listen::drain(tasks, limits.drain).await;
+    (mcp.stop_sessions)();
+    Ok(())
+}
