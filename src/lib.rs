@@ -14,6 +14,7 @@ mod mcp;
 mod pipeline;
 mod private_files;
 mod sandbox;
+mod team;
 
 pub use app::run;
 
@@ -36,10 +37,24 @@ pub mod testing {
         };
     }
 
+    /// The shared token test HTTP servers are started with (`BITRIX24_HTTP_TOKEN`), unless a
+    /// test signs people in instead.
+    pub const HTTP_TOKEN: &str = "test-token-0123456789abcdef";
+
     /// A plain HTTP client for talking to test servers, with the TLS provider this crate
-    /// compiles in (reqwest finds none by itself).
+    /// compiles in (reqwest finds none by itself). It sends [`HTTP_TOKEN`] unless a request
+    /// sets its own `Authorization`.
     pub fn http_client() -> reqwest::Client {
         crate::bitrix::install_tls_provider();
-        reqwest::Client::new()
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_static("Bearer test-token-0123456789abcdef"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain client builds")
     }
 }

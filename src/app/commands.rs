@@ -162,6 +162,7 @@ pub async fn doctor(
     writeln!(out, "Configuration")?;
     match &config.portal {
         PortalChoice::Webhook(w) => writeln!(out, "  webhook        {w}")?,
+        PortalChoice::Team => writeln!(out, "  portal         each person signs in (team server)")?,
         PortalChoice::Sandbox { asked: true, .. } => {
             writeln!(out, "  portal         built-in sandbox (--sandbox)")?
         }

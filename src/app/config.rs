@@ -20,7 +20,7 @@ const READ_ONLY_ENV: &str = "BITRIX24_READ_ONLY";
 
 /// Settings read only from the environment, never from flags, where `ps` and shell history
 /// would show them; with what each means, for the configuration page.
-pub const SECRET_VARIABLES: [(&str, &str); 2] = [
+pub const SECRET_VARIABLES: [(&str, &str); 5] = [
     (
         WEBHOOK_ENV,
         "the inbound webhook, `https://<portal>/rest/<user_id>/<secret>/` (plain `http://` only for \
@@ -28,10 +28,23 @@ pub const SECRET_VARIABLES: [(&str, &str); 2] = [
     ),
     (
         crate::mcp::HTTP_TOKEN_ENV,
-        "bearer token for `serve --http` (16 characters or more); every request must then carry \
-         `Authorization: Bearer <token>`",
+        "one shared bearer token for `serve --http` with a webhook (16 characters or more): every \
+         request carrying it acts as the webhook's user. A team signs in with Bitrix24 OAuth instead",
+    ),
+    (
+        OAUTH_CLIENT_ID_ENV,
+        "the client id (`local.…`) of the Bitrix24 local application a team server signs people in with",
+    ),
+    (OAUTH_SECRET_ENV, "that application's client secret"),
+    (
+        OAUTH_SECRET_FILE_ENV,
+        "a file holding the client secret, instead of the variable",
     ),
 ];
+
+const OAUTH_CLIENT_ID_ENV: &str = "BITRIX24_OAUTH_CLIENT_ID";
+const OAUTH_SECRET_ENV: &str = "BITRIX24_OAUTH_CLIENT_SECRET";
+const OAUTH_SECRET_FILE_ENV: &str = "BITRIX24_OAUTH_CLIENT_SECRET_FILE";
 
 /// The most of the URL file read: a webhook URL is a few hundred bytes, and a file like
 /// `/dev/zero` must not be read without end.
@@ -233,6 +246,33 @@ pub struct Args {
           value_name = "BOOL")]
     pub sandbox: bool,
 
+    /// With serve --http: the Bitrix24 portal a team signs in to, e.g. https://acme.bitrix24.com
+    /// (with BITRIX24_OAUTH_CLIENT_ID and its secret; see docs/team.md).
+    #[arg(long, global = true, env = "BITRIX24_PORTAL_URL", value_name = "URL")]
+    pub portal_url: Option<String>,
+
+    /// The Bitrix24 OAuth server that trades sign-in codes for tokens.
+    #[arg(long, global = true, env = "BITRIX24_OAUTH_SERVER", value_name = "URL",
+          default_value = crate::bitrix::oauth::DEFAULT_OAUTH_SERVER)]
+    pub oauth_server: String,
+
+    /// With serve --http: the address people reach this server at, when a reverse proxy in
+    /// front of it serves TLS, e.g. https://mcp.example.com. Default: http://<listening address>.
+    #[arg(
+        long,
+        global = true,
+        env = "BITRIX24_HTTP_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub public_url: Option<String>,
+
+    /// With serve --http on a loopback address: requests without a token may read (never
+    /// write), as the webhook's user. For local tools that cannot send a token.
+    #[arg(long, global = true, env = "BITRIX24_HTTP_ALLOW_ANONYMOUS_READS",
+          value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL")]
+    pub http_allow_anonymous_reads: bool,
+
     /// How big the sandbox company is: small (the docs' examples), or large (10,000 people,
     /// 1,000 departments, 300 sites, 5,000 tasks; for trying `report` and measuring).
     #[arg(long, global = true, env = "BITRIX24_SANDBOX_SIZE", default_value_t = SandboxSize::Small,
@@ -352,6 +392,86 @@ pub enum ConfigError {
         "BITRIX24_LIMITER_URL {0:?} is not understood: use redis://host:port/db, file:<directory> or memory, or leave it unset"
     )]
     LimiterUrl(String),
+    #[error("{0}")]
+    OAuth(String),
+}
+
+/// A Bitrix24 local application a team server signs people in with.
+#[derive(Clone)]
+pub struct OAuthSettings {
+    pub portal: url::Url,
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+    pub server: url::Url,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthSettings")
+            .field("portal", &self.portal.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local application, when one is configured: the portal's address and the client id
+/// and secret, all three or none.
+fn oauth_settings(args: &Args) -> Result<Option<OAuthSettings>, ConfigError> {
+    let env = |name| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let client_id = env(OAUTH_CLIENT_ID_ENV);
+    let secret = match (env(OAUTH_SECRET_ENV), env(OAUTH_SECRET_FILE_ENV)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::OAuth(format!(
+                "set only one of {OAUTH_SECRET_ENV} and {OAUTH_SECRET_FILE_ENV}"
+            )));
+        }
+        (Some(secret), None) => Some(secret),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| {
+                    ConfigError::OAuth(format!(
+                        "cannot read {OAUTH_SECRET_FILE_ENV} file {path}: {e}"
+                    ))
+                })?,
+        ),
+        (None, None) => None,
+    };
+    let portal = args
+        .portal_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let (client_id, secret, portal) = match (client_id, secret, portal) {
+        (None, None, None) => return Ok(None),
+        (Some(id), Some(secret), Some(portal)) if !secret.is_empty() => (id, secret, portal),
+        _ => {
+            return Err(ConfigError::OAuth(format!(
+                "team sign-in needs all three of --portal-url (BITRIX24_PORTAL_URL), {OAUTH_CLIENT_ID_ENV} and \
+                 {OAUTH_SECRET_ENV} (or {OAUTH_SECRET_FILE_ENV}); see docs/team.md"
+            )));
+        }
+    };
+    let url = |what: &str, raw: &str| {
+        let parsed = url::Url::parse(raw)
+            .map_err(|_| ConfigError::OAuth(format!("{what} {raw:?} is not a URL")))?;
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+            return Err(ConfigError::OAuth(format!("{what} must use https")));
+        }
+        Ok(parsed)
+    };
+    Ok(Some(OAuthSettings {
+        portal: url("--portal-url", portal)?,
+        client_id,
+        client_secret: secrecy::SecretString::from(secret),
+        server: url("--oauth-server", &args.oauth_server)?,
+    }))
 }
 
 /// Where the rate-limit state lives.
@@ -396,6 +516,8 @@ pub enum PortalChoice {
         asked: bool,
         size: SandboxSize,
     },
+    /// No webhook, but a local application: a team server where each person signs in.
+    Team,
 }
 
 /// The validated configuration the server runs with.
@@ -416,6 +538,10 @@ pub struct Config {
     /// Why no ledger file is known although one was asked for. Only a read-only server
     /// starts so (it sends no write to record); anything else refuses to start.
     pub ledger_problem: Option<String>,
+    /// The local application a team server signs people in with, if one is configured.
+    pub oauth: Option<OAuthSettings>,
+    pub public_url: Option<url::Url>,
+    pub http_allow_anonymous_reads: bool,
 }
 
 impl Config {
@@ -445,12 +571,30 @@ impl Config {
                 None => (None, Some(ConfigError::NoLedgerPath.to_string())),
             },
         };
+        let oauth = oauth_settings(args)?;
+        let portal = match portal {
+            PortalChoice::Sandbox { asked: false, .. } if oauth.is_some() => PortalChoice::Team,
+            other => other,
+        };
         Ok(Self {
             portal,
             confirm_writes: args.confirm_writes,
             confirm_timeout: Duration::from_secs(args.confirm_timeout_secs),
             ledger,
             ledger_problem,
+            oauth,
+            public_url: match args
+                .public_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+            {
+                Some(raw) => Some(url::Url::parse(raw).map_err(|_| {
+                    ConfigError::OAuth(format!("--public-url {raw:?} is not a URL"))
+                })?),
+                None => None,
+            },
+            http_allow_anonymous_reads: args.http_allow_anonymous_reads,
             timeout: Duration::from_secs(args.timeout_secs),
             rate_limit: args.rate_limit,
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),

@@ -9,6 +9,7 @@ mod exposure;
 mod logging;
 mod reference;
 mod report;
+mod team_server;
 mod terminal;
 
 pub use reference::configuration_markdown;
@@ -24,6 +25,7 @@ use crate::{
     bitrix::{
         Credentials, Identity, PortalClient,
         limits::{self, FileStore, Gateway, Limiter, RateLimiter, RedisStore, SharedLimiter},
+        oauth::PortalOnly,
     },
     catalog::Catalog,
     ledger::{Ledger, Unusable},
@@ -39,7 +41,7 @@ const KEY_FILE: &str = "confirmation.key";
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.clone().unwrap_or(Command::Serve { http: None });
-    let (config, pipeline) = match prepare(&cli, &command).await {
+    let (config, pipeline, team) = match prepare(&cli, &command).await {
         Ok(ready) => ready,
         Err(err) => {
             eprintln!("bitrix24-permissions-mcp: {err:#}");
@@ -49,26 +51,12 @@ pub async fn run() -> ExitCode {
     let result = match command {
         Command::Serve { http: None } => serve(&config, pipeline).await.map(|()| ExitCode::SUCCESS),
         Command::Serve { http: Some(addr) } => {
-            match mcp::HttpSetup::new(addr, std::env::var(mcp::HTTP_TOKEN_ENV).ok()) {
-                Err(err) => {
-                    eprintln!("bitrix24-permissions-mcp: {err}");
+            match team_server::serve_http(addr, &config, pipeline, team).await {
+                Ok(code) => Ok(code),
+                Err(team_server::Refused(message)) => {
+                    eprintln!("bitrix24-permissions-mcp: {message}");
                     return ExitCode::from(commands::USAGE);
                 }
-                Ok(setup) => mcp::serve_http(
-                    setup.with_limits(config.http),
-                    pipeline,
-                    mcp::Shutdown::on_signals(),
-                    |bound| {
-                        // Printed, not only logged, so scripts (and tests) can find a port chosen with :0.
-                        eprintln!(
-                            "bitrix24-permissions-mcp: serving MCP at http://{bound}{}",
-                            mcp::HTTP_PATH
-                        );
-                    },
-                )
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(Into::into),
             }
         }
         Command::Tools { json } => {
@@ -145,20 +133,34 @@ pub async fn run() -> ExitCode {
 }
 
 /// Everything that can be wrong with the configuration is found here, before anything runs.
-async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pipeline>)> {
+async fn prepare(
+    cli: &Cli,
+    command: &Command,
+) -> anyhow::Result<(Config, Arc<Pipeline>, team_server::Parts)> {
     let config = Config::load(&cli.args)?;
     let catalog = Arc::new(Catalog::embedded()?);
     let selection = Selection::resolve(&catalog, &config.filters)?;
+    let mut sandbox_app = None;
     let (credentials, sandboxed): (Arc<dyn Credentials>, bool) = match &config.portal {
         PortalChoice::Webhook(w) => (Arc::new(w.clone()), false),
-        PortalChoice::Sandbox { size, .. } => (
-            Arc::new(
-                sandbox::start(catalog.clone(), *size)
-                    .await
-                    .context("cannot start the sandbox portal")?,
-            ),
-            true,
-        ),
+        PortalChoice::Team => {
+            let Some(oauth) = &config.oauth else {
+                unreachable!("Config chooses Team only with a local application");
+            };
+            if !matches!(command, Command::Serve { http: Some(_) }) {
+                anyhow::bail!(
+                    "no webhook is configured (BITRIX24_WEBHOOK_URL): only `serve --http` runs without one, signing each person in through the local application"
+                );
+            }
+            (Arc::new(PortalOnly::new(&oauth.portal)), false)
+        }
+        PortalChoice::Sandbox { size, .. } => {
+            let started = sandbox::start(catalog.clone(), *size, sandbox_token_life())
+                .await
+                .context("cannot start the sandbox portal")?;
+            sandbox_app = Some(started.app);
+            (Arc::new(started.credentials), true)
+        }
     };
     // Clients such as Claude Code file every stderr line of a stdio server under errors, so
     // stdio says only what needs attention; the HTTP server is run by people who read logs.
@@ -179,16 +181,20 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     }
     let identity = credentials.identity();
     let portal = PortalClient::new(credentials, config.timeout);
-    let limiter = limiter(&config, portal.credentials(), sandboxed)?;
+    let limiter = limiter(&config, &*portal.credentials(), sandboxed)?;
     let gateway = Gateway::new(portal, limiter, config.timeout);
     let mut pipeline = Pipeline::new(catalog, gateway, selection, config.max_result_bytes)
         .with_hook(Arc::new(WriteLog))
         .with_confirm_writes(config.confirm_writes)
         .with_confirm_timeout(config.confirm_timeout);
-    pipeline = with_ledger(pipeline, &config, command, identity)?;
+    let ledger;
+    (pipeline, ledger) = with_ledger(pipeline, &config, command, identity)?;
+    let team = team_server::Parts::new(&config, command, sandbox_app, ledger)?;
     // A server that stays up serves the approval page; a command that exits at once points
     // to `approve` instead.
-    if matches!(command, Command::Serve { .. }) {
+    if let Some(desk) = team.desk() {
+        pipeline = pipeline.with_desk(desk);
+    } else if matches!(command, Command::Serve { .. }) {
         let decider = format!("{} in a browser on this machine", mcp::local_user());
         let desk = mcp::LocalDesk::new(
             pipeline.approvals().clone(),
@@ -200,7 +206,7 @@ async fn prepare(cli: &Cli, command: &Command) -> anyhow::Result<(Config, Arc<Pi
     if sandboxed {
         pipeline = pipeline.with_sandbox_notice(sandbox::NOTICE);
     }
-    Ok((config, Arc::new(pipeline)))
+    Ok((config, Arc::new(pipeline), team))
 }
 
 /// Adds the ledger the configuration asks for. A read-only server whose ledger cannot be used
@@ -210,7 +216,7 @@ fn with_ledger(
     config: &Config,
     command: &Command,
     identity: Identity,
-) -> anyhow::Result<Pipeline> {
+) -> anyhow::Result<(Pipeline, Option<Ledger>)> {
     let in_memory = |pipeline: Pipeline| {
         let key = Arc::new(ServerKey::ephemeral());
         pipeline.with_approvals(Arc::new(MemoryApprovals::default()), key)
@@ -218,10 +224,13 @@ fn with_ledger(
     if let Some(problem) = &config.ledger_problem {
         // Only a read-only configuration gets here (see `Config::load`).
         tracing::warn!(%problem, "read-only: serving without the ledger; its history is unavailable");
-        return Ok(in_memory(pipeline).with_journal(Arc::new(Unusable::new(problem))));
+        return Ok((
+            in_memory(pipeline).with_journal(Arc::new(Unusable::new(problem))),
+            None,
+        ));
     }
     let Some(path) = &config.ledger else {
-        return Ok(in_memory(pipeline));
+        return Ok((in_memory(pipeline), None));
     };
     // A server opens its file on the first write (most sessions only read); the commands a
     // person runs open it now, so `doctor` and `history` report a bad file at once.
@@ -236,7 +245,10 @@ fn with_ledger(
         // history.
         Err(err) if config.filters.read_only => {
             tracing::warn!(%err, "read-only: serving without the ledger; its history is unavailable");
-            return Ok(in_memory(pipeline).with_journal(Arc::new(Unusable::new(err))));
+            return Ok((
+                in_memory(pipeline).with_journal(Arc::new(Unusable::new(err))),
+                None,
+            ));
         }
         Err(err) => {
             return Err(err).context(
@@ -249,10 +261,14 @@ fn with_ledger(
     let key_path = path.with_file_name(KEY_FILE);
     let key = ServerKey::load_or_create(&key_path)
         .with_context(|| format!("cannot use the confirmation key {}", key_path.display()))?;
+    let kept = ledger.clone();
     let ledger = Arc::new(ledger);
-    Ok(pipeline
-        .with_approvals(ledger.clone(), Arc::new(key))
-        .with_journal(ledger))
+    Ok((
+        pipeline
+            .with_approvals(ledger.clone(), Arc::new(key))
+            .with_journal(ledger),
+        Some(kept),
+    ))
 }
 
 /// The rate limiter the configuration asks for. The machine-wide store falls back to this
@@ -356,4 +372,13 @@ async fn serve(config: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     });
     service.waiting().await.context("MCP service stopped")?;
     Ok(())
+}
+
+/// How long the sandbox's access tokens live: an hour, as on Bitrix24, unless a test asks
+/// for less to see one expire and be renewed.
+fn sandbox_token_life() -> std::time::Duration {
+    std::env::var("BITRIX24_SANDBOX_TOKEN_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .map_or(sandbox::TOKEN_LIFE, std::time::Duration::from_secs)
 }

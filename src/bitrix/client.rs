@@ -104,8 +104,10 @@ impl PortalClient {
             .map_err(Clone::clone)
     }
 
-    pub fn credentials(&self) -> &dyn Credentials {
-        self.credentials.as_ref()
+    /// The credentials the current call runs with: the signed-in person's inside
+    /// [`super::acting::as_person`], the configured ones otherwise.
+    pub fn credentials(&self) -> Arc<dyn Credentials> {
+        super::acting::current().unwrap_or_else(|| self.credentials.clone())
     }
 
     pub fn secrets(&self) -> &Secrets {
@@ -124,7 +126,7 @@ impl PortalClient {
     ) -> reqwest::RequestBuilder {
         let body = serde_json::to_vec(params).unwrap_or_else(|_| b"{}".to_vec());
         let request = http
-            .post(self.credentials.method_url(api, method))
+            .post(self.credentials().method_url(api, method))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
             .body(body);
@@ -135,8 +137,39 @@ impl PortalClient {
     }
 
     /// Calls `method` once through `api` with a JSON object body. No retry happens here; a
-    /// retry passes the same `key` again.
+    /// retry passes the same `key` again. The one exception is an expired access token: the
+    /// portal refused the request unrun, so it is renewed and the request sent once more.
     pub async fn call(
+        &self,
+        method: &str,
+        api: Api,
+        params: &Value,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Success, PortalError> {
+        let credentials = self.credentials();
+        let seen = credentials.generation();
+        let first = self.call_once(method, api, params, key).await;
+        let expired =
+            matches!(&first, Err(PortalError::Api { code, .. }) if code == "expired_token");
+        let Some(renewal) = expired.then(|| credentials.renew(seen)).flatten() else {
+            return first;
+        };
+        match renewal.await {
+            Ok(()) => self.call_once(method, api, params, key).await,
+            Err(why) => Err(PortalError::Api {
+                status: 401,
+                code: "expired_token".to_owned(),
+                description: self
+                    .secrets
+                    .redact(&format!(
+                        "the access token expired and could not be renewed: {why}"
+                    ))
+                    .into_owned(),
+            }),
+        }
+    }
+
+    async fn call_once(
         &self,
         method: &str,
         api: Api,

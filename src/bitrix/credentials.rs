@@ -27,7 +27,20 @@ pub trait Credentials: Send + Sync + fmt::Debug + fmt::Display {
     /// True when the portal is reached over plain http on loopback (the sandbox, tests):
     /// such a client needs no root certificates.
     fn is_loopback_http(&self) -> bool;
+    /// Which access token `method_url` uses now; it changes when [`Credentials::renew`] gets a
+    /// new one. A webhook never changes.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// Gets a new access token after the portal said the one of `seen` expired, unless
+    /// another call already did. `None`: these credentials cannot be renewed.
+    fn renew(&self, seen: u64) -> Option<BoxFuture<'_, Result<(), String>>> {
+        let _ = seen;
+        None
+    }
 }
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Who calls go out as: the portal's host (with port) and the acting user's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -11,7 +11,7 @@ use crate::pipeline::{
 };
 
 const COLUMNS: &str = "id, change, portal, tool, question, asked_by, created_at, expires_at, \
-                       state, decided_by";
+                       state, decided_by, user_id";
 
 /// Times are whole seconds since the epoch; SQLite keeps them as signed integers.
 fn sql(at: u64) -> i64 {
@@ -35,6 +35,7 @@ fn approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
         expires_at: secs(row, 7)?,
         state: ApprovalState::parse(&state).unwrap_or(ApprovalState::Closed),
         decided_by: row.get(9)?,
+        user_id: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
     })
 }
 
@@ -94,7 +95,7 @@ impl ApprovalStore for Ledger {
             }
             conn.execute(
                 "INSERT INTO approvals (id, change, portal, tool, question, asked_by, created_at, \
-                 expires_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+                 expires_at, state, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
                 params![
                     wanted.id,
                     wanted.change.as_str(),
@@ -103,7 +104,8 @@ impl ApprovalStore for Ledger {
                     wanted.question,
                     wanted.asked_by,
                     sql(wanted.created_at),
-                    sql(wanted.expires_at)
+                    sql(wanted.expires_at),
+                    wanted.user_id
                 ],
             )?;
             Ok(wanted)

@@ -9,6 +9,7 @@
 
 mod approvals;
 mod changes;
+mod people;
 mod reserve;
 mod schema;
 mod unusable;
@@ -37,6 +38,7 @@ use crate::{
     private_files,
 };
 
+pub use self::people::{ClientRow, TokenKind, TokenRow};
 pub use self::unusable::Unusable;
 
 /// The variable that names the ledger's file, or `off`.

@@ -50,6 +50,37 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
 ",
+    // The team server: who signed in (their refresh token sealed), the MCP clients that
+    // registered, and the hashes of every token this server handed out.
+    "
+    CREATE TABLE people (
+        member_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        refresh_sealed BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (member_id, user_id)
+    );
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('personal', 'access', 'refresh', 'browser')),
+        member_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        client_id TEXT,
+        audience TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX tokens_by_person ON tokens (member_id, user_id, kind);
+    ALTER TABLE approvals ADD COLUMN user_id TEXT;
+",
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

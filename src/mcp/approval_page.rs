@@ -39,12 +39,17 @@ pub struct Page {
     pub origin: String,
 }
 
+/// The page for a server whose own origin is `origin`.
+pub fn page(store: Arc<dyn ApprovalStore>, key: Arc<ServerKey>, origin: String) -> Page {
+    Page { store, key, origin }
+}
+
 /// Who decides on this page, as the ledger records them.
 pub struct Decider(pub String);
 
 type Body = Full<Bytes>;
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -59,7 +64,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

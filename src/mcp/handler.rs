@@ -20,12 +20,14 @@ use rmcp::{
 use serde_json::{Value, json};
 
 use super::{
+    caller::Caller,
     human::{Abilities, Rounds, SessionHuman},
     instructions, resources,
     shutdown::InFlight,
     toolsets::ToolsetMemory,
 };
 use crate::{
+    bitrix::acting,
     bitrix::limits::{NoProgress, Progress},
     catalog::Kind,
     catalog::ToolSpec,
@@ -72,16 +74,17 @@ impl PermissionsServer {
         }
     }
 
-    /// Who is asking, in words for the question and the ledger.
-    fn asker(&self, context: &RequestContext<RoleServer>) -> String {
+    /// Who is asking, in words for the question and the ledger. The client's name is the
+    /// client's own claim, so it comes last and is never the only name.
+    fn asker(&self, context: &RequestContext<RoleServer>, caller: Option<&Caller>) -> String {
         let client = context
             .client_info()
             .map(|c| format!("{} {}", c.name, c.version))
             .unwrap_or_else(|| "an unnamed MCP client".to_owned());
-        if self.personal_client {
-            format!("{} through {client}", local_user())
-        } else {
-            format!("an HTTP caller through {client}")
+        match caller {
+            Some(caller) => format!("{} through {client}", caller.label()),
+            None if self.personal_client => format!("{} through {client}", local_user()),
+            None => format!("an HTTP caller through {client}"),
         }
     }
 
@@ -249,16 +252,31 @@ impl ServerHandler for PermissionsServer {
             Some(token) => Box::new(PeerProgress::new(context.peer.clone(), token)),
             None => Box::new(NoProgress),
         };
+        let who = Caller::of(&context);
+        if matches!(who, Some(Caller::AnonymousReader)) && entry.summary.is_write() {
+            return Ok(to_call_result(&request.name, Err(ToolFailure::new(
+                FailureKind::Refused,
+                format!(
+                    "{} changes the portal, and this caller is not signed in: unauthenticated callers may only read. \
+                     Nothing was sent. What to do: ask the user to sign in to this server and configure the client with their token.",
+                    request.name
+                ),
+            )))
+            .into());
+        }
+        // A signed-in person's client is theirs, as a stdio client is its user's: its answer
+        // is the person's own. A shared token or no token says nothing about who answers.
+        let trusted = self.personal_client || matches!(who, Some(Caller::Person(_)));
         let abilities = Abilities::of(context.client_capabilities().as_ref());
         let stateless = context
             .protocol_version()
             .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
-        let asker = self.asker(&context);
+        let asker = self.asker(&context, who.as_ref());
         let rounds = stateless.then(|| {
             Rounds::new(
                 asker.clone(),
                 abilities,
-                self.personal_client,
+                trusted,
                 request.input_responses.clone(),
                 request.request_state.clone(),
             )
@@ -267,14 +285,25 @@ impl ServerHandler for PermissionsServer {
             peer: context.peer.clone(),
             asker,
             abilities,
-            trusted: self.personal_client,
+            trusted,
         };
         let human: &dyn Human = match &rounds {
             Some(rounds) => rounds,
             None => &session,
         };
+        let call = self
+            .pipeline
+            .call(entry, request.arguments, progress.as_ref(), human);
+        // A signed-in person's call runs with their own Bitrix24 token, every request of it.
+        let call = match &who {
+            Some(Caller::Person(person)) => {
+                Box::pin(acting::as_person(person.credentials.clone(), call))
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>
+            }
+            _ => Box::pin(call),
+        };
         tokio::select! {
-            outcome = self.pipeline.call(entry, request.arguments, progress.as_ref(), human) => {
+            outcome = call => {
                 if let Err(failure) = &outcome
                     && failure.kind == FailureKind::AwaitingUser
                     && let Some(question) = rounds.as_ref().and_then(Rounds::question)

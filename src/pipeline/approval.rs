@@ -258,6 +258,8 @@ pub struct Approval {
     /// The complete question, as the person reads it.
     pub question: String,
     pub asked_by: String,
+    /// The portal user the change runs as: on a team server, only they may decide it.
+    pub user_id: String,
     pub created_at: u64,
     pub expires_at: u64,
     pub state: ApprovalState,
@@ -265,7 +267,14 @@ pub struct Approval {
 }
 
 impl Approval {
-    pub fn new(change: ChangeId, portal: &str, tool: &str, question: &str, asked_by: &str) -> Self {
+    pub fn new(
+        change: ChangeId,
+        at: (&str, &str),
+        tool: &str,
+        question: &str,
+        asked_by: &str,
+    ) -> Self {
+        let (portal, user_id) = at;
         let created_at = now();
         Self {
             id: random_token(16),
@@ -274,6 +283,7 @@ impl Approval {
             tool: tool.to_owned(),
             question: question.to_owned(),
             asked_by: asked_by.to_owned(),
+            user_id: user_id.to_owned(),
             created_at,
             expires_at: created_at + LIFETIME.as_secs(),
             state: ApprovalState::Pending,
@@ -515,11 +525,23 @@ mod tests {
         let store = MemoryApprovals::default();
         let change = ChangeId::of(&identity(), "t", &json!({"id": 1}));
         let asked = store
-            .request(Approval::new(change.clone(), "p", "t", "q?", "alice"))
+            .request(Approval::new(
+                change.clone(),
+                ("p", "1"),
+                "t",
+                "q?",
+                "alice",
+            ))
             .await
             .unwrap();
         let again = store
-            .request(Approval::new(change.clone(), "p", "t", "q?", "alice"))
+            .request(Approval::new(
+                change.clone(),
+                ("p", "1"),
+                "t",
+                "q?",
+                "alice",
+            ))
             .await
             .unwrap();
         assert_eq!(

@@ -203,6 +203,8 @@ pub struct Gate<'a> {
 pub struct Asked<'a> {
     pub change: &'a ChangeId,
     pub portal: &'a str,
+    /// The portal user the change runs as.
+    pub user: &'a str,
     pub tool: &'a str,
     pub title: &'a str,
     pub question: &'a str,
@@ -304,7 +306,7 @@ async fn out_of_band(
 ) -> Result<Confirmation, ToolFailure> {
     let wanted = Approval::new(
         asked.change.clone(),
-        asked.portal,
+        (asked.portal, asked.user),
         asked.tool,
         asked.question,
         &human.asker(),
@@ -478,6 +480,7 @@ mod tests {
         let asked = Asked {
             change: &change,
             portal: "p",
+            user: "1",
             tool: "t",
             title: "T",
             question: "q?",

@@ -390,6 +390,7 @@ impl Pipeline {
         let asked = confirm::Asked {
             change: &prepared.id,
             portal: &identity.host,
+            user: &identity.user_id,
             tool: &spec.name,
             title: &spec.title,
             question: &prepared.question,

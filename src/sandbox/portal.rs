@@ -20,6 +20,10 @@ pub use large::Size;
 /// The user the sandbox webhook acts as.
 pub const ME: u64 = 7;
 
+/// Who can sign in to the sandbox through its OAuth stand-in: an administrator, the webhook's
+/// user and a colleague with fewer rights, so the same question gets different answers.
+pub const PEOPLE: [u64; 3] = [1, ME, 503];
+
 const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
 const TASK_ACTIONS: [&str; 25] = [
     "ACCEPT",
@@ -124,6 +128,8 @@ pub struct Portal {
     examples: BTreeMap<String, Value>,
     /// The methods served only on the REST 3.0 path (`api = "v3"` in the catalog), lowercased.
     v3_methods: BTreeSet<String>,
+    /// The user the call being answered acts as: the webhook's, or a signed-in person's.
+    me: u64,
 }
 
 /// The landing `scope` a call names, if it is one the portal knows.
@@ -336,6 +342,7 @@ impl Portal {
                 ),
             ]),
             role_model: false,
+            me: ME,
             scopes: vec![
                 "calendar",
                 "department",
@@ -407,6 +414,18 @@ impl Portal {
             }
         }
         codes
+    }
+
+    /// A person's full name, as sign-in shows it.
+    pub fn name_of(&self, user: u64) -> Option<String> {
+        self.users
+            .get(&user)
+            .map(|u| format!("{} {}", u.name, u.last_name))
+    }
+
+    /// Whether a person is a portal administrator.
+    pub fn is_admin(&self, user: u64) -> bool {
+        self.users.get(&user).is_some_and(|u| u.admin)
     }
 
     fn access_name(&self, code: &str) -> Option<Value> {
@@ -527,6 +546,12 @@ impl Portal {
     /// for REST 3.0. A method that exists only in REST 3.0 is unknown on the classic path, and
     /// a classic method on the REST 3.0 path, as the REST 3.0 overview says.
     pub fn call_at(&mut self, api: Api, method: &str, p: &Value) -> Answer {
+        self.call_as(ME, api, method, p)
+    }
+
+    /// Answers one call made with `user`'s rights (a signed-in person's token).
+    pub fn call_as(&mut self, user: u64, api: Api, method: &str, p: &Value) -> Answer {
+        self.me = user;
         let lower = method.to_ascii_lowercase();
         match (api, self.v3_methods.contains(&lower)) {
             (Api::Classic, false) => self.call(method, p),
@@ -595,22 +620,22 @@ impl Portal {
                 ok(if found.is_empty() { json!([]) } else { Value::Object(found) })
             }
             "user.access" => {
-                let held = self.codes_of(ME);
-                let me_admin = self.users[&ME].admin;
+                let held = self.codes_of(self.me);
+                let me_admin = self.users[&self.me].admin;
                 let any = p["ACCESS"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|c| held.contains(c));
                 ok(json!(me_admin || any))
             }
-            "user.admin" => ok(json!(self.users[&ME].admin)),
+            "user.admin" => ok(json!(self.users[&self.me].admin)),
             "profile" => {
-                let me = &self.users[&ME];
-                ok(json!({"ID": ME.to_string(), "ADMIN": me.admin, "NAME": me.name, "LAST_NAME": me.last_name,
+                let me = &self.users[&self.me];
+                ok(json!({"ID": self.me.to_string(), "ADMIN": me.admin, "NAME": me.name, "LAST_NAME": me.last_name,
                           "PERSONAL_GENDER": "", "TIME_ZONE": "Europe/Berlin"}))
             }
             "sonet_group.user.groups" => ok(Value::Array(
                 self.groups
                     .iter()
                     .filter_map(|(id, g)| {
-                        let role = g.members.get(&ME)?;
+                        let role = g.members.get(&self.me)?;
                         Some(json!({"GROUP_ID": id.to_string(), "GROUP_NAME": g.name, "ROLE": role.to_string(),
                                     "GROUP_IMAGE_ID": null, "GROUP_IMAGE": ""}))
                     })
@@ -621,7 +646,7 @@ impl Portal {
                     return err(400, "", "Wrong socialnetwork group ID");
                 };
                 match self.groups.get(&id) {
-                    Some(g) if g.members.contains_key(&ME) => ok(Value::Array(
+                    Some(g) if g.members.contains_key(&self.me) => ok(Value::Array(
                         g.members
                             .iter()
                             .map(|(u, r)| json!({"USER_ID": u.to_string(), "ROLE": r.to_string()}))
@@ -637,7 +662,7 @@ impl Portal {
                 };
                 match self.sites.get(&id) {
                     Some(site) if !site.in_trash && site.scope == landing_scope(p) => {
-                        ok(json!(self.site_rights_for(site, ME)))
+                        ok(json!(self.site_rights_for(site, self.me)))
                     }
                     _ => ok(json!([])),
                 }
@@ -672,7 +697,7 @@ impl Portal {
             "landing.role.isenabled" => ok(json!(self.role_model)),
             "landing.role.enable" => match int(&p["mode"]) {
                 // With scope only a portal administrator may switch (landing-role-enable.md).
-                Some(_) if landing_scope(p).is_some() && !self.users[&ME].admin => err(
+                Some(_) if landing_scope(p).is_some() && !self.users[&self.me].admin => err(
                     400,
                     "IS_NOT_ADMIN",
                     "To perform this action, you must be an administrator.",
@@ -761,11 +786,11 @@ impl Portal {
                 let Some(task_id) = int(&p["taskId"]) else {
                     return err(400, "0", "wrong task id");
                 };
-                let Some(task) = self.tasks.get(&task_id).filter(|t| t.visible_to.contains(&ME) || self.users[&ME].admin) else {
+                let Some(task) = self.tasks.get(&task_id).filter(|t| t.visible_to.contains(&self.me) || self.users[&self.me].admin) else {
                     return ok(json!({"allowedActions": []}));
                 };
                 let users: Vec<u64> = match &p["users"] {
-                    Value::Null => vec![ME],
+                    Value::Null => vec![self.me],
                     Value::Array(items) => items.iter().filter_map(int).collect(),
                     _ => return err(400, "100", "Invalid value {} to match with parameter {users}. Should be value of type array."),
                 };
@@ -841,7 +866,7 @@ impl Portal {
         let Some(group) = group else {
             return ok(json!(false));
         };
-        let allowed = match group.members.get(&ME) {
+        let allowed = match group.members.get(&self.me) {
             Some('A') => true,
             Some('E') => !operation.starts_with("full") && !operation.starts_with("delete"),
             Some(_) => {
@@ -856,7 +881,7 @@ impl Portal {
                             | "write_limited"
                     )
             }
-            None => self.users[&ME].admin,
+            None => self.users[&self.me].admin,
         };
         ok(json!(allowed))
     }

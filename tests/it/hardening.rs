@@ -565,6 +565,10 @@ async fn at_the_descriptor_limit_accept_backs_off_and_serves_again() {
     let mut child = tokio::process::Command::new("sh")
         .args(["-c", &script])
         .env("RUST_LOG", "warn")
+        .env(
+            "BITRIX24_HTTP_TOKEN",
+            bitrix24_permissions_mcp::testing::HTTP_TOKEN,
+        )
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -131,25 +131,48 @@ async fn a_configured_token_is_required_on_every_request() {
 }
 
 #[tokio::test]
-async fn a_public_address_without_a_token_is_refused() {
-    let out = command(&[], &["--sandbox", "serve", "--http", "0.0.0.0:0"])
+async fn a_webhook_server_without_a_way_in_is_refused_on_every_address() {
+    let webhook = "http://127.0.0.1:9/rest/1/abcdefgh12345678/";
+    for addr in ["0.0.0.0:0", "127.0.0.1:0"] {
+        let out = command(
+            &[("BITRIX24_WEBHOOK_URL", webhook)],
+            &["serve", "--http", addr],
+        )
         .output()
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("not a loopback address") && stderr.contains("BITRIX24_HTTP_TOKEN"),
-        "{stderr}"
-    );
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("not even on loopback") && stderr.contains("BITRIX24_HTTP_TOKEN"),
+            "{stderr}"
+        );
+    }
     let out = command(
-        &[("BITRIX24_HTTP_TOKEN", "short")],
-        &["--sandbox", "serve", "--http", "0.0.0.0:0"],
+        &[
+            ("BITRIX24_HTTP_TOKEN", "short"),
+            ("BITRIX24_WEBHOOK_URL", webhook),
+        ],
+        &["serve", "--http", "0.0.0.0:0"],
     )
     .output()
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = command(
+        &[("BITRIX24_WEBHOOK_URL", webhook)],
+        &[
+            "serve",
+            "--http",
+            "0.0.0.0:0",
+            "--http-allow-anonymous-reads",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 }
 
 #[tokio::test]

@@ -323,8 +323,24 @@ pub async fn run(env: &[(&str, &str)], args: &[&str]) -> Run {
     }
 }
 
-/// `serve --http` on a free loopback port; the child and its URL.
+/// `serve --http` on a free loopback port, with the shared test token unless `env` names
+/// another; the child and its URL.
 pub async fn http_server(env: &[(&str, &str)], extra: &[&str]) -> (tokio::process::Child, String) {
+    let mut env = env.to_vec();
+    if !env.iter().any(|(k, _)| *k == "BITRIX24_HTTP_TOKEN") {
+        env.push((
+            "BITRIX24_HTTP_TOKEN",
+            bitrix24_permissions_mcp::testing::HTTP_TOKEN,
+        ));
+    }
+    http_server_as_is(&env, extra).await
+}
+
+/// `serve --http` on a free loopback port, with exactly `env`.
+pub async fn http_server_as_is(
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut args = vec!["serve", "--http", "127.0.0.1:0"];
     args.extend_from_slice(extra);

@@ -1,59 +1,62 @@
-//! Who is calling. Today one optional shared bearer token (`BITRIX24_HTTP_TOKEN`) guards the
-//! whole server, so every caller who passes is the same `Caller`; per-person sign-in replaces
-//! `Authenticator` and gives each person a `Caller` of their own. The rest of the request path
-//! reads the caller from the request's extensions and never looks at credentials itself.
+//! Who is calling. Every request on every address is authenticated, loopback included: a
+//! signed-in person's token (the team server), the server's one shared token (a webhook's
+//! user), or, only where the operator allowed it on loopback, no token for reading. The rest
+//! of the request path reads the [`Caller`] from the request's extensions and never looks at
+//! credentials itself.
 
 use std::sync::Arc;
 
 use hyper::{
     Request, StatusCode,
+    body::Incoming,
     header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE},
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::reply::{Refusal, plain};
-
-/// The identity a request was accepted as; limits that are per person (sessions) key by it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Caller(Arc<str>);
-
-impl Caller {
-    fn named(name: &str) -> Self {
-        Self(Arc::from(name))
-    }
-}
+use crate::mcp::{caller::Caller, team_pages::TeamPages};
 
 /// Decides whether a request may come in, and as whom.
 pub struct Authenticator {
-    token: Option<SecretString>,
+    pub token: Option<SecretString>,
+    pub team: Option<Arc<TeamPages>>,
+    pub anonymous_reads: bool,
 }
 
 impl Authenticator {
-    pub fn new(token: Option<SecretString>) -> Self {
-        Self { token }
-    }
-
     /// The caller, or the refusal to send back.
-    pub fn authenticate<B>(&self, req: &Request<B>) -> Result<Caller, Refusal> {
-        let Some(expected) = &self.token else {
-            // Loopback without a token: anyone on this machine, all one caller.
-            return Ok(Caller::named("local"));
-        };
+    pub async fn authenticate(&self, req: &Request<Incoming>) -> Result<Caller, Refusal> {
         let given = req
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given
-            .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes()))
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        if let (Some(given), Some(expected)) = (given, &self.token)
+            && constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes())
         {
-            return Ok(Caller::named("token"));
+            return Ok(Caller::TokenHolder);
         }
-        let mut denied = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-        denied
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        Err(denied.into())
+        if given.is_none() && self.anonymous_reads {
+            return Ok(Caller::AnonymousReader);
+        }
+        match &self.team {
+            Some(team) => team
+                .authenticate(req)
+                .await
+                .map_err(|r| Box::new(r.map(http_body_util::BodyExt::boxed_unsync))),
+            None => {
+                let mut denied = plain(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong bearer token: send 'Authorization: Bearer <token>'\n",
+                );
+                denied
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Err(denied.into())
+            }
+        }
     }
 }
 

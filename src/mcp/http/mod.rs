@@ -17,17 +17,19 @@ mod reply;
 mod request;
 mod route;
 mod session_cap;
+mod session_owner;
 mod setup;
 
 use std::{net::SocketAddr, sync::Arc};
 
 pub use route::PATH;
-pub use setup::{HttpError, HttpLimits, HttpSetup, TOKEN_ENV};
+pub use setup::{Access, HttpError, HttpLimits, HttpSetup, TOKEN_ENV};
 
 use self::{
     auth::Authenticator, ids::InFlightIds, mcp_service::mcp_service, request::Gate,
     session_cap::SessionCap,
 };
+
 use crate::{mcp::shutdown::Shutdown, pipeline::Pipeline};
 
 /// Serves until `shutdown` is asked for, then stops accepting, lets the requests under way
@@ -42,9 +44,16 @@ pub async fn serve(
     let limits = setup.limits;
     let (listener, bound) = listen::bind(setup.addr).await?;
     let mcp = mcp_service(bound, limits.idle, pipeline);
+    let team = setup.team.map(|make| make(bound));
     let gate = Arc::new(Gate {
         mcp: mcp.service,
-        auth: Authenticator::new(setup.token),
+        team: team.clone(),
+        owners: Default::default(),
+        auth: Authenticator {
+            token: setup.token,
+            team,
+            anonymous_reads: setup.anonymous_reads,
+        },
         cap: SessionCap {
             sessions: mcp.sessions,
             max: limits.max_sessions,

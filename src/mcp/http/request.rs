@@ -15,11 +15,17 @@ use super::{
     reply::{Body, Refusal},
     route::route,
     session_cap::SessionCap,
+    session_owner::SessionOwners,
 };
+use crate::mcp::team_pages::{self, TeamPages};
 
 /// Everything a request passes through, shared by every connection.
 pub struct Gate {
     pub mcp: McpService,
+    /// The team server's own pages (sign-in, authorization, approval), when it signs people in.
+    pub team: Option<Arc<TeamPages>>,
+    /// Which caller opened each session: nobody else may use it.
+    pub owners: SessionOwners,
     pub auth: Authenticator,
     pub cap: SessionCap,
     pub ids: Arc<InFlightIds>,
@@ -37,8 +43,15 @@ impl Gate {
     }
 
     async fn pass(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+        if let Some(team) = &self.team
+            && team_pages::handles(req.uri().path())
+        {
+            return Ok(team.respond(req).await.map(BodyExt::boxed_unsync));
+        }
         route(&req)?;
-        let caller = self.auth.authenticate(&req)?;
+        let caller = self.auth.authenticate(&req).await?;
+        let owner = caller.key();
+        self.owners.check(&req, &owner)?;
         req.extensions_mut().insert(caller);
         self.cap.admit(&req).await?;
         let (parts, body) = req.into_parts();
@@ -47,6 +60,7 @@ impl Gate {
         let held = self.ids.claim_request(&parts.headers, &bytes)?;
         let req = Request::from_parts(parts, Full::new(bytes));
         let Ok(response) = self.mcp.clone().call(req).await;
+        self.owners.record(&response, &owner);
         // The answer may still be streaming: the id is free once the body is done.
         Ok(response.map(|body| {
             body.map_err(|never| match never {})

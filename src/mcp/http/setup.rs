@@ -3,6 +3,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use secrecy::SecretString;
+use std::sync::Arc;
+
+use crate::mcp::team_pages::TeamPages;
 
 pub const TOKEN_ENV: &str = "BITRIX24_HTTP_TOKEN";
 
@@ -28,14 +31,34 @@ impl Default for HttpLimits {
     }
 }
 
+/// How people get in: at least one of these, checked by [`HttpSetup::new`].
+#[derive(Default)]
+pub struct Access {
+    /// The server's one shared token: whoever holds it acts as the webhook's user.
+    pub token: Option<String>,
+    /// People sign in with Bitrix24 OAuth, each acting as themselves.
+    pub team: bool,
+    /// Requests without a token may read, on loopback only.
+    pub anonymous_reads: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error(
-        "refusing to listen on {addr}: it is not a loopback address, so anyone who can reach it could use \
-         the webhook. Set {TOKEN_ENV} to a long random token (clients then send 'Authorization: Bearer <token>'), \
-         or listen on 127.0.0.1"
+        "serve --http lets nobody in without a token, not even on loopback. Sign people in with Bitrix24 OAuth \
+         (--portal-url, BITRIX24_OAUTH_CLIENT_ID and its secret; see docs/team.md), or set {TOKEN_ENV} to a long \
+         random token (clients send 'Authorization: Bearer <token>' and act as the webhook's user), or, on a \
+         loopback address only, add --http-allow-anonymous-reads to let local tools read"
     )]
-    PublicWithoutToken { addr: SocketAddr },
+    NoWayIn,
+    #[error(
+        "refusing --http-allow-anonymous-reads on {addr}: it is not a loopback address. Listen on 127.0.0.1, or drop the flag"
+    )]
+    AnonymousNotLoopback { addr: SocketAddr },
+    #[error(
+        "set either team sign-in or {TOKEN_ENV}, not both: with sign-in each person acts as themselves, while the token acts as the webhook's user"
+    )]
+    TokenAndTeam,
     #[error("{TOKEN_ENV} is too short: use at least 16 characters")]
     WeakToken,
     #[error("cannot listen on {addr}: {source}")]
@@ -46,29 +69,49 @@ pub enum HttpError {
     },
 }
 
+/// The team server's pages, made once the address people reach it at is known.
+pub type MakeTeam = Box<dyn FnOnce(SocketAddr) -> Arc<TeamPages> + Send>;
+
 /// The checked listening setup.
 pub struct HttpSetup {
     pub(super) addr: SocketAddr,
     pub(super) token: Option<SecretString>,
+    pub(super) anonymous_reads: bool,
+    pub(super) team: Option<MakeTeam>,
     pub(super) limits: HttpLimits,
 }
 
 impl HttpSetup {
-    pub fn new(addr: SocketAddr, token: Option<String>) -> Result<Self, HttpError> {
-        let token = token.filter(|t| !t.is_empty());
-        if let Some(t) = &token
-            && t.len() < 16
-        {
+    pub fn new(addr: SocketAddr, access: Access) -> Result<Self, HttpError> {
+        let token = access
+            .token
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(HttpError::WeakToken);
         }
-        if !addr.ip().is_loopback() && token.is_none() {
-            return Err(HttpError::PublicWithoutToken { addr });
+        if access.anonymous_reads && !addr.ip().is_loopback() {
+            return Err(HttpError::AnonymousNotLoopback { addr });
+        }
+        if token.is_some() && access.team {
+            return Err(HttpError::TokenAndTeam);
+        }
+        if token.is_none() && !access.team && !access.anonymous_reads {
+            return Err(HttpError::NoWayIn);
         }
         Ok(Self {
             addr,
             token: token.map(SecretString::from),
+            anonymous_reads: access.anonymous_reads,
+            team: None,
             limits: HttpLimits::default(),
         })
+    }
+
+    /// Signs people in: `make` builds the pages once the listening address is known.
+    pub fn with_team(mut self, make: MakeTeam) -> Self {
+        self.team = Some(make);
+        self
     }
 
     pub fn with_limits(mut self, limits: HttpLimits) -> Self {
@@ -81,19 +124,49 @@ impl HttpSetup {
 mod tests {
     use super::*;
 
+    fn token(t: &str) -> Access {
+        Access {
+            token: Some(t.into()),
+            ..Access::default()
+        }
+    }
+
     #[test]
-    fn public_addresses_need_a_token() {
+    fn every_address_needs_a_way_in() {
         let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        for addr in [public, loopback, "[::1]:0".parse().unwrap()] {
+            assert!(matches!(
+                HttpSetup::new(addr, Access::default()),
+                Err(HttpError::NoWayIn)
+            ));
+            assert!(matches!(
+                HttpSetup::new(addr, token("short")),
+                Err(HttpError::WeakToken)
+            ));
+            assert!(matches!(
+                HttpSetup::new(addr, token(&" ".repeat(20))),
+                Err(HttpError::NoWayIn)
+            ));
+            assert!(HttpSetup::new(addr, token("a-long-random-token-123")).is_ok());
+        }
+        let anonymous = || Access {
+            anonymous_reads: true,
+            ..Access::default()
+        };
+        assert!(HttpSetup::new(loopback, anonymous()).is_ok());
         assert!(matches!(
-            HttpSetup::new(public, None),
-            Err(HttpError::PublicWithoutToken { .. })
+            HttpSetup::new(public, anonymous()),
+            Err(HttpError::AnonymousNotLoopback { .. })
         ));
+        let both = Access {
+            token: Some("a-long-random-token-123".into()),
+            team: true,
+            ..Access::default()
+        };
         assert!(matches!(
-            HttpSetup::new(public, Some("short".into())),
-            Err(HttpError::WeakToken)
+            HttpSetup::new(public, both),
+            Err(HttpError::TokenAndTeam)
         ));
-        assert!(HttpSetup::new(public, Some("a-long-random-token-123".into())).is_ok());
-        assert!(HttpSetup::new("127.0.0.1:0".parse().unwrap(), None).is_ok());
-        assert!(HttpSetup::new("[::1]:0".parse().unwrap(), None).is_ok());
     }
 }

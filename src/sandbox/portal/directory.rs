@@ -225,10 +225,10 @@ impl Portal {
     /// The groups the webhook's user sees: its own, or every one for an administrator asking
     /// with IS_ADMIN.
     fn visible_groups(&self, as_admin: bool) -> impl Iterator<Item = (&u64, &super::Group)> {
-        let admin = as_admin && self.users[&ME].admin;
+        let admin = as_admin && self.users[&self.me].admin;
         self.groups
             .iter()
-            .filter(move |(_, g)| admin || g.members.contains_key(&ME))
+            .filter(move |(_, g)| admin || g.members.contains_key(&self.me))
     }
 
     fn owner_of(g: &super::Group) -> u64 {
@@ -272,7 +272,7 @@ impl Portal {
         let Some(g) = self
             .groups
             .get(&id)
-            .filter(|g| g.members.contains_key(&ME) || self.users[&ME].admin)
+            .filter(|g| g.members.contains_key(&self.me) || self.users[&self.me].admin)
         else {
             return err(
                 400,
@@ -308,7 +308,7 @@ impl Portal {
             ]);
         }
         if select.contains(&"USER_DATA") {
-            let role = g.members.get(&ME).map(char::to_string);
+            let role = g.members.get(&self.me).map(char::to_string);
             answer["USER_DATA"] =
                 json!({"ROLE": role, "INITIATED_BY_TYPE": "G", "IS_SUBSCRIBED": false});
         }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, ME, Portal, err, int, ok};
+use super::{Answer, Portal, err, int, ok};
 
 /// One ID or a list of them, as the sonet_group.user.* methods take USER_ID.
 fn ids(v: &Value) -> Vec<u64> {
@@ -23,7 +23,7 @@ const FOLDERS: &[u64] = &[8994];
 impl Portal {
     /// Answers the methods of this area; `None` for any other method.
     pub(super) fn membership(&mut self, method: &str, p: &Value) -> Option<Answer> {
-        let admin = self.users[&ME].admin;
+        let admin = self.users[&self.me].admin;
         Some(match method {
             // The sandbox's webhook user administers the social network module (its own
             // flag, not the portal's), so membership changes go through as documented.
@@ -35,7 +35,7 @@ impl Portal {
                     return Some(err(400, "", "Socialnetwork group not found"));
                 };
                 // Only the owner and moderators may invite in the sandbox's groups.
-                if !matches!(group.members.get(&ME), Some('A' | 'E')) {
+                if !matches!(group.members.get(&self.me), Some('A' | 'E')) {
                     return Some(ok(json!([])));
                 }
                 let invited: Vec<String> = ids(&p["USER_ID"])
@@ -52,7 +52,7 @@ impl Portal {
                 let Some(group) = self.groups.get_mut(&id) else {
                     return Some(err(400, "", "Socialnetwork group not found"));
                 };
-                if group.members.get(&ME) != Some(&'A') && !admin && !SONET_ADMIN {
+                if group.members.get(&self.me) != Some(&'A') && !admin && !SONET_ADMIN {
                     return Some(err(400, "", "User has no permissions to set owner"));
                 }
                 for role in group.members.values_mut() {
