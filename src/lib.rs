@@ -37,6 +37,12 @@ pub mod testing {
         };
     }
 
+    /// PKCE's S256 challenge of a verifier (RFC 7636), as an MCP client computes it.
+    pub fn pkce_s256(verifier: &str) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+        data_encoding::BASE64URL_NOPAD.encode(digest.as_ref())
+    }
+
     /// The shared token test HTTP servers are started with (`BITRIX24_HTTP_TOKEN`), unless a
     /// test signs people in instead.
     pub const HTTP_TOKEN: &str = "test-token-0123456789abcdef";

@@ -22,6 +22,7 @@ mod robustness;
 mod secrets;
 mod shared_state;
 mod startup;
+mod team;
 mod toolkit;
 mod tools_meta;
 mod who_can;
