@@ -239,11 +239,13 @@ fn oauth_answer(
                 let portal = lock(&state.portal);
                 portal::PEOPLE
                     .iter()
+                    .chain([&portal::SHUT_OUT])
                     .filter_map(|id| {
                         Some(oauth::Person {
                             id: *id,
                             name: portal.name_of(*id)?,
                             admin: portal.is_admin(*id),
+                            shut_out: *id == portal::SHUT_OUT,
                         })
                     })
                     .collect()

@@ -41,6 +41,8 @@ pub struct StandIn {
     /// The portal's own address (`127.0.0.1:<port>`), for links and token answers.
     host: String,
     codes: HashMap<String, (u64, Instant)>,
+    /// People the application is not open to: their code trades for `user_access_error`.
+    shut_out: Vec<u64>,
     access: HashMap<String, (u64, Instant)>,
     refresh: HashMap<String, u64>,
 }
@@ -50,6 +52,8 @@ pub struct Person {
     pub id: u64,
     pub name: String,
     pub admin: bool,
+    /// The application is open only to some people; this one is not among them.
+    pub shut_out: bool,
 }
 
 /// Why a REST call's `auth` was not accepted.
@@ -66,6 +70,7 @@ impl StandIn {
             access_life,
             host,
             codes: HashMap::new(),
+            shut_out: Vec::new(),
             access: HashMap::new(),
             refresh: HashMap::new(),
         }
@@ -100,6 +105,7 @@ impl StandIn {
                 json!({"error": "invalid_request", "error_description": "redirect_uri is missing"}),
             );
         };
+        self.shut_out = people.iter().filter(|p| p.shut_out).map(|p| p.id).collect();
         let chosen = q.get("as").and_then(|a| a.parse::<u64>().ok());
         match chosen.filter(|c| people.iter().any(|p| p.id == *c)) {
             Some(user) => {
@@ -172,6 +178,12 @@ impl StandIn {
                 json!({"error": "invalid_grant", "error_description": "Invalid authorization code or refresh token"}),
             );
         };
+        if self.shut_out.contains(&user) {
+            return Reply::Json(
+                401,
+                json!({"error": "user_access_error", "error_description": "The user does not have access to the application."}),
+            );
+        }
         let (access, refresh) = (random_token(20), random_token(20));
         self.access
             .insert(access.clone(), (user, Instant::now() + self.access_life));
@@ -220,6 +232,7 @@ mod tests {
             id: 7,
             name: "Ann Lee".into(),
             admin: false,
+            shut_out: false,
         }]
     }
 

@@ -24,6 +24,9 @@ pub const ME: u64 = 7;
 /// user and a colleague with fewer rights, so the same question gets different answers.
 pub const PEOPLE: [u64; 3] = [1, ME, 503];
 
+/// Offered on the sign-in page too, but the sandbox's application is not open to her.
+pub const SHUT_OUT: u64 = 547;
+
 const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
 const TASK_ACTIONS: [&str; 25] = [
     "ACCEPT",

@@ -296,6 +296,18 @@ async fn a_write_is_asked_of_approved_by_and_recorded_under_its_person() {
 }
 
 #[tokio::test]
+async fn a_person_the_application_is_not_open_to_is_told_so() {
+    let team = start(&[]).await;
+    let (_, to_portal, _, _) = get(&format!("{}/signin", team.base), None).await;
+    let (_, back, _, _) = get(&format!("{}&as=547", to_portal.unwrap()), None).await;
+    let (status, _, cookie, page) = get(&back.unwrap(), None).await;
+    assert_eq!(status, 400);
+    assert!(cookie.is_none());
+    assert!(page.contains("open only to some people"), "{page}");
+    assert!(!page.contains("b24p_"), "{page}");
+}
+
+#[tokio::test]
 async fn an_expired_access_token_is_renewed_once_and_the_refresh_token_rotates() {
     let log = crate::util::stderr_path();
     let log_text = log.display().to_string();
