@@ -139,7 +139,7 @@ pub fn refuse_oversized(items: &[CheckedItem<'_>], limit: usize) -> Result<(), T
         let least = match item {
             Ok((entry, _)) => {
                 let name = &entry.spec.name;
-                let result = smallest(&entry.spec.output_schema["properties"]["result"]);
+                let result = smallest(entry.result_model());
                 let answered = size(&json!({"tool": name, "ok": true, "result": result}));
                 answered.min(size(&failed(name, "")))
             }
