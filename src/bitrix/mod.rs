@@ -6,6 +6,7 @@ mod client;
 mod credentials;
 mod envelope;
 pub(crate) mod limits;
+pub(crate) mod methods;
 mod secrets;
 
 pub use api::Api;

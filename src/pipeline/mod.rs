@@ -560,7 +560,7 @@ impl Pipeline {
             .collect();
         let batch_spec = &self
             .catalog
-            .by_method("batch")
+            .by_method(crate::bitrix::methods::batch::METHOD)
             .expect("the batch tool is in the catalog")
             .spec;
         let only_keys: Vec<String> = args["only_keys"]
