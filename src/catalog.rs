@@ -13,7 +13,12 @@ use std::sync::{Arc, OnceLock};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::Value;
 
-use self::checker::{Checker, Failure, Violation};
+#[cfg(test)]
+pub(crate) use self::checker::Checker;
+#[cfg(not(test))]
+use self::checker::Checker;
+use self::checker::{Failure, Violation};
+pub use self::checker::{Node as SchemaNode, Schema, child as pointer_child};
 pub use self::spec::*;
 
 /// Every file of `tools/`, read and checked by the build script (build.rs), sorted by tool
@@ -231,6 +236,16 @@ impl Entry {
         })
     }
 
+    /// The compiled input schema, for the walkers that read it.
+    pub fn input_model(&self) -> &SchemaNode {
+        self.input_checker().root()
+    }
+
+    /// The compiled output schema's `result`, for the walkers that read it.
+    pub fn result_model(&self) -> Option<&SchemaNode> {
+        self.output_checker().root().schema()?.property("result")
+    }
+
     /// Reads the whole entry and compiles its checkers now, so that listing or calling the
     /// tool later finds them done.
     pub fn prepare(&self) {
@@ -244,7 +259,7 @@ impl Entry {
         match self.output_checker().first_violation(answer) {
             None => Ok(()),
             Some(v) => {
-                let (path, message) = describe(&v, &self.spec.output_schema, Role::Answer);
+                let (path, message) = describe(&v, self.output_checker(), Role::Answer);
                 Err(AnswerProblem { path, message })
             }
         }
@@ -257,7 +272,7 @@ impl Entry {
             .violations(args)
             .iter()
             .map(|v| {
-                let (path, message) = describe(v, &self.spec.input_schema, Role::Arguments);
+                let (path, message) = describe(v, self.input_checker(), Role::Arguments);
                 ArgumentProblem { path, message }
             })
             .collect();
@@ -278,8 +293,8 @@ enum Role {
 /// even for the keywords whose instance path is the object holding it (a missing or unknown
 /// property), and says what the value must be in the schema's own terms rather than the
 /// checker's keywords.
-fn describe(v: &Violation<'_>, schema: &Value, role: Role) -> (String, String) {
-    let join = |name: &str| format!("{}/{name}", v.instance_path);
+fn describe(v: &Violation<'_>, checker: &Checker, role: Role) -> (String, String) {
+    let join = |name: &str| pointer_child(&v.instance_path, name);
     match (&v.failure, role) {
         (Failure::Missing(property), _) => (join(property), "is required but missing".to_owned()),
         (Failure::Unexpected(name), Role::Arguments) => (
@@ -291,8 +306,8 @@ fn describe(v: &Violation<'_>, schema: &Value, role: Role) -> (String, String) {
         }
         (Failure::BadKey(name), _) => (join(name), "is not an accepted key here".to_owned()),
         (Failure::Value, _) => {
-            let expected = schema
-                .pointer(&v.schema_at)
+            let expected = checker
+                .subschema(&v.schema_at)
                 .map_or_else(|| "as the schema says".to_owned(), expectation);
             (
                 v.instance_path.clone(),
@@ -303,44 +318,42 @@ fn describe(v: &Violation<'_>, schema: &Value, role: Role) -> (String, String) {
 }
 
 /// What a value must be to fit `schema`, in words: "an integer ≥ 0 or a string of digits".
-fn expectation(schema: &Value) -> String {
-    let words = |items: &Value| -> Vec<String> {
-        items
-            .as_array()
-            .map(|list| list.iter().map(expectation).collect())
-            .unwrap_or_default()
+fn expectation(node: &SchemaNode) -> String {
+    let Some(schema) = node.schema() else {
+        return "as the input schema says".to_owned();
     };
-    for alternatives in ["anyOf", "oneOf"] {
-        if let Some(list) = schema.get(alternatives) {
-            return words(list).join(" or ");
-        }
+    if !schema.any_of().is_empty() {
+        let words: Vec<String> = schema.any_of().iter().map(expectation).collect();
+        return words.join(" or ");
     }
-    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+    if let Some(values) = schema.allowed() {
         let shown: Vec<String> = values.iter().map(Value::to_string).collect();
         return format!("one of {}", shown.join(", "));
     }
-    if let Some(value) = schema.get("const") {
+    if let Some(value) = schema.constant() {
         return format!("exactly {value}");
     }
-    let number = |name: &str| schema.get(name).and_then(Value::as_f64);
-    let bounds = |low: &str, high: &str| match (number(low), number(high)) {
+    let bounds = |(low, high): (Option<f64>, Option<f64>)| match (low, high) {
         (Some(a), Some(b)) => format!(" from {a} to {b}"),
         (Some(a), None) => format!(" ≥ {a}"),
         (None, Some(b)) => format!(" ≤ {b}"),
         (None, None) => String::new(),
     };
-    match schema.get("type").and_then(Value::as_str) {
-        Some("integer") => format!("an integer{}", bounds("minimum", "maximum")),
-        Some("number") => format!("a number{}", bounds("minimum", "maximum")),
+    let counts = |(low, high): (Option<usize>, Option<usize>)| {
+        bounds((low.map(|n| n as f64), high.map(|n| n as f64)))
+    };
+    match schema.single_type() {
+        Some("integer") => format!("an integer{}", bounds((schema.minimum(), schema.maximum()))),
+        Some("number") => format!("a number{}", bounds((schema.minimum(), schema.maximum()))),
         Some("boolean") => "true or false".to_owned(),
         Some("null") => "null".to_owned(),
         Some("string") => {
-            let mut text = match schema.get("pattern").and_then(Value::as_str) {
+            let mut text = match schema.pattern() {
                 Some("^[0-9]+$" | "^\\d+$") => "a string of digits".to_owned(),
                 Some(pattern) => format!("a string matching {pattern}"),
                 None => "a string".to_owned(),
             };
-            let length = bounds("minLength", "maxLength");
+            let length = counts(schema.length_bounds());
             if !length.is_empty() {
                 text.push_str(&format!(" of length{length}"));
             }
@@ -348,22 +361,21 @@ fn expectation(schema: &Value) -> String {
         }
         Some("array") => {
             let mut text = "an array".to_owned();
-            let count = bounds("minItems", "maxItems");
+            let count = counts(schema.item_bounds());
             if !count.is_empty() {
                 text.push_str(&format!(" of{count} items"));
             }
-            if let Some(items) = schema.get("items") {
+            if let Some(items) = schema.items() {
                 text.push_str(&format!(", each {}", expectation(items)));
             }
-            if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+            if schema.unique_items() {
                 text.push_str(", without repeats");
             }
             text
         }
         Some("object") => "an object".to_owned(),
         _ => schema
-            .get("description")
-            .and_then(Value::as_str)
+            .description()
             .map_or_else(|| "as the input schema says".to_owned(), str::to_owned),
     }
 }

@@ -12,7 +12,7 @@ use super::{
     escape,
 };
 use crate::{
-    bitrix::limits::NoProgress,
+    bitrix::{limits::NoProgress, methods},
     mcp::tool_definition,
     mcp::{duplicate_message, first_duplicate, local_user},
     pipeline::{
@@ -222,18 +222,12 @@ pub async fn doctor(
     let profile = ask(d, "profile").await?;
     let reached = match profile {
         Ok(v) => {
-            let p = &v["result"];
-            let name = format!(
-                "{} {}",
-                p["NAME"].as_str().unwrap_or(""),
-                p["LAST_NAME"].as_str().unwrap_or("")
-            );
-            let admin = if p["ADMIN"] == true { "yes" } else { "no" };
+            let me = methods::profile::of(&v["result"]);
+            let admin = if me.admin { "yes" } else { "no" };
             writeln!(
                 out,
                 "  acts as        {} (user {}), administrator: {admin}",
-                name.trim(),
-                id_text(&p["ID"])
+                me.name, me.id
             )?;
             true
         }
@@ -249,12 +243,7 @@ pub async fn doctor(
         let scopes = ask(d, "scope").await?;
         match scopes {
             Ok(v) => {
-                let have: BTreeSet<String> = v["result"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect();
+                let have = methods::scope::granted(&v["result"]);
                 writeln!(
                     out,
                     "  scopes         {}",
@@ -346,13 +335,6 @@ async fn ask(d: &Pipeline, tool: &str) -> std::io::Result<Outcome> {
         .lookup_for_diagnostics(tool)
         .ok_or_else(|| std::io::Error::other(format!("{tool} is not a reading tool")))?;
     Ok(d.call(entry, None, &NoProgress, &CommandLine).await)
-}
-
-fn id_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Prints the ledger: a table for a person, or one JSON object per line for a script.

@@ -7,6 +7,7 @@ mod client;
 mod credentials;
 mod envelope;
 pub(crate) mod limits;
+pub(crate) mod methods;
 pub(crate) mod oauth;
 mod secrets;
 

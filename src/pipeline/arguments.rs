@@ -1,9 +1,12 @@
 //! Argument problems, phrased for the model: each names the argument and says what to do.
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::failure::{FailureKind, ToolFailure};
-use crate::{bitrix::Secrets, catalog::ArgumentProblem};
+use crate::{
+    bitrix::Secrets,
+    catalog::{ArgumentProblem, Schema, SchemaNode, pointer_child as child},
+};
 
 /// Longest argument-problem message passed on; a huge bad value must not flood the context.
 const MAX_PROBLEM_CHARS: usize = 300;
@@ -42,53 +45,46 @@ const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
 /// A whole float within ±2^53 (`8017.0`) becomes that integer; any other float, and any
 /// integer past the signed 64-bit range PHP can hold (`2^64` arrives as a double), is a
 /// problem named back to the model instead of being sent rounded.
-pub fn settle_integers(schema: &Value, value: &mut Value) -> Vec<ArgumentProblem> {
+pub fn settle_integers(schema: &SchemaNode, value: &mut Value) -> Vec<ArgumentProblem> {
     let mut problems = Vec::new();
     settle(schema, value, String::new(), &mut problems);
     problems
 }
 
-fn settle(schema: &Value, value: &mut Value, path: String, problems: &mut Vec<ArgumentProblem>) {
-    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array) {
-        settle_any_of(alternatives, value, path, problems);
+fn settle(node: &SchemaNode, value: &mut Value, path: String, problems: &mut Vec<ArgumentProblem>) {
+    let Some(schema) = node.schema() else {
+        return;
+    };
+    if !schema.any_of().is_empty() {
+        settle_any_of(schema.any_of(), value, path, problems);
         return;
     }
     match value {
-        Value::Number(n) if wants_integer(schema) => {
-            if n.as_i64().is_some() {
-                return;
-            }
-            let exact = n
-                .as_f64()
-                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT_DOUBLE);
-            match exact {
+        Value::Number(n) if schema.wants_integer() => {
+            if let Some(problem) = settle_number(n, &path) {
+                problems.push(problem);
+            } else if n.as_i64().is_none() {
                 #[allow(clippy::cast_possible_truncation)] // whole and within ±2^53
-                Some(f) => *value = Value::from(f as i64),
-                None => problems.push(ArgumentProblem {
-                    path,
-                    message: format!(
-                        "{n} is not an integer Bitrix24 can take: send a whole number between {} and {}",
-                        i64::MIN,
-                        i64::MAX
-                    ),
-                }),
+                let whole = n.as_f64().map_or(0, |f| f as i64);
+                *value = Value::from(whole);
             }
         }
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                let sub = schema
-                    .get("properties")
-                    .and_then(|p| p.get(key))
-                    .or_else(|| schema.get("additionalProperties").filter(|s| s.is_object()));
+                let sub = schema.property(key).or_else(|| {
+                    schema
+                        .additional()
+                        .filter(|s| matches!(s, SchemaNode::Schema(_)))
+                });
                 if let Some(sub) = sub {
-                    settle(sub, item, format!("{path}/{key}"), problems);
+                    settle(sub, item, child(&path, key), problems);
                 }
             }
         }
         Value::Array(items) => {
-            if let Some(sub) = schema.get("items") {
+            if let Some(sub) = schema.items() {
                 for (i, item) in items.iter_mut().enumerate() {
-                    settle(sub, item, format!("{path}/{i}"), problems);
+                    settle(sub, item, child(&path, &i.to_string()), problems);
                 }
             }
         }
@@ -96,16 +92,40 @@ fn settle(schema: &Value, value: &mut Value, path: String, problems: &mut Vec<Ar
     }
 }
 
+/// A number the schema wants an integer: `None` when it is one, or a whole float within
+/// ±2^53 that stands for exactly one.
+fn settle_number(n: &Number, path: &str) -> Option<ArgumentProblem> {
+    if n.as_i64().is_some() {
+        return None;
+    }
+    let exact = n
+        .as_f64()
+        .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT_DOUBLE);
+    match exact {
+        Some(_) => None,
+        None => Some(ArgumentProblem {
+            path: path.to_owned(),
+            message: format!(
+                "{n} is not an integer Bitrix24 can take: send a whole number between {} and {}",
+                i64::MIN,
+                i64::MAX
+            ),
+        }),
+    }
+}
+
 /// An id the schema takes as an integer or a string of digits is sent as the integer it
 /// stands for: "0645" and 645 are one site, and the guards, the question and the ledger compare
 /// ids as the portal reads them.
 fn settle_any_of(
-    alternatives: &[Value],
+    alternatives: &[SchemaNode],
     value: &mut Value,
     path: String,
     problems: &mut Vec<ArgumentProblem>,
 ) {
-    let integer = alternatives.iter().find(|a| wants_integer(a));
+    let integer = alternatives
+        .iter()
+        .find(|a| a.schema().is_some_and(Schema::wants_integer));
     match value {
         Value::String(s) if integer.is_some() => {
             let digits = !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
@@ -120,21 +140,12 @@ fn settle_any_of(
         }
         Value::Array(_) | Value::Object(_) => {
             let kind = if value.is_array() { "array" } else { "object" };
-            if let Some(alt) = alternatives.iter().find(|a| a["type"] == kind) {
+            let same = |a: &&SchemaNode| a.schema().and_then(Schema::single_type) == Some(kind);
+            if let Some(alt) = alternatives.iter().find(same) {
                 settle(alt, value, path, problems);
             }
         }
         _ => {}
-    }
-}
-
-fn wants_integer(schema: &Value) -> bool {
-    match schema.get("type") {
-        Some(Value::String(t)) => t == "integer",
-        Some(Value::Array(types)) => {
-            types.iter().any(|t| t == "integer") && !types.iter().any(|t| t == "number")
-        }
-        _ => false,
     }
 }
 
@@ -143,6 +154,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::catalog::Checker;
+
+    fn settle_integers(schema: &Value, value: &mut Value) -> Vec<ArgumentProblem> {
+        super::settle_integers(Checker::compile(schema).unwrap().root(), value)
+    }
 
     #[test]
     fn integers_are_exact_or_refused() {

@@ -15,6 +15,7 @@ use crate::{
     bitrix::{
         Api, PortalError,
         limits::{CallError, Gateway, Progress},
+        methods,
     },
     catalog::{Entry, ToolSpec},
 };
@@ -64,9 +65,9 @@ pub async fn run(
         requests += 1;
         match gateway
             .call(
-                "batch",
+                methods::batch::METHOD,
                 Api::Classic,
-                &json!({"halt": 0, "cmd": cmd}),
+                &methods::batch::request(cmd),
                 false,
                 deadline,
                 progress,
@@ -74,11 +75,7 @@ pub async fn run(
             .await
         {
             Ok(success) => {
-                let results = success.result.get("result").and_then(Value::as_object);
-                let errors = success
-                    .result
-                    .get("result_error")
-                    .and_then(Value::as_object);
+                let (results, errors) = methods::batch::answers(&success.result);
                 for (index, entry, _) in chunk {
                     let k = key(*index);
                     let spec = &entry.spec;
@@ -139,7 +136,7 @@ pub fn refuse_oversized(items: &[CheckedItem<'_>], limit: usize) -> Result<(), T
         let least = match item {
             Ok((entry, _)) => {
                 let name = &entry.spec.name;
-                let result = smallest(&entry.spec.output_schema["properties"]["result"]);
+                let result = smallest(entry.result_model());
                 let answered = size(&json!({"tool": name, "ok": true, "result": result}));
                 answered.min(size(&failed(name, "")))
             }

@@ -8,60 +8,53 @@
 
 use serde_json::{Map, Value};
 
+use crate::catalog::{Schema, SchemaNode};
+
 /// The smallest value `schema` admits. A schema this does not understand admits anything:
 /// `0`, the shortest JSON.
-pub fn smallest(schema: &Value) -> Value {
+pub fn smallest(schema: Option<&SchemaNode>) -> Value {
     let anything = || Value::from(0);
-    let Some(schema) = schema.as_object() else {
+    let Some(schema) = schema.and_then(SchemaNode::schema) else {
         return anything();
     };
-    if let Some(value) = schema.get("const") {
+    if let Some(value) = schema.constant() {
         return value.clone();
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+    if let Some(options) = schema.allowed() {
         return shortest(options.iter().cloned()).unwrap_or_else(anything);
     }
-    for key in ["anyOf", "oneOf"] {
-        if let Some(options) = schema.get(key).and_then(Value::as_array) {
-            return shortest(options.iter().map(smallest)).unwrap_or_else(anything);
-        }
+    if !schema.any_of().is_empty() {
+        return shortest(schema.any_of().iter().map(Some).map(smallest)).unwrap_or_else(anything);
     }
-    if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+    if !schema.all_of().is_empty() {
         // A value meets every part, so it is at least as large as the largest part's floor.
-        return parts
+        return schema
+            .all_of()
             .iter()
-            .map(smallest)
+            .map(|part| smallest(Some(part)))
             .max_by_key(size)
             .unwrap_or_else(anything);
     }
-    let types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-        _ if schema.contains_key("properties") || schema.contains_key("required") => {
-            vec!["object"]
-        }
-        _ => return anything(),
+    let types: &[&str] = match schema.type_names() {
+        [] if schema.has_properties() || !schema.required().is_empty() => &["object"],
+        [] => return anything(),
+        names => names,
     };
-    shortest(types.into_iter().map(|t| of_type(t, schema))).unwrap_or_else(anything)
+    shortest(types.iter().map(|t| of_type(t, schema))).unwrap_or_else(anything)
 }
 
-fn of_type(kind: &str, schema: &Map<String, Value>) -> Value {
-    let count = |key: &str| {
-        schema
-            .get(key)
-            .and_then(Value::as_u64)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    };
+fn of_type(kind: &str, schema: &Schema) -> Value {
+    let count = |n: Option<usize>| n.unwrap_or(0);
     match kind {
         "object" => object(schema),
         "array" => {
-            let item = smallest(schema.get("items").unwrap_or(&Value::Null));
+            let item = smallest(schema.items());
             // Bounded: a schema asking for a million items is not built item by item.
-            Value::Array(vec![item; count("minItems").min(10_000)])
+            Value::Array(vec![item; count(schema.item_bounds().0).min(10_000)])
         }
-        "string" => Value::String("x".repeat(count("minLength").min(100_000))),
+        "string" => Value::String("x".repeat(count(schema.length_bounds().0).min(100_000))),
         "integer" | "number" => {
-            let minimum = schema.get("minimum").and_then(Value::as_f64).unwrap_or(0.0);
+            let minimum = schema.minimum().unwrap_or(0.0);
             // No number at or above a positive minimum is written shorter than its ceiling.
             if minimum > 0.0 && minimum < 1e15 {
                 Value::from(minimum.ceil() as u64)
@@ -76,18 +69,13 @@ fn of_type(kind: &str, schema: &Map<String, Value>) -> Value {
 }
 
 /// An object with its required keys at their smallest.
-fn object(schema: &Map<String, Value>) -> Value {
-    let properties = schema.get("properties").and_then(Value::as_object);
+fn object(schema: &Schema) -> Value {
     let whole: Map<String, Value> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+        .required()
+        .iter()
         .map(|name| {
-            let property = properties.and_then(|p| p.get(name));
-            let property = property.or_else(|| schema.get("additionalProperties"));
-            (name.to_owned(), smallest(property.unwrap_or(&Value::Null)))
+            let property = schema.property(name).or_else(|| schema.additional());
+            (name.clone(), smallest(property))
         })
         .collect();
     Value::Object(whole)
@@ -106,6 +94,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::catalog::Checker;
 
     #[test]
     fn the_smallest_value_each_schema_admits() {
@@ -120,11 +109,15 @@ mod tests {
                 "optional": {"type": "string"}
             }
         });
+        let floor = |schema: Value| {
+            let model = Checker::compile(&schema).unwrap();
+            smallest(Some(model.root()))
+        };
         assert_eq!(
-            smallest(&schema),
+            floor(schema),
             json!({"allowedActions": {}, "ids": [10, 10], "name": "xxx", "n": ""})
         );
-        assert_eq!(smallest(&json!({})), json!(0));
-        assert_eq!(smallest(&json!({"enum": ["long", "s"]})), json!("s"));
+        assert_eq!(floor(json!({})), json!(0));
+        assert_eq!(floor(json!({"enum": ["long", "s"]})), json!("s"));
     }
 }

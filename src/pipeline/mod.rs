@@ -292,7 +292,7 @@ impl Pipeline {
     ) -> Outcome {
         let spec = &entry.spec;
         let mut args = Value::Object(arguments.unwrap_or_default());
-        let mut problems = settle_integers(&spec.input_schema, &mut args);
+        let mut problems = settle_integers(entry.input_model(), &mut args);
         if problems.is_empty() {
             problems = entry.check_arguments(&args);
         }
@@ -561,7 +561,7 @@ impl Pipeline {
             .collect();
         let batch_spec = &self
             .catalog
-            .by_method("batch")
+            .by_method(crate::bitrix::methods::batch::METHOD)
             .expect("the batch tool is in the catalog")
             .spec;
         let only_keys: Vec<String> = args["only_keys"]
@@ -610,7 +610,7 @@ impl Pipeline {
                 "{tool} is a REST 3.0 method, which classic batch cannot carry. What to do: call {tool} on its own."
             ));
         }
-        let mut problems = settle_integers(&spec.input_schema, args);
+        let mut problems = settle_integers(entry.input_model(), args);
         if problems.is_empty() {
             problems = entry.check_arguments(args);
         }

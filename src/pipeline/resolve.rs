@@ -11,7 +11,16 @@ use std::{
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, Pipeline, batch};
-use crate::{bitrix::limits::Progress, catalog::Entry};
+use crate::{
+    bitrix::{
+        limits::Progress,
+        methods::{
+            access_name, departments, group_members, structure,
+            user_get::{self, User},
+        },
+    },
+    catalog::Entry,
+};
 
 /// A read's answer, or the failure text the model will see.
 pub type Read<T> = Result<T, String>;
@@ -91,24 +100,6 @@ fn parse(code: &str) -> Code {
     }
 }
 
-/// A user as user.get answers them: id, display name, departments.
-fn user_of(v: &Value) -> (String, String, Vec<String>) {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    let name = format!("{} {}", text(&v["NAME"]), text(&v["LAST_NAME"]))
-        .trim()
-        .to_owned();
-    let departments = match &v["UF_DEPARTMENT"] {
-        Value::Array(items) => items.iter().map(text).collect(),
-        Value::Null => Vec::new(),
-        other => vec![text(other)],
-    };
-    (text(&v["ID"]), name, departments)
-}
-
 /// The reads of one round, answered item by item: `Ok(result)` or `Err(the failure text)`.
 struct Round<'p> {
     pipeline: &'p Pipeline,
@@ -145,7 +136,7 @@ impl<'p> Round<'p> {
         let batch_spec = &self
             .pipeline
             .catalog
-            .by_method("batch")
+            .by_method(crate::bitrix::methods::batch::METHOD)
             .expect("the batch tool is in the catalog")
             .spec;
         let checked = self.items.into_iter().map(Ok).collect();
@@ -239,27 +230,11 @@ async fn departments_via_structure(
     if departments.is_empty() {
         return None;
     }
-    let mut parents: Vec<(String, Option<String>)> = Vec::new();
-    if departments.iter().any(|(_, _, tree)| *tree) {
-        for page in 1..=MAX_NODE_PAGES {
-            let params = json!({"type": "DEPARTMENT", "select": ["id", "parentId"],
-                                "pagination": {"page": page, "limit": NODE_PAGE}});
-            *requests += 1;
-            let answer =
-                structure_read(p, "humanresources.node.list", params, deadline, progress).await?;
-            let items = answer["items"].as_array()?;
-            parents.extend(items.iter().map(|n| {
-                let id = n["id"].as_u64().map(|i| i.to_string()).unwrap_or_default();
-                (id, n["parentId"].as_u64().map(|i| i.to_string()))
-            }));
-            if items.len() < NODE_PAGE {
-                break;
-            }
-            if page == MAX_NODE_PAGES {
-                return None;
-            }
-        }
-    }
+    let parents = if departments.iter().any(|(_, _, tree)| *tree) {
+        structure_tree(p, requests, deadline, progress).await?
+    } else {
+        Vec::new()
+    };
     let covered: BTreeMap<&String, Vec<String>> = departments
         .iter()
         .map(|(code, id, tree)| (*code, covered_by(id, *tree, &parents)))
@@ -271,27 +246,10 @@ async fn departments_via_structure(
     let mut members: BTreeMap<&String, Vec<Value>> = BTreeMap::new();
     for node in nodes {
         let id: u64 = node.parse().ok()?;
-        let params = json!({"id": id, "select": ["id", "members"]});
         *requests += 1;
         let answer =
-            structure_read(p, "humanresources.node.get", params, deadline, progress).await?;
-        let people = answer["item"]["members"]
-            .as_array()?
-            .iter()
-            .map(|m| {
-                let mut user = json!({
-                    "id": m["userId"].as_u64().map(|u| u.to_string()).unwrap_or_default(),
-                    "department": node,
-                });
-                for (from, to) in [("name", "name"), ("role", "role")] {
-                    if let Some(text) = m[from].as_str() {
-                        user[to] = json!(text);
-                    }
-                }
-                user
-            })
-            .collect();
-        members.insert(node, people);
+            structure_read(p, structure::GET, structure::node(id), deadline, progress).await?;
+        members.insert(node, structure::members(&answer, node)?);
     }
     let parts = departments
         .iter()
@@ -301,12 +259,8 @@ async fn departments_via_structure(
                 .iter()
                 .flat_map(|id| members.get(id).into_iter().flatten().cloned())
                 .collect();
-            let kind = if *tree {
-                "department_tree"
-            } else {
-                "department"
-            };
-            let mut part = json!({"kind": kind, "complete": true, "users": users});
+            let mut part =
+                json!({"kind": department_kind(*tree), "complete": true, "users": users});
             if *tree {
                 part["departments"] = json!(ids);
             }
@@ -314,6 +268,40 @@ async fn departments_via_structure(
         })
         .collect();
     Some(parts)
+}
+
+/// The company structure's department tree as (department, parent), or `None` when it cannot
+/// be read whole within [`MAX_NODE_PAGES`].
+async fn structure_tree(
+    p: &Pipeline,
+    requests: &mut u64,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Option<Vec<(String, Option<String>)>> {
+    let mut parents = Vec::new();
+    for page in 1..=MAX_NODE_PAGES {
+        *requests += 1;
+        let params = structure::list_page(page, NODE_PAGE);
+        let answer = structure_read(p, structure::LIST, params, deadline, progress).await?;
+        let listed = structure::parents(&answer)?;
+        let last = listed.len() < NODE_PAGE;
+        parents.extend(listed);
+        if last {
+            break;
+        }
+        if page == MAX_NODE_PAGES {
+            return None;
+        }
+    }
+    Some(parents)
+}
+
+fn department_kind(tree: bool) -> &'static str {
+    if tree {
+        "department_tree"
+    } else {
+        "department"
+    }
 }
 
 pub async fn run(
@@ -376,236 +364,17 @@ pub async fn resolve(
     };
     parsed.retain(|(code, _)| !from_structure.contains_key(code));
 
-    // Round 1: the caller's reads, names, the department tree, group members.
-    let mut first = Round::new(p);
-    let extra_at: Vec<usize> = options
-        .first_round
-        .into_iter()
-        .map(|(entry, args)| first.push(entry, args))
-        .collect();
-    let names_at =
-        (!codes.is_empty()).then(|| first.add("access.name", json!({ "ACCESS": codes })));
-    let wants_tree = parsed
-        .iter()
-        .any(|(_, c)| matches!(c, Code::Department { tree: true, .. }));
-    let tree_at = wants_tree.then(|| first.add("department.get", json!({})));
-    let groups: BTreeSet<&str> = parsed
-        .iter()
-        .filter_map(|(_, c)| match c {
-            Code::Group { id, .. } => Some(id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let group_at: BTreeMap<&str, usize> = groups
-        .iter()
-        .map(|id| (*id, first.add("sonet_group.user.get", json!({ "ID": id }))))
-        .collect();
-    let (answers, sent) = first.send(deadline, progress).await;
-    requests += sent;
-    let first_round = extra_at.iter().map(|at| answers[*at].clone()).collect();
+    let first = FirstRound::read(p, codes, &parsed, options.first_round, deadline, progress).await;
+    requests += first.requests;
+    let second = People::read(p, &parsed, &first, deadline, progress).await;
+    requests += second.requests;
 
-    let names = names_at
-        .and_then(|at| answers[at].clone().ok())
-        .unwrap_or_default();
-    let tree_list: Read<Vec<(String, Option<String>)>> = match tree_at {
-        None => Ok(Vec::new()),
-        Some(at) => answers[at].clone().map(|list| {
-            list.as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| {
-                    let text = |v: &Value| match v {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    };
-                    (text(&d["ID"]).unwrap_or_default(), text(&d["PARENT"]))
-                })
-                .collect()
-        }),
-    };
-    let tree_cut = tree_list.as_ref().is_ok_and(|t| t.len() >= PAGE);
-    let members: BTreeMap<&str, Read<Vec<(String, String)>>> = group_at
-        .iter()
-        .map(|(id, at)| {
-            let list = answers[*at].clone().map(|list| {
-                list.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|m| {
-                        let field = |k: &str| match &m[k] {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        (field("USER_ID"), field("ROLE"))
-                    })
-                    .collect()
-            });
-            (*id, list)
-        })
-        .collect();
-
-    // Which departments each D/DR code covers.
-    let covered = |id: &str, with_tree: bool| -> Vec<String> {
-        match &tree_list {
-            Ok(tree) => covered_by(id, with_tree, tree),
-            Err(_) => vec![id.to_owned()],
-        }
-    };
-
-    // Round 2: the users behind U codes and group members, and the departments' members.
-    let mut user_ids: BTreeSet<String> = BTreeSet::new();
-    let mut departments: BTreeSet<String> = BTreeSet::new();
-    for (_, code) in &parsed {
-        match code {
-            Code::User { id, .. } => {
-                user_ids.insert(id.clone());
-            }
-            Code::Group { id, .. } => {
-                if let Some(Ok(list)) = members.get(id.as_str()) {
-                    user_ids.extend(list.iter().map(|(u, _)| u.clone()));
-                }
-            }
-            Code::Department { id, tree } => departments.extend(covered(id, *tree)),
-            Code::NamesOnly { .. } => {}
-        }
-    }
-    let mut second = Round::new(p);
-    let ids: Vec<String> = user_ids.iter().cloned().collect();
-    let by_id_at: Vec<usize> = ids
-        .chunks(PAGE)
-        .map(|chunk| second.add("user.get", json!({ "FILTER": { "@ID": chunk } })))
-        .collect();
-    let dept_list: Vec<String> = departments.iter().cloned().collect();
-    let dept_at = (!dept_list.is_empty()).then(|| {
-        second.add(
-            "user.get",
-            json!({ "FILTER": { "UF_DEPARTMENT": dept_list, "ACTIVE": "Y" } }),
-        )
-    });
-    let (answers, more) = second.send(deadline, progress).await;
-    requests += more;
-
-    let mut people: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    let mut users_failed: Option<String> = None;
-    for at in &by_id_at {
-        match &answers[*at] {
-            Ok(list) => {
-                for u in list.as_array().into_iter().flatten() {
-                    let (id, name, deps) = user_of(u);
-                    people.insert(id, (name, deps));
-                }
-            }
-            Err(text) => users_failed = Some(text.clone()),
-        }
-    }
-    let dept_members: Read<Vec<(String, String, Vec<String>)>> = match dept_at {
-        None => Ok(Vec::new()),
-        Some(at) => answers[at]
-            .clone()
-            .map(|list| list.as_array().into_iter().flatten().map(user_of).collect()),
-    };
-    let dept_cut = dept_members.as_ref().is_ok_and(|m| m.len() >= PAGE);
-
-    let person = |id: &str| -> Value {
-        let mut v = json!({ "id": id });
-        if let Some((name, _)) = people.get(id) {
-            v["name"] = json!(name);
-        }
-        v
-    };
-    let mut result = Map::new();
-    for (code, part) in from_structure {
-        result.insert(code, part);
-    }
+    let mut result = from_structure;
     for (code, parsed_code) in &parsed {
         let part = match parsed_code {
-            Code::User { id, with_heads } => {
-                let found = people.contains_key(id);
-                let users: Vec<Value> = if found { vec![person(id)] } else { Vec::new() };
-                let mut part =
-                    json!({"kind": "user", "complete": found && !with_heads, "users": users});
-                if let Some(text) = &users_failed {
-                    part["note"] = json!(format!("The user could not be read: {text}"));
-                } else if !found {
-                    part["note"] = json!(
-                        "user_get does not list this user: no such user, or one the webhook's user may not see (or a bot, e-mail or extranet account)."
-                    );
-                } else if *with_heads {
-                    part["note"] = json!(
-                        "IU also covers the user's supervisors (heads of their departments), which are not listed here."
-                    );
-                }
-                part
-            }
-            Code::Department { id, tree } => {
-                let ids = covered(id, *tree);
-                let kind = if *tree {
-                    "department_tree"
-                } else {
-                    "department"
-                };
-                let failed = dept_members
-                    .as_ref()
-                    .err()
-                    .or_else(|| tree_list.as_ref().err().filter(|_| *tree));
-                let all = dept_members.as_ref().map_or(&[][..], Vec::as_slice);
-                match failed {
-                    Some(text) => json!({
-                        "kind": kind, "complete": false, "users": [],
-                        "note": format!("The department could not be read: {text}")
-                    }),
-                    None => {
-                        let users: Vec<Value> = all
-                            .iter()
-                            .filter(|(_, _, deps)| deps.iter().any(|d| ids.contains(d)))
-                            .map(|(uid, name, deps)| {
-                                let dep = deps
-                                    .iter()
-                                    .find(|d| ids.contains(d))
-                                    .cloned()
-                                    .unwrap_or_default();
-                                json!({"id": uid, "name": name, "department": dep})
-                            })
-                            .collect();
-                        let cut = dept_cut || (*tree && tree_cut);
-                        let mut part = json!({"kind": kind, "complete": !cut, "users": users});
-                        if *tree {
-                            part["departments"] = json!(ids);
-                        }
-                        if cut {
-                            part["note"] = json!(
-                                "More than 50 people or departments: only the first page was read. List the rest with user_get (FILTER UF_DEPARTMENT, start 50)."
-                            );
-                        }
-                        part
-                    }
-                }
-            }
-            Code::Group { id, role } => match members.get(id.as_str()) {
-                Some(Ok(list)) => {
-                    let holds = |r: &str| match role {
-                        'A' => r == "A",
-                        'E' => r == "A" || r == "E",
-                        _ => true,
-                    };
-                    let users: Vec<Value> = list
-                        .iter()
-                        .filter(|(_, r)| holds(r))
-                        .map(|(u, r)| {
-                            let mut v = person(u);
-                            v["role"] = json!(r);
-                            v
-                        })
-                        .collect();
-                    json!({"kind": "group_members", "complete": true, "users": users})
-                }
-                Some(Err(text)) => json!({
-                    "kind": "group_members", "complete": false, "users": [],
-                    "note": format!("The group's members could not be read: {text}")
-                }),
-                None => json!({"kind": "group_members", "complete": false, "users": []}),
-            },
+            Code::User { id, with_heads } => second.user_part(id, *with_heads),
+            Code::Department { id, tree } => second.department_part(&first, id, *tree),
+            Code::Group { id, role } => first.group_part(&second, id, *role),
             Code::NamesOnly { why } => {
                 json!({"kind": "names_only", "complete": false, "note": why})
             }
@@ -613,14 +382,270 @@ pub async fn resolve(
         result.insert(code.clone(), part);
     }
     for (code, part) in result.iter_mut() {
-        if let Some(name) = names.get(code).and_then(|n| n["name"].as_str()) {
+        if let Some(name) = access_name::name_of(&first.names, code) {
             part["name"] = json!(name);
         }
     }
     Resolved {
         codes: result,
-        first_round,
+        first_round: first.extra,
         requests,
+    }
+}
+
+/// Round 1: the caller's reads, names, the department tree, group members.
+struct FirstRound {
+    /// The caller's own reads' answers, in their order.
+    extra: Vec<Read<Value>>,
+    names: Map<String, Value>,
+    tree: Read<Vec<(String, Option<String>)>>,
+    /// Whether the tree is only its first page.
+    tree_cut: bool,
+    /// Each workgroup's (member, role).
+    members: BTreeMap<String, Read<Vec<(String, String)>>>,
+    requests: u64,
+}
+
+impl FirstRound {
+    async fn read(
+        p: &Pipeline,
+        codes: &[String],
+        parsed: &[(String, Code)],
+        extra: Vec<(&Entry, Value)>,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Self {
+        let mut first = Round::new(p);
+        let extra_at: Vec<usize> = extra
+            .into_iter()
+            .map(|(entry, args)| first.push(entry, args))
+            .collect();
+        let names_at = (!codes.is_empty())
+            .then(|| first.add(access_name::METHOD, access_name::request(codes)));
+        let wants_tree = parsed
+            .iter()
+            .any(|(_, c)| matches!(c, Code::Department { tree: true, .. }));
+        let tree_at = wants_tree.then(|| first.add(departments::METHOD, departments::request()));
+        let groups: BTreeSet<&str> = parsed
+            .iter()
+            .filter_map(|(_, c)| match c {
+                Code::Group { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let group_at: BTreeMap<&str, usize> = groups
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    first.add(group_members::METHOD, group_members::request(id)),
+                )
+            })
+            .collect();
+        let (answers, requests) = first.send(deadline, progress).await;
+        let tree = match tree_at {
+            None => Ok(Vec::new()),
+            Some(at) => answers[at]
+                .as_ref()
+                .map(departments::parents)
+                .map_err(Clone::clone),
+        };
+        let members = group_at
+            .iter()
+            .map(|(id, at)| {
+                let list = answers[*at].as_ref().map(group_members::members);
+                ((*id).to_owned(), list.map_err(Clone::clone))
+            })
+            .collect();
+        Self {
+            extra: extra_at.iter().map(|at| answers[*at].clone()).collect(),
+            names: names_at
+                .and_then(|at| answers[at].clone().ok())
+                .and_then(|v| match v {
+                    Value::Object(map) => Some(map),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+            tree_cut: tree.as_ref().is_ok_and(|t| t.len() >= PAGE),
+            tree,
+            members,
+            requests,
+        }
+    }
+
+    /// The departments a D/DR code covers.
+    fn covered(&self, id: &str, with_tree: bool) -> Vec<String> {
+        match &self.tree {
+            Ok(tree) => covered_by(id, with_tree, tree),
+            Err(_) => vec![id.to_owned()],
+        }
+    }
+
+    fn group_part(&self, people: &People, id: &str, role: char) -> Value {
+        match self.members.get(id) {
+            Some(Ok(list)) => {
+                let holds = |r: &str| match role {
+                    'A' => r == "A",
+                    'E' => r == "A" || r == "E",
+                    _ => true,
+                };
+                let users: Vec<Value> = list
+                    .iter()
+                    .filter(|(_, r)| holds(r))
+                    .map(|(u, r)| {
+                        let mut v = people.person(u);
+                        v["role"] = json!(r);
+                        v
+                    })
+                    .collect();
+                json!({"kind": "group_members", "complete": true, "users": users})
+            }
+            Some(Err(text)) => json!({
+                "kind": "group_members", "complete": false, "users": [],
+                "note": format!("The group's members could not be read: {text}")
+            }),
+            None => json!({"kind": "group_members", "complete": false, "users": []}),
+        }
+    }
+}
+
+/// Round 2: the users behind U codes and group members, and the departments' members.
+struct People {
+    /// id → (name, departments) of every user read by id.
+    by_id: BTreeMap<String, (String, Vec<String>)>,
+    by_id_failed: Option<String>,
+    in_departments: Read<Vec<User>>,
+    /// Whether the departments' members are only their first page.
+    departments_cut: bool,
+    requests: u64,
+}
+
+impl People {
+    async fn read(
+        p: &Pipeline,
+        parsed: &[(String, Code)],
+        first: &FirstRound,
+        deadline: Instant,
+        progress: &dyn Progress,
+    ) -> Self {
+        let mut user_ids: BTreeSet<String> = BTreeSet::new();
+        let mut departments: BTreeSet<String> = BTreeSet::new();
+        for (_, code) in parsed {
+            match code {
+                Code::User { id, .. } => {
+                    user_ids.insert(id.clone());
+                }
+                Code::Group { id, .. } => {
+                    if let Some(Ok(list)) = first.members.get(id.as_str()) {
+                        user_ids.extend(list.iter().map(|(u, _)| u.clone()));
+                    }
+                }
+                Code::Department { id, tree } => departments.extend(first.covered(id, *tree)),
+                Code::NamesOnly { .. } => {}
+            }
+        }
+        let mut second = Round::new(p);
+        let ids: Vec<String> = user_ids.into_iter().collect();
+        let by_id_at: Vec<usize> = ids
+            .chunks(PAGE)
+            .map(|chunk| second.add(user_get::METHOD, user_get::by_ids(chunk)))
+            .collect();
+        let dept_list: Vec<String> = departments.into_iter().collect();
+        let dept_at = (!dept_list.is_empty())
+            .then(|| second.add(user_get::METHOD, user_get::in_departments(&dept_list)));
+        let (answers, requests) = second.send(deadline, progress).await;
+
+        let mut by_id = BTreeMap::new();
+        let mut by_id_failed = None;
+        for at in &by_id_at {
+            match &answers[*at] {
+                Ok(list) => by_id.extend(
+                    user_get::users(list)
+                        .into_iter()
+                        .map(|u| (u.id, (u.name, u.departments))),
+                ),
+                Err(text) => by_id_failed = Some(text.clone()),
+            }
+        }
+        let in_departments = match dept_at {
+            None => Ok(Vec::new()),
+            Some(at) => answers[at]
+                .as_ref()
+                .map(user_get::users)
+                .map_err(Clone::clone),
+        };
+        Self {
+            departments_cut: in_departments.as_ref().is_ok_and(|m| m.len() >= PAGE),
+            by_id,
+            by_id_failed,
+            in_departments,
+            requests,
+        }
+    }
+
+    fn person(&self, id: &str) -> Value {
+        let mut v = json!({ "id": id });
+        if let Some((name, _)) = self.by_id.get(id) {
+            v["name"] = json!(name);
+        }
+        v
+    }
+
+    fn user_part(&self, id: &str, with_heads: bool) -> Value {
+        let found = self.by_id.contains_key(id);
+        let users: Vec<Value> = if found {
+            vec![self.person(id)]
+        } else {
+            Vec::new()
+        };
+        let mut part = json!({"kind": "user", "complete": found && !with_heads, "users": users});
+        if let Some(text) = &self.by_id_failed {
+            part["note"] = json!(format!("The user could not be read: {text}"));
+        } else if !found {
+            part["note"] = json!(
+                "user_get does not list this user: no such user, or one the webhook's user may not see (or a bot, e-mail or extranet account)."
+            );
+        } else if with_heads {
+            part["note"] = json!(
+                "IU also covers the user's supervisors (heads of their departments), which are not listed here."
+            );
+        }
+        part
+    }
+
+    fn department_part(&self, first: &FirstRound, id: &str, tree: bool) -> Value {
+        let ids = first.covered(id, tree);
+        let kind = department_kind(tree);
+        let failed = self
+            .in_departments
+            .as_ref()
+            .err()
+            .or_else(|| first.tree.as_ref().err().filter(|_| tree));
+        if let Some(text) = failed {
+            return json!({
+                "kind": kind, "complete": false, "users": [],
+                "note": format!("The department could not be read: {text}")
+            });
+        }
+        let all = self.in_departments.as_ref().map_or(&[][..], Vec::as_slice);
+        let users: Vec<Value> = all
+            .iter()
+            .filter_map(|u| {
+                let dep = u.departments.iter().find(|d| ids.contains(d))?;
+                Some(json!({"id": u.id, "name": u.name, "department": dep}))
+            })
+            .collect();
+        let cut = self.departments_cut || (tree && first.tree_cut);
+        let mut part = json!({"kind": kind, "complete": !cut, "users": users});
+        if tree {
+            part["departments"] = json!(ids);
+        }
+        if cut {
+            part["note"] = json!(
+                "More than 50 people or departments: only the first page was read. List the rest with user_get (FILTER UF_DEPARTMENT, start 50)."
+            );
+        }
+        part
     }
 }
 

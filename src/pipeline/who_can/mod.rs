@@ -284,7 +284,7 @@ impl Pipeline {
             .lookup_for_command_line("who_can")
             .map_err(|e| ToolFailure::new(FailureKind::Refused, e.to_string()))?;
         let mut args = args;
-        let mut problems = settle_integers(&entry.spec.input_schema, &mut args);
+        let mut problems = settle_integers(entry.input_model(), &mut args);
         if problems.is_empty() {
             problems = entry.check_arguments(&args);
         }
