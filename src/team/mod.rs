@@ -99,6 +99,9 @@ pub struct Team {
     codes: Mutex<HashMap<String, authorization::IssuedCode>>,
     consents: Mutex<HashMap<String, (authorization::ClientRequest, std::time::Instant)>>,
     live: Mutex<HashMap<String, Arc<PersonCredentials>>>,
+    /// One stored refresh token renewed at a time: it is good once, so two requests after a
+    /// restart must not both spend it.
+    loading: tokio::sync::Mutex<()>,
 }
 
 /// Keeps rotated refresh tokens, sealed, in the ledger.
@@ -155,6 +158,7 @@ impl Team {
             codes: Mutex::default(),
             consents: Mutex::default(),
             live: Mutex::default(),
+            loading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -217,7 +221,15 @@ impl Team {
             return Err(Denied::Invalid);
         };
         let key = row_key(member_id, user_id);
-        let live = self.live_credentials(&key);
+        let mut live = self.live_credentials(&key);
+        let _loading = match live {
+            Some(_) => None,
+            None => {
+                let guard = self.loading.lock().await;
+                live = self.live_credentials(&key);
+                Some(guard)
+            }
+        };
         let credentials = match live {
             Some(c) => c,
             None => {
