@@ -112,7 +112,8 @@ pub async fn serve_http(
     };
     let setup = mcp::HttpSetup::new(addr, access)
         .map_err(|e| Refused(e.to_string()))?
-        .with_limits(config.http);
+        .with_limits(config.http)
+        .with_public_url(config.public_url.clone());
     let setup = match parts.team {
         Some(team) => {
             let (pipeline, public) = (pipeline.clone(), config.public_url.clone());

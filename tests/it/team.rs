@@ -532,3 +532,33 @@ fn encode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
     }
     out.finish()
 }
+
+#[tokio::test]
+async fn behind_a_reverse_proxy_the_public_host_is_served_and_others_are_not() {
+    let (_child, url) = crate::util::http_server(
+        &[("BITRIX24_HTTP_PUBLIC_URL", "https://mcp.example.test")],
+        &["--sandbox"],
+    )
+    .await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let send = |host: &'static str| {
+        let url = url.clone();
+        let init = init.clone();
+        async move {
+            client()
+                .post(&url)
+                .header("host", host)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(init.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send("mcp.example.test").await, 200);
+    assert_eq!(send("evil.example.test").await, 403);
+}

@@ -20,16 +20,32 @@ pub struct Mcp {
     pub stop_sessions: Box<dyn FnOnce() + Send>,
 }
 
-pub fn mcp_service(bound: SocketAddr, idle: Duration, pipeline: Arc<Pipeline>) -> Mcp {
+/// `public` is the address people reach the server at through a reverse proxy: its host and
+/// origin are allowed besides loopback's.
+pub fn mcp_service(
+    bound: SocketAddr,
+    public: Option<&url::Url>,
+    idle: Duration,
+    pipeline: Arc<Pipeline>,
+) -> Mcp {
+    let mut origins: Vec<String> = [
+        "http://localhost:*",
+        "http://127.0.0.1:*",
+        "http://[::1]:*",
+        "https://localhost:*",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    if let Some(public) = public {
+        origins.push(public.origin().ascii_serialization());
+        hosts.extend(public.host_str().map(str::to_owned));
+    }
     let mut config = StreamableHttpServerConfig::default()
         // Browsers send Origin; a page on another site must not reach this server.
-        .with_allowed_origins([
-            "http://localhost:*",
-            "http://127.0.0.1:*",
-            "http://[::1]:*",
-            "https://localhost:*",
-        ])
+        .with_allowed_origins(origins)
         .enforce_origin_validation()
+        .with_allowed_hosts(hosts)
         .with_json_response(true);
     if !bound.ip().is_loopback() {
         // Clients reach a shared server by names we cannot know; the token guards it instead.

@@ -43,7 +43,7 @@ pub async fn serve(
 ) -> Result<(), HttpError> {
     let limits = setup.limits;
     let (listener, bound) = listen::bind(setup.addr).await?;
-    let mcp = mcp_service(bound, limits.idle, pipeline);
+    let mcp = mcp_service(bound, setup.public.as_ref(), limits.idle, pipeline);
     let team = setup.team.map(|make| make(bound));
     let gate = Arc::new(Gate {
         mcp: mcp.service,

@@ -78,6 +78,8 @@ pub struct HttpSetup {
     pub(super) token: Option<SecretString>,
     pub(super) anonymous_reads: bool,
     pub(super) team: Option<MakeTeam>,
+    /// The address people reach the server at, behind a reverse proxy.
+    pub(super) public: Option<url::Url>,
     pub(super) limits: HttpLimits,
 }
 
@@ -104,8 +106,15 @@ impl HttpSetup {
             token: token.map(SecretString::from),
             anonymous_reads: access.anonymous_reads,
             team: None,
+            public: None,
             limits: HttpLimits::default(),
         })
+    }
+
+    /// Where people reach the server, when a reverse proxy stands in front of it.
+    pub fn with_public_url(mut self, public: Option<url::Url>) -> Self {
+        self.public = public;
+        self
     }
 
     /// Signs people in: `make` builds the pages once the listening address is known.
