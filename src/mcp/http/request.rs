@@ -3,55 +3,90 @@
 use std::{convert::Infallible, sync::Arc};
 
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming};
+use hyper::{Request, Response, StatusCode, body::Incoming};
 use tower_service::Service;
 
 use super::{
     auth::Authenticator,
     body::read_body,
+    density::refuse_dense_json,
     duplicates::refuse_duplicate_keys,
-    ids::InFlightIds,
+    host::single_host,
+    ids::{Head, InFlightIds},
     mcp_service::McpService,
-    reply::{Body, Refusal},
+    reply::{Body, Refusal, plain},
     route::route,
-    session_cap::SessionCap,
+    sessions::{Admission, Sessions},
+    slots::Slot,
 };
 
 /// Everything a request passes through, shared by every connection.
 pub struct Gate {
     pub mcp: McpService,
     pub auth: Authenticator,
-    pub cap: SessionCap,
+    pub sessions: Arc<Sessions>,
     pub ids: Arc<InFlightIds>,
+}
+
+/// Gives the connection's slot back to reading once the answer is sent.
+struct Answering(Arc<Slot>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.reading();
+    }
 }
 
 impl Gate {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
+        slot: Arc<Slot>,
     ) -> Result<Response<Body>, Infallible> {
-        Ok(match self.pass(req).await {
+        Ok(match self.pass(req, slot).await {
             Ok(response) => response,
             Err(refusal) => *refusal,
         })
     }
 
-    async fn pass(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    async fn pass(
+        &self,
+        mut req: Request<Incoming>,
+        slot: Arc<Slot>,
+    ) -> Result<Response<Body>, Refusal> {
         route(&req)?;
+        single_host(&req)?;
         let caller = self.auth.authenticate(&req)?;
+        let admission = self.sessions.admit(&req, &caller).await?;
         req.extensions_mut().insert(caller);
-        self.cap.admit(&req).await?;
         let (parts, body) = req.into_parts();
-        let bytes = read_body(body).await?;
+        let bytes = read_body(&parts.headers, body).await?;
+        refuse_dense_json(&bytes)?;
         refuse_duplicate_keys(&bytes)?;
-        let held = self.ids.claim_request(&parts.headers, &bytes)?;
+        let head = Head::of(&bytes);
+        let held = self.ids.claim_request(&parts.headers, head.as_ref())?;
+        let ping = head.as_ref().and_then(|h| h.method.as_deref()) == Some("ping");
+        let in_use = match &admission {
+            Admission::Session(id) if !ping => self.sessions.use_session(id),
+            _ => None,
+        };
+        // Read in full: from here on the connection keeps its slot until the answer is sent.
+        if !slot.answering() {
+            return Err(plain(StatusCode::SERVICE_UNAVAILABLE, "the server is full\n").into());
+        }
+        let answering = Answering(slot);
         let req = Request::from_parts(parts, Full::new(bytes));
         let Ok(response) = self.mcp.clone().call(req).await;
-        // The answer may still be streaming: the id is free once the body is done.
+        if let Admission::Opening(opening) = admission {
+            opening.opened(&response);
+        }
+        // The answer may still be streaming: the id, the session's use and the slot are given
+        // back once the body is done.
+        let kept = (held, in_use, answering);
         Ok(response.map(|body| {
             body.map_err(|never| match never {})
                 .map_frame(move |frame| {
-                    let _ = &held;
+                    let _ = &kept;
                     frame
                 })
                 .boxed_unsync()

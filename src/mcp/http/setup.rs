@@ -11,6 +11,8 @@ pub const TOKEN_ENV: &str = "BITRIX24_HTTP_TOKEN";
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub max_sessions: usize,
+    /// Sessions one caller (as `auth` knows callers) may hold at once.
+    pub max_sessions_per_caller: usize,
     pub idle: Duration,
     pub max_connections: usize,
     /// How long in-flight calls may take to finish after a shutdown signal.
@@ -21,6 +23,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_sessions: 64,
+            max_sessions_per_caller: 16,
             idle: Duration::from_secs(300),
             max_connections: 256,
             drain: Duration::from_secs(30),
@@ -36,7 +39,14 @@ pub enum HttpError {
          or listen on 127.0.0.1"
     )]
     PublicWithoutToken { addr: SocketAddr },
-    #[error("{TOKEN_ENV} is too short: use at least 16 characters")]
+    #[error(
+        "{TOKEN_ENV} is blank (only spaces, tabs or line breaks): set it to a long random token, \
+         or unset it to listen on loopback without one"
+    )]
+    BlankToken,
+    #[error(
+        "{TOKEN_ENV} is too short: use at least 16 characters (not counting surrounding spaces)"
+    )]
     WeakToken,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -55,18 +65,13 @@ pub struct HttpSetup {
 
 impl HttpSetup {
     pub fn new(addr: SocketAddr, token: Option<String>) -> Result<Self, HttpError> {
-        let token = token.filter(|t| !t.is_empty());
-        if let Some(t) = &token
-            && t.len() < 16
-        {
-            return Err(HttpError::WeakToken);
-        }
+        let token = checked_token(token)?;
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(HttpError::PublicWithoutToken { addr });
         }
         Ok(Self {
             addr,
-            token: token.map(SecretString::from),
+            token,
             limits: HttpLimits::default(),
         })
     }
@@ -75,6 +80,23 @@ impl HttpSetup {
         self.limits = limits;
         self
     }
+}
+
+/// The token as clients will send it: HTTP drops a header value's surrounding whitespace, so a
+/// token is compared without it, and what is left must be long enough to guess at no cost.
+/// An empty variable is an unset one (shells export empty values freely).
+fn checked_token(token: Option<String>) -> Result<Option<SecretString>, HttpError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let trimmed = token.trim();
+    if trimmed.is_empty() {
+        return Err(HttpError::BlankToken);
+    }
+    if trimmed.chars().count() < 16 {
+        return Err(HttpError::WeakToken);
+    }
+    Ok(Some(SecretString::from(trimmed.to_owned())))
 }
 
 #[cfg(test)]
@@ -90,6 +112,14 @@ mod tests {
         ));
         assert!(matches!(
             HttpSetup::new(public, Some("short".into())),
+            Err(HttpError::WeakToken)
+        ));
+        assert!(matches!(
+            HttpSetup::new(public, Some(" ".repeat(16))),
+            Err(HttpError::BlankToken)
+        ));
+        assert!(matches!(
+            HttpSetup::new(public, Some(format!("  {}\n", "x".repeat(15)))),
             Err(HttpError::WeakToken)
         ));
         assert!(HttpSetup::new(public, Some("a-long-random-token-123".into())).is_ok());
