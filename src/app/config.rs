@@ -295,9 +295,15 @@ pub struct Args {
           value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub http_max_sessions: u64,
 
-    /// With serve --http: seconds after which an unused session is closed.
+    /// With serve --http: the most live MCP sessions one caller may hold (with a shared token,
+    /// every holder of it is one caller).
+    #[arg(long, global = true, env = "BITRIX24_HTTP_MAX_SESSIONS_PER_CALLER", default_value_t = 16,
+          value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub http_max_sessions_per_caller: u64,
+
+    /// With serve --http: seconds after which an unused session is closed (pings are not use).
     #[arg(long, global = true, env = "BITRIX24_HTTP_IDLE_SECS", default_value_t = 300,
-          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=86_400))]
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub http_idle_secs: u64,
 
     /// With serve --http: the most open connections; more wait to be accepted.
@@ -600,6 +606,8 @@ impl Config {
             max_result_bytes: usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
             http: HttpLimits {
                 max_sessions: usize::try_from(args.http_max_sessions).unwrap_or(usize::MAX),
+                max_sessions_per_caller: usize::try_from(args.http_max_sessions_per_caller)
+                    .unwrap_or(usize::MAX),
                 idle: Duration::from_secs(args.http_idle_secs),
                 max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
                 // A call under way at shutdown gets its own deadline, plus a moment to answer.

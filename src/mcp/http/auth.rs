@@ -14,7 +14,18 @@ use hyper::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::reply::{Refusal, plain};
-use crate::mcp::{caller::Caller, team_pages::TeamPages};
+use crate::mcp::{caller::Caller as Who, team_pages::TeamPages};
+
+/// The key sessions are booked and capped by: one per person, one for every holder of the
+/// shared token, one for anonymous readers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller(Arc<str>);
+
+impl Caller {
+    pub fn named(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+}
 
 /// Decides whether a request may come in, and as whom.
 pub struct Authenticator {
@@ -25,7 +36,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// The caller, or the refusal to send back.
-    pub async fn authenticate(&self, req: &Request<Incoming>) -> Result<Caller, Refusal> {
+    pub async fn authenticate(&self, req: &Request<Incoming>) -> Result<Who, Refusal> {
         let given = req
             .headers()
             .get(AUTHORIZATION)
@@ -36,10 +47,10 @@ impl Authenticator {
         if let (Some(given), Some(expected)) = (given, &self.token)
             && constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes())
         {
-            return Ok(Caller::TokenHolder);
+            return Ok(Who::TokenHolder);
         }
         if given.is_none() && self.anonymous_reads {
-            return Ok(Caller::AnonymousReader);
+            return Ok(Who::AnonymousReader);
         }
         match &self.team {
             Some(team) => team

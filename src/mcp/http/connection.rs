@@ -1,27 +1,30 @@
-//! One accepted connection, served until it closes or the server shuts down.
+//! One accepted connection, served until it closes, the server shuts down, or its slot is
+//! taken while it only reads.
 
 use std::{sync::Arc, time::Duration};
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpStream, sync::OwnedSemaphorePermit};
+use tokio::net::TcpStream;
 
-use super::request::Gate;
+use super::{request::Gate, slots::Slot};
 use crate::mcp::shutdown::Shutdown;
 
 /// How long a client may take to send a request's headers; a slow trickle is cut off.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `stream`, holding `permit` (its connection slot) until it is done.
+/// Serves `stream`, holding `slot` until it is done.
 pub async fn serve_connection(
     stream: TcpStream,
-    permit: OwnedSemaphorePermit,
+    slot: Arc<Slot>,
     gate: Arc<Gate>,
     mut shutdown: Shutdown,
 ) {
-    let _permit = permit;
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| gate.clone().handle(req));
+    let service = service_fn({
+        let slot = slot.clone();
+        move |req| gate.clone().handle(req, slot.clone())
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
@@ -30,6 +33,10 @@ pub async fn serve_connection(
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
+        () = slot.evicted() => {
+            // Only reading: closing it loses no answer.
+            tracing::debug!("closed a reading connection to make room for a new one");
+        }
         () = shutdown.requested() => {
             // Finish the request under way, then close; idle connections close now.
             connection.as_mut().graceful_shutdown();

@@ -8,6 +8,20 @@ use serde_json::Value;
 
 use super::reply::{Refusal, json_error};
 
+/// The members of a message the guards look at; the rest (a large `params`) is skipped, not
+/// copied. `None` for a batch or anything that is not one JSON-RPC object.
+#[derive(serde::Deserialize)]
+pub struct Head {
+    pub method: Option<String>,
+    id: Option<Value>,
+}
+
+impl Head {
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
 #[derive(Default)]
 pub struct InFlightIds(std::sync::Mutex<HashSet<(String, String)>>);
 
@@ -36,15 +50,16 @@ impl InFlightIds {
     pub fn claim_request(
         self: &Arc<Self>,
         headers: &HeaderMap,
-        bytes: &[u8],
+        head: Option<&Head>,
     ) -> Result<Option<IdGuard>, Refusal> {
         let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
             return Ok(None);
         };
-        let Ok(message) = serde_json::from_slice::<Value>(bytes) else {
-            return Ok(None);
-        };
-        let (Some(_), Some(id)) = (message.get("method"), message.get("id")) else {
+        let Some(Head {
+            method: Some(_),
+            id: Some(id),
+        }) = head
+        else {
             return Ok(None);
         };
         match self.claim(session, id) {

@@ -5,11 +5,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
     task::JoinSet,
 };
 
-use super::{HttpError, connection::serve_connection, request::Gate};
+use super::{HttpError, connection::serve_connection, request::Gate, slots::Slots};
 use crate::mcp::shutdown::Shutdown;
 
 /// The longest pause after failed accepts (for example at the file-descriptor limit).
@@ -29,15 +28,10 @@ pub async fn accept_loop(
     gate: Arc<Gate>,
     mut shutdown: Shutdown,
 ) -> JoinSet<()> {
-    let connections = Arc::new(Semaphore::new(max_connections));
+    let slots = Slots::new(max_connections);
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::ZERO;
     loop {
-        // At the connection cap, wait here: new clients queue in the kernel's backlog.
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
-            () = shutdown.requested() => break,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.requested() => break,
@@ -47,9 +41,15 @@ pub async fn accept_loop(
         let Some(stream) = accepted_or_backoff(accepted, &mut backoff).await else {
             continue;
         };
+        // At the connection cap, with every connection answering a request, wait here:
+        // further clients queue in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.take() => slot,
+            () = shutdown.requested() => break,
+        };
         tasks.spawn(serve_connection(
             stream,
-            permit,
+            slot,
             gate.clone(),
             shutdown.clone(),
         ));

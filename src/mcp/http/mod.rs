@@ -3,22 +3,25 @@
 //! request must carry it. Host and Origin are checked against DNS rebinding.
 //!
 //! The layers, outside in: `listen` (the socket, the connection cap, shutdown), `connection`
-//! (one connection's HTTP/1), `request` (the guards each request passes: `route`, `auth`,
-//! `session_cap`, `body`, `duplicates`, `ids`), and `mcp_service`, rmcp's service behind them.
+//! (one connection's HTTP/1), `request` (the guards each request passes: `route`, `host`, `auth`,
+//! `sessions`, `body`, `density`, `duplicates`, `ids`), with `slots` (a connection's hold on
+//! its place) and `sessions` (caps per server and per caller, closing idle ones) kept across them, and `mcp_service`, rmcp's service behind them.
 
 mod auth;
 mod body;
 mod connection;
+mod density;
 mod duplicates;
+mod host;
 mod ids;
 mod listen;
 mod mcp_service;
 mod reply;
 mod request;
 mod route;
-mod session_cap;
-mod session_owner;
+mod sessions;
 mod setup;
+mod slots;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -27,7 +30,7 @@ pub use setup::{Access, HttpError, HttpLimits, HttpSetup, TOKEN_ENV};
 
 use self::{
     auth::Authenticator, ids::InFlightIds, mcp_service::mcp_service, request::Gate,
-    session_cap::SessionCap,
+    sessions::Sessions,
 };
 
 use crate::{mcp::shutdown::Shutdown, pipeline::Pipeline};
@@ -44,20 +47,23 @@ pub async fn serve(
     let limits = setup.limits;
     let (listener, bound) = listen::bind(setup.addr).await?;
     let mcp = mcp_service(bound, setup.public.as_ref(), limits.idle, pipeline);
+    let sessions = Sessions::new(
+        mcp.sessions,
+        limits.max_sessions,
+        limits.max_sessions_per_caller,
+        limits.idle,
+    );
+    tokio::spawn(sessions.clone().close_idle(shutdown.clone()));
     let team = setup.team.map(|make| make(bound));
     let gate = Arc::new(Gate {
         mcp: mcp.service,
         team: team.clone(),
-        owners: Default::default(),
         auth: Authenticator {
             token: setup.token,
             team,
             anonymous_reads: setup.anonymous_reads,
         },
-        cap: SessionCap {
-            sessions: mcp.sessions,
-            max: limits.max_sessions,
-        },
+        sessions: sessions.clone(),
         ids: Arc::new(InFlightIds::default()),
     });
     ready(bound);

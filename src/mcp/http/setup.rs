@@ -14,6 +14,8 @@ pub const TOKEN_ENV: &str = "BITRIX24_HTTP_TOKEN";
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub max_sessions: usize,
+    /// Sessions one caller (as `auth` knows callers) may hold at once.
+    pub max_sessions_per_caller: usize,
     pub idle: Duration,
     pub max_connections: usize,
     /// How long in-flight calls may take to finish after a shutdown signal.
@@ -24,6 +26,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_sessions: 64,
+            max_sessions_per_caller: 16,
             idle: Duration::from_secs(300),
             max_connections: 256,
             drain: Duration::from_secs(30),
@@ -59,7 +62,13 @@ pub enum HttpError {
         "set either team sign-in or {TOKEN_ENV}, not both: with sign-in each person acts as themselves, while the token acts as the webhook's user"
     )]
     TokenAndTeam,
-    #[error("{TOKEN_ENV} is too short: use at least 16 characters")]
+    #[error(
+        "{TOKEN_ENV} is blank (only spaces, tabs or line breaks): set it to a long random token, or unset it"
+    )]
+    BlankToken,
+    #[error(
+        "{TOKEN_ENV} is too short: use at least 16 characters (not counting surrounding spaces)"
+    )]
     WeakToken,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -85,13 +94,7 @@ pub struct HttpSetup {
 
 impl HttpSetup {
     pub fn new(addr: SocketAddr, access: Access) -> Result<Self, HttpError> {
-        let token = access
-            .token
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
-        if token.as_ref().is_some_and(|t| t.len() < 16) {
-            return Err(HttpError::WeakToken);
-        }
+        let token = checked_token(access.token)?;
         if access.anonymous_reads && !addr.ip().is_loopback() {
             return Err(HttpError::AnonymousNotLoopback { addr });
         }
@@ -103,7 +106,7 @@ impl HttpSetup {
         }
         Ok(Self {
             addr,
-            token: token.map(SecretString::from),
+            token,
             anonymous_reads: access.anonymous_reads,
             team: None,
             public: None,
@@ -127,6 +130,23 @@ impl HttpSetup {
         self.limits = limits;
         self
     }
+}
+
+/// The token as clients will send it: HTTP drops a header value's surrounding whitespace, so a
+/// token is compared without it, and what is left must be long enough to guess at no cost.
+/// An empty variable is an unset one (shells export empty values freely).
+fn checked_token(token: Option<String>) -> Result<Option<SecretString>, HttpError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let trimmed = token.trim();
+    if trimmed.is_empty() {
+        return Err(HttpError::BlankToken);
+    }
+    if trimmed.chars().count() < 16 {
+        return Err(HttpError::WeakToken);
+    }
+    Ok(Some(SecretString::from(trimmed.to_owned())))
 }
 
 #[cfg(test)]
@@ -155,7 +175,7 @@ mod tests {
             ));
             assert!(matches!(
                 HttpSetup::new(addr, token(&" ".repeat(20))),
-                Err(HttpError::NoWayIn)
+                Err(HttpError::BlankToken)
             ));
             assert!(HttpSetup::new(addr, token("a-long-random-token-123")).is_ok());
         }
@@ -176,6 +196,14 @@ mod tests {
         assert!(matches!(
             HttpSetup::new(public, both),
             Err(HttpError::TokenAndTeam)
+        ));
+        assert!(matches!(
+            HttpSetup::new(public, token(&" ".repeat(16))),
+            Err(HttpError::BlankToken)
+        ));
+        assert!(matches!(
+            HttpSetup::new(public, token(&format!("  {}\n", "x".repeat(15)))),
+            Err(HttpError::WeakToken)
         ));
     }
 }
