@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Client, Connection, Script};
+use redis::{Client, Script};
+
+use self::bounded::Bounded as Connection;
 
 use super::{
     rate::Bucket,
@@ -25,6 +27,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 const MAX_RACES: usize = 32;
 /// A state nobody touches expires: the portal's bucket has long drained by then.
 const EXPIRE_SECS: u64 = 600;
+
+mod bounded;
 
 const COMPARE_AND_SET: &str = r"
 local current = redis.call('GET', KEYS[1])
@@ -97,7 +101,8 @@ impl RedisStore {
         let mut connection = store.open()?;
         redis::cmd("PING")
             .query::<String>(&mut connection)
-            .map_err(|e| store.failed(e))?;
+            .map_err(|e| store.failed(e))
+            .map_err(|e| store.refused_if_overflowed(&connection, e))?;
         link.connection = Some(connection);
         drop(link);
         Ok(store)
@@ -110,16 +115,20 @@ impl RedisStore {
         }
     }
 
+    /// `error`, or that a reply was too long when that is what it was.
+    fn refused_if_overflowed(&self, connection: &Connection, error: StoreError) -> StoreError {
+        if connection.overflowed() {
+            return StoreError::ReplyTooLarge {
+                at: self.shown.clone(),
+                limit: bounded::MAX_REPLY_BYTES,
+            };
+        }
+        error
+    }
+
     fn open(&self) -> Result<Connection, StoreError> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .map_err(|e| self.failed(e))?;
-        let timeouts = connection
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| connection.set_write_timeout(Some(IO_TIMEOUT)));
-        timeouts.map_err(|e| self.failed(e))?;
-        Ok(connection)
+        Connection::connect(self.client.get_connection_info(), IO_TIMEOUT)
+            .map_err(|e| self.failed(e))
     }
 
     fn exchange(
@@ -206,7 +215,7 @@ impl StateStore for RedisStore {
             }
             Err(e) => {
                 link.quiet_until = Some(Instant::now() + RETRY_AFTER);
-                Err(e)
+                Err(self.refused_if_overflowed(&connection, e))
             }
         }
     }

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// Redis answered something no command here answers.
     #[error("{at}: unexpected reply to reading the state: {reply}")]
     Reply { at: String, reply: String },
+    /// Redis (or something at its URL) answered more than any command here answers.
+    #[error("{at}: a reply longer than {limit} bytes, more than any command here answers")]
+    ReplyTooLarge { at: String, limit: u64 },
     /// Other processes changed the state every time this one tried.
     #[error("{at}: {races} lost races in a row")]
     Races { at: String, races: usize },
