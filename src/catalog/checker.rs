@@ -8,13 +8,15 @@
 //! arguments against its input schema and `{"result": answer}` against its output schema, 77
 //! valid pairs, release profile, best of 5 × 20 000 calls; first use in a fresh process, median
 //! of 21):
-//! - per call, mean: this checker 210 ns; jsonschema 0.61.2 `validator_for` 80 ns; jsonschema
-//!   0.60.2 with `macros` (validators generated at build time) 36 ns. The slowest, `user_get`'s
-//!   arguments: 1.2 µs here, 0.12 µs generated. All of it is far below one portal round trip.
+//! - per call, mean: this checker 205–220 ns; jsonschema 0.61.2 `validator_for` 80 ns;
+//!   jsonschema 0.60.2 with `macros` (validators generated at build time) 35 ns. The slowest
+//!   here are arguments with a `pattern` (`method_get`, `user_get`: 1.1–1.6 µs, the plain NFA
+//!   chosen below; 0.08–0.12 µs generated). All of it is far below one portal round trip.
 //! - first use (compile and check one tool's arguments): this checker 15–50 µs to compile,
-//!   130–270 µs in all when a `pattern` has to be built; jsonschema 0.61.2 1.5–2.0 ms (it checks
-//!   the schema against the draft's meta-schema first); generated validators have nothing to
-//!   build, 0.7 µs without a pattern and 120–410 µs with one (their regex is built at first use).
+//!   30–50 µs in all without a `pattern` and 130–270 µs when one has to be built; jsonschema
+//!   0.61.2 1.5–2.0 ms (it checks the schema against the draft's meta-schema first); generated
+//!   validators have nothing to build: 0.6 µs without a pattern, 120–410 µs with one (their
+//!   regex is built at first use too).
 //! - `macros` is not to be had for the jsonschema in the tree: 0.61.2's feature needs
 //!   jsonschema-macros 0.61.2, which crates.io does not have (0.60.2 is the newest). With it,
 //!   the build script would write each schema to a file and a validator type per schema (88),
