@@ -593,8 +593,8 @@ struct Pattern {
 impl Pattern {
     fn build(&self) -> Result<Regex, CompileError> {
         // The catalog's strings are short: the plain NFA simulation matches them in about a
-        // microsecond (method_get's 22-character name: ~1.4 µs of its 1.6 µs check), and the
-        // faster engines would cost more to build than a session's few calls save.
+        // microsecond (method_get's 22-character name: 1.3 µs; the default engines 52 ns), and
+        // the faster engines would cost more to build than a session's few calls save.
         let config = Config::new()
             .dfa(false)
             .hybrid(false)
