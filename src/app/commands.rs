@@ -433,7 +433,7 @@ pub async fn history(
 /// How many matching changes the ledger holds for other portals, in a sentence that says how
 /// to see them; `None` when it holds none.
 async fn elsewhere(d: &Pipeline, query: &HistoryQuery) -> Option<String> {
-    let here = d.gateway().portal().credentials().identity().host;
+    let here = d.identity().host;
     let every = HistoryQuery {
         every_portal: true,
         limit: usize::MAX,

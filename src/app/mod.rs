@@ -311,7 +311,6 @@ fn limiter(
     };
     if let Some(dir) = dir {
         let shared = FileStore::new(&dir, &credentials.identity())
-            .map_err(|e| e.to_string())
             .and_then(|store| SharedLimiter::new(config.rate_limit, longest_wait, Box::new(store)));
         match shared {
             Ok(shared) => {

@@ -8,13 +8,15 @@
 //! arguments against its input schema and `{"result": answer}` against its output schema, 77
 //! valid pairs, release profile, best of 5 × 20 000 calls; first use in a fresh process, median
 //! of 21):
-//! - per call, mean: this checker 210 ns; jsonschema 0.61.2 `validator_for` 80 ns; jsonschema
-//!   0.60.2 with `macros` (validators generated at build time) 36 ns. The slowest, `user_get`'s
-//!   arguments: 1.2 µs here, 0.12 µs generated. All of it is far below one portal round trip.
+//! - per call, mean: this checker 205–220 ns; jsonschema 0.61.2 `validator_for` 80 ns;
+//!   jsonschema 0.60.2 with `macros` (validators generated at build time) 35 ns. The slowest
+//!   here are arguments with a `pattern` (`method_get`, `user_get`: 1.1–1.6 µs, the plain NFA
+//!   chosen below; 0.08–0.12 µs generated). All of it is far below one portal round trip.
 //! - first use (compile and check one tool's arguments): this checker 15–50 µs to compile,
-//!   130–270 µs in all when a `pattern` has to be built; jsonschema 0.61.2 1.5–2.0 ms (it checks
-//!   the schema against the draft's meta-schema first); generated validators have nothing to
-//!   build, 0.7 µs without a pattern and 120–410 µs with one (their regex is built at first use).
+//!   30–50 µs in all without a `pattern` and 130–270 µs when one has to be built; jsonschema
+//!   0.61.2 1.5–2.0 ms (it checks the schema against the draft's meta-schema first); generated
+//!   validators have nothing to build: 0.6 µs without a pattern, 120–410 µs with one (their
+//!   regex is built at first use too).
 //! - `macros` is not to be had for the jsonschema in the tree: 0.61.2's feature needs
 //!   jsonschema-macros 0.61.2, which crates.io does not have (0.60.2 is the newest). With it,
 //!   the build script would write each schema to a file and a validator type per schema (88),
@@ -31,7 +33,7 @@
 use std::{cmp::Ordering, collections::HashSet, fmt, sync::OnceLock};
 
 use regex_automata::meta::{Config, Regex};
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 /// A compiled schema.
 #[derive(Debug)]
@@ -380,133 +382,203 @@ fn compile(schema: &Value, at: String) -> Result<Node, CompileError> {
     };
     let mut s = Schema::default();
     for (key, value) in map {
-        let here = child(&at, key);
-        let wrong = |what: &str| CompileError {
-            at: here.clone(),
-            problem: format!("`{key}` must be {what}"),
+        let k = Keyword {
+            key,
+            value,
+            here: child(&at, key),
         };
-        let count = |v: &Value| {
-            v.as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| wrong("a non-negative integer"))
-        };
-        let list = |v: &Value| -> Result<Vec<Node>, CompileError> {
-            let items = v
-                .as_array()
-                .filter(|l| !l.is_empty())
-                .ok_or_else(|| wrong("a non-empty array of schemas"))?;
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| compile(item, child(&here, &i.to_string())))
-                .collect()
-        };
-        match key.as_str() {
-            "type" => {
-                let names: Vec<&Value> = match value {
-                    Value::Array(names) if !names.is_empty() => names.iter().collect(),
-                    Value::String(_) => vec![value],
-                    _ => return Err(wrong("a type name or an array of them")),
-                };
-                let mut mask = 0;
-                for name in names {
-                    let (name, bit) = name
-                        .as_str()
-                        .and_then(type_bit)
-                        .ok_or_else(|| wrong("a type name or an array of them"))?;
-                    mask |= bit;
-                    s.type_names.push(name);
-                }
-                s.types = Some(mask);
-                s.single_type = value.is_string();
-            }
-            "properties" => {
-                let props = value
-                    .as_object()
-                    .ok_or_else(|| wrong("an object of schemas"))?;
-                for (name, sub) in props {
-                    s.properties
-                        .push((name.clone(), compile(sub, child(&here, name))?));
-                }
-            }
-            "required" => {
-                let names = value.as_array().ok_or_else(|| wrong("an array of names"))?;
-                for name in names {
-                    let name = name.as_str().ok_or_else(|| wrong("an array of names"))?;
-                    s.required.push(name.to_owned());
-                }
-            }
-            "additionalProperties" => s.additional = Some(compile(value, here.clone())?),
-            "propertyNames" => s.property_names = Some(compile(value, here.clone())?),
-            "minProperties" => s.min_properties = Some(count(value)?),
-            "maxProperties" => s.max_properties = Some(count(value)?),
-            "anyOf" => s.any_of = list(value)?,
-            "allOf" => s.all_of = list(value)?,
-            "not" => s.not = Some(compile(value, here.clone())?),
-            "if" => s.condition = Some(compile(value, here.clone())?),
-            "then" => s.then = Some(compile(value, here.clone())?),
-            "else" => s.otherwise = Some(compile(value, here.clone())?),
-            "enum" => {
-                let values = value
-                    .as_array()
-                    .ok_or_else(|| wrong("an array of values"))?;
-                s.allowed = Some(values.clone());
-            }
-            "const" => s.constant = Some(value.clone()),
-            "minimum" | "maximum" => {
-                let Value::Number(n) = value else {
-                    return Err(wrong("a number"));
-                };
-                if key == "minimum" {
-                    s.minimum = Some(n.clone());
-                } else {
-                    s.maximum = Some(n.clone());
-                }
-            }
-            "pattern" => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| wrong("a regular expression"))?;
-                portable(text).map_err(|problem| CompileError {
-                    at: here.clone(),
-                    problem: format!("pattern {text:?}: {problem}"),
-                })?;
-                s.pattern = Some(Pattern {
-                    text: text.to_owned(),
-                    at: here.clone(),
-                    regex: OnceLock::new(),
-                });
-            }
-            "minLength" => s.min_length = Some(count(value)?),
-            "maxLength" => s.max_length = Some(count(value)?),
-            "minItems" => s.min_items = Some(count(value)?),
-            "maxItems" => s.max_items = Some(count(value)?),
-            "uniqueItems" => {
-                s.unique_items = value.as_bool().ok_or_else(|| wrong("true or false"))?
-            }
-            "items" => {
-                if value.is_array() {
-                    // Draft 2019's tuple form; 2020-12 spells it `prefixItems`.
-                    return Err(wrong("one schema (for a tuple, use `prefixItems`)"));
-                }
-                s.items = Some(compile(value, here.clone())?);
-            }
-            "prefixItems" => s.prefix_items = list(value)?,
-            "description" => s.description = value.as_str().map(str::to_owned),
-            k if ANNOTATIONS.contains(&k) => {}
-            other => {
-                return Err(CompileError {
-                    at: here.clone(),
-                    problem: format!(
-                        "the keyword `{other}` is not supported by the catalog's schema checker \
-                         (src/catalog/checker.rs); use the keywords it knows or teach it this one"
-                    ),
-                });
-            }
+        let known = s.applicator(&k)?
+            || s.object_keyword(&k)?
+            || s.array_keyword(&k)?
+            || s.value_keyword(&k)?
+            || ANNOTATIONS.contains(&key.as_str());
+        if !known {
+            return Err(CompileError {
+                at: k.here,
+                problem: format!(
+                    "the keyword `{key}` is not supported by the catalog's schema checker \
+                     (src/catalog/checker.rs); use the keywords it knows or teach it this one"
+                ),
+            });
         }
     }
     s.at = at;
     Ok(Node::Schema(Box::new(s)))
+}
+
+/// One keyword of a schema being compiled, with what reading its value needs.
+struct Keyword<'a> {
+    key: &'a str,
+    value: &'a Value,
+    here: String,
+}
+
+impl Keyword<'_> {
+    fn wrong(&self, what: &str) -> CompileError {
+        CompileError {
+            at: self.here.clone(),
+            problem: format!("`{}` must be {what}", self.key),
+        }
+    }
+
+    fn count(&self) -> Result<usize, CompileError> {
+        self.value
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| self.wrong("a non-negative integer"))
+    }
+
+    fn schema(&self) -> Result<Node, CompileError> {
+        compile(self.value, self.here.clone())
+    }
+
+    fn list(&self) -> Result<Vec<Node>, CompileError> {
+        let items = self
+            .value
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| self.wrong("a non-empty array of schemas"))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| compile(item, child(&self.here, &i.to_string())))
+            .collect()
+    }
+}
+
+/// Each reads the keywords of one kind into the schema: `Ok(false)` for a keyword not of its
+/// kind.
+impl Schema {
+    fn applicator(&mut self, k: &Keyword<'_>) -> Result<bool, CompileError> {
+        match k.key {
+            "anyOf" => self.any_of = k.list()?,
+            "allOf" => self.all_of = k.list()?,
+            "not" => self.not = Some(k.schema()?),
+            "if" => self.condition = Some(k.schema()?),
+            "then" => self.then = Some(k.schema()?),
+            "else" => self.otherwise = Some(k.schema()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn object_keyword(&mut self, k: &Keyword<'_>) -> Result<bool, CompileError> {
+        match k.key {
+            "properties" => {
+                let props = k
+                    .value
+                    .as_object()
+                    .ok_or_else(|| k.wrong("an object of schemas"))?;
+                for (name, sub) in props {
+                    self.properties
+                        .push((name.clone(), compile(sub, child(&k.here, name))?));
+                }
+            }
+            "required" => {
+                let names = k
+                    .value
+                    .as_array()
+                    .ok_or_else(|| k.wrong("an array of names"))?;
+                for name in names {
+                    let name = name.as_str().ok_or_else(|| k.wrong("an array of names"))?;
+                    self.required.push(name.to_owned());
+                }
+            }
+            "additionalProperties" => self.additional = Some(k.schema()?),
+            "propertyNames" => self.property_names = Some(k.schema()?),
+            "minProperties" => self.min_properties = Some(k.count()?),
+            "maxProperties" => self.max_properties = Some(k.count()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn array_keyword(&mut self, k: &Keyword<'_>) -> Result<bool, CompileError> {
+        match k.key {
+            "minItems" => self.min_items = Some(k.count()?),
+            "maxItems" => self.max_items = Some(k.count()?),
+            "uniqueItems" => {
+                self.unique_items = k.value.as_bool().ok_or_else(|| k.wrong("true or false"))?
+            }
+            "items" => {
+                if k.value.is_array() {
+                    // Draft 2019's tuple form; 2020-12 spells it `prefixItems`.
+                    return Err(k.wrong("one schema (for a tuple, use `prefixItems`)"));
+                }
+                self.items = Some(k.schema()?);
+            }
+            "prefixItems" => self.prefix_items = k.list()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn value_keyword(&mut self, k: &Keyword<'_>) -> Result<bool, CompileError> {
+        match k.key {
+            "type" => self.read_type(k)?,
+            "enum" => {
+                let values = k
+                    .value
+                    .as_array()
+                    .ok_or_else(|| k.wrong("an array of values"))?;
+                self.allowed = Some(values.clone());
+            }
+            "const" => self.constant = Some(k.value.clone()),
+            "minimum" | "maximum" => {
+                let Value::Number(n) = k.value else {
+                    return Err(k.wrong("a number"));
+                };
+                if k.key == "minimum" {
+                    self.minimum = Some(n.clone());
+                } else {
+                    self.maximum = Some(n.clone());
+                }
+            }
+            "pattern" => self.read_pattern(k)?,
+            "minLength" => self.min_length = Some(k.count()?),
+            "maxLength" => self.max_length = Some(k.count()?),
+            "description" => self.description = k.value.as_str().map(str::to_owned),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn read_type(&mut self, k: &Keyword<'_>) -> Result<(), CompileError> {
+        let names: Vec<&Value> = match k.value {
+            Value::Array(names) if !names.is_empty() => names.iter().collect(),
+            Value::String(_) => vec![k.value],
+            _ => return Err(k.wrong("a type name or an array of them")),
+        };
+        let mut mask = 0;
+        for name in names {
+            let (name, bit) = name
+                .as_str()
+                .and_then(type_bit)
+                .ok_or_else(|| k.wrong("a type name or an array of them"))?;
+            mask |= bit;
+            self.type_names.push(name);
+        }
+        self.types = Some(mask);
+        self.single_type = k.value.is_string();
+        Ok(())
+    }
+
+    fn read_pattern(&mut self, k: &Keyword<'_>) -> Result<(), CompileError> {
+        let text = k
+            .value
+            .as_str()
+            .ok_or_else(|| k.wrong("a regular expression"))?;
+        portable(text).map_err(|problem| CompileError {
+            at: k.here.clone(),
+            problem: format!("pattern {text:?}: {problem}"),
+        })?;
+        self.pattern = Some(Pattern {
+            text: text.to_owned(),
+            at: k.here.clone(),
+            regex: OnceLock::new(),
+        });
+        Ok(())
+    }
 }
 
 /// A `pattern`, compiled when a string first meets it: compiling is most of the cost of a
@@ -520,8 +592,9 @@ struct Pattern {
 
 impl Pattern {
     fn build(&self) -> Result<Regex, CompileError> {
-        // The catalog's strings are short: the plain NFA simulation matches them in well under
-        // a microsecond, and the faster engines would cost far more to build than they save.
+        // The catalog's strings are short: the plain NFA simulation matches them in about a
+        // microsecond (method_get's 22-character name: 1.3 µs; the default engines 52 ns), and
+        // the faster engines would cost more to build than a session's few calls save.
         let config = Config::new()
             .dfa(false)
             .hybrid(false)
@@ -691,146 +764,214 @@ impl Node {
     }
 }
 
+/// Records a failure of `$keyword` into `$ok`; stops the part (answering `false`) when the
+/// sink wants only the first.
+macro_rules! fail {
+    ($self:ident, $ok:ident, $sink:ident, $at:ident, $keyword:expr, $instance:expr, $failure:expr) => {{
+        *$ok = false;
+        if !$sink.report(&$self.at, $keyword, $at, $instance, $failure) {
+            return false;
+        }
+    }};
+}
+
+/// Records a subschema's failure into `$ok`; stops the part when the sink wants only the first.
+macro_rules! sub {
+    ($ok:ident, $sink:ident, $result:expr) => {{
+        if !$result {
+            *$ok = false;
+            if !$sink.collecting() {
+                return false;
+            }
+        }
+    }};
+}
+
+/// The check, one part per kind of keyword. Each part records into `ok` whether the value
+/// fits and answers whether the check goes on (`false`: stop at the first violation).
 impl Schema {
     fn check<'v>(&self, value: &'v Value, at: &Path<'_>, sink: &mut Sink<'v>) -> bool {
         let mut ok = true;
-        // Records a failure; stops the check when the sink wants only the first.
-        macro_rules! fail {
-            ($keyword:expr, $instance:expr, $failure:expr) => {{
-                ok = false;
-                if !sink.report(&self.at, $keyword, at, $instance, $failure) {
-                    return false;
-                }
-            }};
-        }
-        macro_rules! sub {
-            ($result:expr) => {{
-                if !$result {
-                    ok = false;
-                    if !sink.collecting() {
-                        return false;
-                    }
-                }
-            }};
-        }
+        let ok_ = &mut ok;
+        let goes_on = self.check_value(value, at, sink, ok_)
+            && match value {
+                Value::Number(n) => self.check_number(n, value, at, sink, ok_),
+                Value::String(text) => self.check_string(text, value, at, sink, ok_),
+                Value::Array(items) => self.check_array(items, value, at, sink, ok_),
+                Value::Object(map) => self.check_object(map, value, at, sink, ok_),
+                _ => true,
+            }
+            && self.check_applicators(value, at, sink, ok_);
+        goes_on && ok
+    }
+
+    fn check_value<'v>(
+        &self,
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
         if let Some(mask) = self.types
             && !fits_type(mask, value)
         {
-            fail!("type", value, Failure::Value);
+            fail!(self, ok, sink, at, "type", value, Failure::Value);
         }
         if let Some(allowed) = &self.allowed
             && !allowed.iter().any(|a| json_eq(a, value))
         {
-            fail!("enum", value, Failure::Value);
+            fail!(self, ok, sink, at, "enum", value, Failure::Value);
         }
         if let Some(constant) = &self.constant
             && !json_eq(constant, value)
         {
-            fail!("const", value, Failure::Value);
+            fail!(self, ok, sink, at, "const", value, Failure::Value);
         }
-        match value {
-            Value::Number(n) => {
-                if let Some(min) = &self.minimum
-                    && num_cmp(n, min) == Some(Ordering::Less)
-                {
-                    fail!("minimum", value, Failure::Value);
-                }
-                if let Some(max) = &self.maximum
-                    && num_cmp(n, max) == Some(Ordering::Greater)
-                {
-                    fail!("maximum", value, Failure::Value);
-                }
-            }
-            Value::String(text) => {
-                if self.min_length.is_some() || self.max_length.is_some() {
-                    // JSON Schema counts code points, not bytes or UTF-16 units.
-                    let length = text.chars().count();
-                    if self.min_length.is_some_and(|min| length < min) {
-                        fail!("minLength", value, Failure::Value);
-                    }
-                    if self.max_length.is_some_and(|max| length > max) {
-                        fail!("maxLength", value, Failure::Value);
-                    }
-                }
-                if let Some(pattern) = &self.pattern
-                    && !pattern.regex().is_match(text)
-                {
-                    fail!("pattern", value, Failure::Value);
-                }
-            }
-            Value::Array(items) => {
-                if self.min_items.is_some_and(|min| items.len() < min) {
-                    fail!("minItems", value, Failure::Value);
-                }
-                if self.max_items.is_some_and(|max| items.len() > max) {
-                    fail!("maxItems", value, Failure::Value);
-                }
-                if self.unique_items && has_repeats(items) {
-                    fail!("uniqueItems", value, Failure::Value);
-                }
-                for (i, item) in items.iter().enumerate() {
-                    let schema = match self.prefix_items.get(i) {
-                        Some(prefix) => prefix,
-                        None => match &self.items {
-                            Some(items) => items,
-                            None => break,
-                        },
-                    };
-                    sub!(schema.check(item, &Path::Index(at, i), sink));
-                }
-            }
-            Value::Object(map) => {
-                if self.min_properties.is_some_and(|min| map.len() < min) {
-                    fail!("minProperties", value, Failure::Value);
-                }
-                if self.max_properties.is_some_and(|max| map.len() > max) {
-                    fail!("maxProperties", value, Failure::Value);
-                }
-                for name in &self.required {
-                    if !map.contains_key(name) {
-                        fail!("required", value, Failure::Missing(name.clone()));
-                    }
-                }
-                for (key, item) in map {
-                    let declared = self.properties.iter().find(|(name, _)| name == key);
-                    let path = Path::Key(at, key);
-                    match (declared, &self.additional) {
-                        (Some((_, schema)), _) => {
-                            sub!(schema.check(item, &path, sink));
-                        }
-                        (None, Some(Node::False(_))) => {
-                            fail!(
-                                "additionalProperties",
-                                value,
-                                Failure::Unexpected(key.clone())
-                            );
-                        }
-                        (None, Some(schema)) => {
-                            sub!(schema.check(item, &path, sink));
-                        }
-                        (None, None) => {}
-                    }
-                }
-                if let Some(names) = &self.property_names {
-                    for key in map.keys() {
-                        if !names.fits(&Value::String(key.clone())) {
-                            fail!("propertyNames", value, Failure::BadKey(key.clone()));
-                        }
-                    }
-                }
-            }
-            _ => {}
+        true
+    }
+
+    fn check_number<'v>(
+        &self,
+        n: &Number,
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
+        if let Some(min) = &self.minimum
+            && num_cmp(n, min) == Some(Ordering::Less)
+        {
+            fail!(self, ok, sink, at, "minimum", value, Failure::Value);
         }
+        if let Some(max) = &self.maximum
+            && num_cmp(n, max) == Some(Ordering::Greater)
+        {
+            fail!(self, ok, sink, at, "maximum", value, Failure::Value);
+        }
+        true
+    }
+
+    fn check_string<'v>(
+        &self,
+        text: &str,
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
+        if self.min_length.is_some() || self.max_length.is_some() {
+            // JSON Schema counts code points, not bytes or UTF-16 units.
+            let length = text.chars().count();
+            if self.min_length.is_some_and(|min| length < min) {
+                fail!(self, ok, sink, at, "minLength", value, Failure::Value);
+            }
+            if self.max_length.is_some_and(|max| length > max) {
+                fail!(self, ok, sink, at, "maxLength", value, Failure::Value);
+            }
+        }
+        if let Some(pattern) = &self.pattern
+            && !pattern.regex().is_match(text)
+        {
+            fail!(self, ok, sink, at, "pattern", value, Failure::Value);
+        }
+        true
+    }
+
+    fn check_array<'v>(
+        &self,
+        items: &'v [Value],
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
+        if self.min_items.is_some_and(|min| items.len() < min) {
+            fail!(self, ok, sink, at, "minItems", value, Failure::Value);
+        }
+        if self.max_items.is_some_and(|max| items.len() > max) {
+            fail!(self, ok, sink, at, "maxItems", value, Failure::Value);
+        }
+        if self.unique_items && has_repeats(items) {
+            fail!(self, ok, sink, at, "uniqueItems", value, Failure::Value);
+        }
+        for (i, item) in items.iter().enumerate() {
+            let schema = match self.prefix_items.get(i) {
+                Some(prefix) => prefix,
+                None => match &self.items {
+                    Some(items) => items,
+                    None => break,
+                },
+            };
+            sub!(ok, sink, schema.check(item, &Path::Index(at, i), sink));
+        }
+        true
+    }
+
+    fn check_object<'v>(
+        &self,
+        map: &'v Map<String, Value>,
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
+        if self.min_properties.is_some_and(|min| map.len() < min) {
+            fail!(self, ok, sink, at, "minProperties", value, Failure::Value);
+        }
+        if self.max_properties.is_some_and(|max| map.len() > max) {
+            fail!(self, ok, sink, at, "maxProperties", value, Failure::Value);
+        }
+        for name in &self.required {
+            if !map.contains_key(name) {
+                let failure = Failure::Missing(name.clone());
+                fail!(self, ok, sink, at, "required", value, failure);
+            }
+        }
+        for (key, item) in map {
+            let declared = self.properties.iter().find(|(name, _)| name == key);
+            let path = Path::Key(at, key);
+            match (declared, &self.additional) {
+                (Some((_, schema)), _) => {
+                    sub!(ok, sink, schema.check(item, &path, sink));
+                }
+                (None, Some(Node::False(_))) => {
+                    let failure = Failure::Unexpected(key.clone());
+                    fail!(self, ok, sink, at, "additionalProperties", value, failure);
+                }
+                (None, Some(schema)) => {
+                    sub!(ok, sink, schema.check(item, &path, sink));
+                }
+                (None, None) => {}
+            }
+        }
+        if let Some(names) = &self.property_names {
+            for key in map.keys() {
+                if !names.fits(&Value::String(key.clone())) {
+                    let failure = Failure::BadKey(key.clone());
+                    fail!(self, ok, sink, at, "propertyNames", value, failure);
+                }
+            }
+        }
+        true
+    }
+
+    fn check_applicators<'v>(
+        &self,
+        value: &'v Value,
+        at: &Path<'_>,
+        sink: &mut Sink<'v>,
+        ok: &mut bool,
+    ) -> bool {
         if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.fits(value)) {
-            fail!("anyOf", value, Failure::Value);
+            fail!(self, ok, sink, at, "anyOf", value, Failure::Value);
         }
         for schema in &self.all_of {
-            sub!(schema.check(value, at, sink));
+            sub!(ok, sink, schema.check(value, at, sink));
         }
         if let Some(not) = &self.not
             && not.fits(value)
         {
-            fail!("not", value, Failure::Value);
+            fail!(self, ok, sink, at, "not", value, Failure::Value);
         }
         if let Some(condition) = &self.condition {
             let branch = if condition.fits(value) {
@@ -839,10 +980,10 @@ impl Schema {
                 &self.otherwise
             };
             if let Some(branch) = branch {
-                sub!(branch.check(value, at, sink));
+                sub!(ok, sink, branch.check(value, at, sink));
             }
         }
-        ok
+        true
     }
 }
 

@@ -60,22 +60,35 @@ pub fn default_path() -> Option<PathBuf> {
 pub struct OpenError {
     path: String,
     #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
+    source: OpenProblem,
+}
+
+/// What stood in the way of opening the ledger's file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenProblem {
+    #[error(transparent)]
+    File(#[from] std::io::Error),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
 }
 
 /// Why the ledger could not be used: its file would not open, or a statement failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(String);
-
-impl From<rusqlite::Error> for Unavailable {
-    fn from(err: rusqlite::Error) -> Self {
-        Self(err.to_string())
-    }
+pub enum Unavailable {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// The file would not open (when it was first needed); shared by every later use.
+    #[error(transparent)]
+    Open(Arc<OpenError>),
+    /// The blocking task doing the work died.
+    #[error("the ledger's work stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
 }
 
 /// A connection, opened on first use; the error says why it could not be.
-type Lazy = OnceLock<Result<Mutex<Connection>, String>>;
+type Lazy = OnceLock<Result<Mutex<Connection>, Arc<OpenError>>>;
 
 /// A handle on the ledger; clones share the file's connections.
 #[derive(Clone)]
@@ -238,8 +251,7 @@ impl Drop for Waiting<'_> {
 async fn joined<T>(
     task: tokio::task::JoinHandle<Result<T, Unavailable>>,
 ) -> Result<T, Unavailable> {
-    task.await
-        .map_err(|e| Unavailable(format!("the ledger's work stopped: {e}")))?
+    task.await.map_err(Unavailable::Stopped)?
 }
 
 impl Inner {
@@ -274,12 +286,9 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn writer_cell(&self) -> &Result<Mutex<Connection>, String> {
-        self.writer.get_or_init(|| {
-            connect(&self.path)
-                .map(Mutex::new)
-                .map_err(|e| e.to_string())
-        })
+    fn writer_cell(&self) -> &Result<Mutex<Connection>, Arc<OpenError>> {
+        self.writer
+            .get_or_init(|| connect(&self.path).map(Mutex::new).map_err(Arc::new))
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>, Unavailable> {
@@ -290,13 +299,12 @@ impl Inner {
         let reader = self.reader.get_or_init(|| {
             // The writer's connection creates and migrates the file; it is not locked here,
             // so a write waiting on another process does not hold this up.
-            self.writer_cell().as_ref().map_err(Clone::clone)?;
+            self.writer_cell().as_ref().map_err(Arc::clone)?;
             let fail = |e: rusqlite::Error| {
-                OpenError {
+                Arc::new(OpenError {
                     path: self.path.display().to_string(),
                     source: e.into(),
-                }
-                .to_string()
+                })
             };
             let conn = Connection::open(&self.path).map_err(fail)?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
@@ -307,19 +315,19 @@ impl Inner {
 }
 
 fn locked(
-    conn: &Result<Mutex<Connection>, String>,
+    conn: &Result<Mutex<Connection>, Arc<OpenError>>,
 ) -> Result<MutexGuard<'_, Connection>, Unavailable> {
     match conn {
         Ok(conn) => Ok(conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)),
-        Err(why) => Err(Unavailable(why.clone())),
+        Err(why) => Err(Unavailable::Open(Arc::clone(why))),
     }
 }
 
 /// Opens the file, waits for other processes rather than failing, and migrates it.
 fn connect(path: &Path) -> Result<Connection, OpenError> {
-    let fail = |source: Box<dyn std::error::Error + Send + Sync>| OpenError {
+    let fail = |source: OpenProblem| OpenError {
         path: path.display().to_string(),
         source,
     };
@@ -335,7 +343,7 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
         .map_err(|e| fail(e.into()))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| fail(e.into()))?;
-    schema::migrate(&conn).map_err(fail)?;
+    schema::migrate(&conn).map_err(|e| fail(e.into()))?;
     Ok(conn)
 }
 

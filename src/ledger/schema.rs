@@ -83,18 +83,28 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
-pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Why the ledger's file could not be brought to this server's schema.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "its schema version is {found}, newer than this server's {known}; use a newer bitrix24-permissions-mcp \
+         or another BITRIX24_LEDGER file"
+    )]
+    Newer { found: usize, known: usize },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), SchemaError> {
     // An immediate transaction: two processes starting together migrate one after the other.
     let mut conn_tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let version: i64 = conn_tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > MIGRATIONS.len() {
-        return Err(format!(
-            "its schema version is {version}, newer than this server's {}; use a newer bitrix24-permissions-mcp \
-             or another BITRIX24_LEDGER file",
-            MIGRATIONS.len()
-        )
-        .into());
+        return Err(SchemaError::Newer {
+            found: version,
+            known: MIGRATIONS.len(),
+        });
     }
     // A file already up to date is only read: writing its version again at every start made
     // SQLite begin a new WAL file and sync it and its directory on the first answer's path.
@@ -102,7 +112,9 @@ pub fn migrate(conn: &Connection) -> Result<(), Box<dyn std::error::Error + Send
         for step in &MIGRATIONS[version..] {
             conn_tx.execute_batch(step)?;
         }
-        conn_tx.pragma_update(None, "user_version", i64::try_from(MIGRATIONS.len())?)?;
+        // A handful of migrations: the count always fits.
+        let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        conn_tx.pragma_update(None, "user_version", latest)?;
     }
     conn_tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
     conn_tx.commit()?;

@@ -78,32 +78,9 @@ pub async fn run(
                 let (results, errors) = methods::batch::answers(&success.result);
                 for (index, entry, _) in chunk {
                     let k = key(*index);
-                    let spec = &entry.spec;
-                    answers[*index] = Some(if let Some(result) = results.and_then(|r| r.get(&k)) {
-                        let mut result = result.clone();
-                        spec.normalize.apply(&mut result);
-                        if !only_keys.is_empty() {
-                            project(&mut result, only_keys);
-                        }
-                        let answer = json!({ "result": result });
-                        match entry.check_answer(&answer) {
-                            Ok(()) => {
-                                json!({"tool": spec.name, "ok": true, "result": answer["result"]})
-                            }
-                            Err(problem) => failed(
-                                &spec.name,
-                                &unexpected(spec, &answer["result"], &problem).text,
-                            ),
-                        }
-                    } else if let Some(error) = errors.and_then(|e| e.get(&k)) {
-                        let error = CallError::from(sub_error(error));
-                        failed(&spec.name, &failure(&error, spec).text)
-                    } else {
-                        failed(
-                            &spec.name,
-                            "Bitrix24 answered the batch without an answer for this item. What to do: call the tool on its own.",
-                        )
-                    });
+                    let result = results.and_then(|r| r.get(&k));
+                    let error = errors.and_then(|e| e.get(&k));
+                    answers[*index] = Some(item_answer(entry, result, error, only_keys));
                 }
             }
             Err(err) => {
@@ -123,6 +100,40 @@ pub async fn run(
         "failed": items.len() - succeeded,
         "requests": requests,
     })
+}
+
+/// One item's place in the batch's answer: its result, checked against its tool's schema, or
+/// its error, or that the portal left it out.
+fn item_answer(
+    entry: &Entry,
+    result: Option<&Value>,
+    error: Option<&Value>,
+    only_keys: &[String],
+) -> Value {
+    let spec = &entry.spec;
+    if let Some(result) = result {
+        let mut result = result.clone();
+        spec.normalize.apply(&mut result);
+        if !only_keys.is_empty() {
+            project(&mut result, only_keys);
+        }
+        let answer = json!({ "result": result });
+        match entry.check_answer(&answer) {
+            Ok(()) => json!({"tool": spec.name, "ok": true, "result": answer["result"]}),
+            Err(problem) => failed(
+                &spec.name,
+                &unexpected(spec, &answer["result"], &problem).text,
+            ),
+        }
+    } else if let Some(error) = error {
+        let error = CallError::from(sub_error(error));
+        failed(&spec.name, &failure(&error, spec).text)
+    } else {
+        failed(
+            &spec.name,
+            "Bitrix24 answered the batch without an answer for this item. What to do: call the tool on its own.",
+        )
+    }
 }
 
 /// Refuses, before any request, a batch whose smallest possible answer is over `limit`: every

@@ -310,81 +310,12 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
             status,
             code,
             description,
-        } => {
-            let shown_code = if code.is_empty() {
-                "(no code)".to_owned()
-            } else {
-                code.clone()
-            };
-            let advice = spec
-                .errors
-                .iter()
-                .find(|a| a.matches(code, description))
-                .map(|a| a.advice.clone())
-                .or_else(|| common_advice(code, spec))
-                .unwrap_or_else(|| {
-                    "The portal refused the call. Read the portal's description above, \
-                     correct the arguments if it names one, and do not retry unchanged."
-                        .to_owned()
-                });
-            let said = if description.is_empty() {
-                String::new()
-            } else {
-                format!(": {description}")
-            };
-            // Sub-calls of a batch carry no HTTP status of their own.
-            let http = if *status == 0 {
-                String::new()
-            } else {
-                format!(" (HTTP {status})")
-            };
-            format!(
-                "Bitrix24 rejected {method}: {shown_code}{http}{said}. What to do: {advice}",
-                method = spec.method
-            )
-        }
+        } => explain_refusal(*status, code, description, spec),
         PortalError::BadAnswer {
             status,
             kind,
             excerpt,
-        } => {
-            let (what, todo) = match kind {
-                BadAnswerKind::Html => (
-                    format!(
-                        "an HTML page (HTTP {status}) instead of JSON, usually from a proxy or gateway in front of the portal: \"{excerpt}\""
-                    ),
-                    "The portal or its gateway is having trouble. Try again in a minute; if it persists, check the portal in a browser.",
-                ),
-                BadAnswerKind::Truncated => (
-                    format!("a JSON answer that was cut off (HTTP {status})"),
-                    "The answer was lost on the way, so nothing from it is used. Call again; for a write, check its effect first with the matching read tool.",
-                ),
-                BadAnswerKind::NotJson => (
-                    format!("a body that is not JSON (HTTP {status}): \"{excerpt}\""),
-                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal itself, then try again.",
-                ),
-                BadAnswerKind::TooLarge => (
-                    format!(
-                        "a body too large to be a permission answer (HTTP {status}, {excerpt})"
-                    ),
-                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint, not a proxy that answers something else.",
-                ),
-                BadAnswerKind::UnexpectedStatus => (
-                    format!(
-                        "HTTP {status}, which is not a success, with a `result` in its body: {excerpt}"
-                    ),
-                    "The portal or something in front of it failed, so the answer is not used. Try again in a minute; if it persists, check the portal in a browser.",
-                ),
-                BadAnswerKind::UnexpectedShape => (
-                    format!("JSON without `result` or `error` (HTTP {status}): {excerpt}"),
-                    "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint.",
-                ),
-            };
-            format!(
-                "Bitrix24 answered {method} with {what}. What to do: {todo}",
-                method = spec.method
-            )
-        }
+        } => explain_bad_answer(*status, *kind, excerpt, spec),
         PortalError::Transport {
             kind: TransportKind::Connect,
             detail,
@@ -395,35 +326,111 @@ fn explain_portal(err: &PortalError, spec: &ToolSpec) -> String {
              port really serves plain HTTP, then restart this server.",
             method = spec.method
         ),
-        PortalError::Transport { kind, detail } => {
-            let (what, todo) = match kind {
-                TransportKind::Connect => (
-                    "could not connect to the portal, so nothing was sent",
-                    "Check the portal address and this machine's network or proxy, then call again.",
-                ),
-                TransportKind::Timeout => (
-                    "got no complete answer within the timeout (BITRIX24_TIMEOUT_SECS)",
-                    if spec.hints.read_only {
-                        "Call again; if it keeps timing out the portal is slow or unreachable."
-                    } else {
-                        "The portal may or may not have applied this write. Check with the matching read tool before calling again."
-                    },
-                ),
-                TransportKind::Broken => (
-                    "lost the connection before a complete answer arrived",
-                    if spec.hints.read_only {
-                        "Call again."
-                    } else {
-                        "The portal may or may not have applied this write. Check with the matching read tool before calling again."
-                    },
-                ),
-            };
-            format!(
-                "Calling {method} {what} ({detail}). What to do: {todo}",
-                method = spec.method
-            )
-        }
+        PortalError::Transport { kind, detail } => explain_transport(*kind, detail, spec),
     }
+}
+
+/// The portal answered with an error envelope.
+fn explain_refusal(status: u16, code: &str, description: &str, spec: &ToolSpec) -> String {
+    let shown_code = if code.is_empty() {
+        "(no code)".to_owned()
+    } else {
+        code.to_owned()
+    };
+    let advice = spec
+        .errors
+        .iter()
+        .find(|a| a.matches(code, description))
+        .map(|a| a.advice.clone())
+        .or_else(|| common_advice(code, spec))
+        .unwrap_or_else(|| {
+            "The portal refused the call. Read the portal's description above, \
+             correct the arguments if it names one, and do not retry unchanged."
+                .to_owned()
+        });
+    let said = if description.is_empty() {
+        String::new()
+    } else {
+        format!(": {description}")
+    };
+    // Sub-calls of a batch carry no HTTP status of their own.
+    let http = if status == 0 {
+        String::new()
+    } else {
+        format!(" (HTTP {status})")
+    };
+    format!(
+        "Bitrix24 rejected {method}: {shown_code}{http}{said}. What to do: {advice}",
+        method = spec.method
+    )
+}
+
+/// The portal (or something in front of it) answered what is no envelope.
+fn explain_bad_answer(status: u16, kind: BadAnswerKind, excerpt: &str, spec: &ToolSpec) -> String {
+    let (what, todo) = match kind {
+        BadAnswerKind::Html => (
+            format!(
+                "an HTML page (HTTP {status}) instead of JSON, usually from a proxy or gateway in front of the portal: \"{excerpt}\""
+            ),
+            "The portal or its gateway is having trouble. Try again in a minute; if it persists, check the portal in a browser.",
+        ),
+        BadAnswerKind::Truncated => (
+            format!("a JSON answer that was cut off (HTTP {status})"),
+            "The answer was lost on the way, so nothing from it is used. Call again; for a write, check its effect first with the matching read tool.",
+        ),
+        BadAnswerKind::NotJson => (
+            format!("a body that is not JSON (HTTP {status}): \"{excerpt}\""),
+            "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal itself, then try again.",
+        ),
+        BadAnswerKind::TooLarge => (
+            format!("a body too large to be a permission answer (HTTP {status}, {excerpt})"),
+            "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint, not a proxy that answers something else.",
+        ),
+        BadAnswerKind::UnexpectedStatus => (
+            format!(
+                "HTTP {status}, which is not a success, with a `result` in its body: {excerpt}"
+            ),
+            "The portal or something in front of it failed, so the answer is not used. Try again in a minute; if it persists, check the portal in a browser.",
+        ),
+        BadAnswerKind::UnexpectedShape => (
+            format!("JSON without `result` or `error` (HTTP {status}): {excerpt}"),
+            "Check that BITRIX24_WEBHOOK_URL points at the Bitrix24 portal's /rest/ endpoint.",
+        ),
+    };
+    format!(
+        "Bitrix24 answered {method} with {what}. What to do: {todo}",
+        method = spec.method
+    )
+}
+
+/// No complete answer arrived.
+fn explain_transport(kind: TransportKind, detail: &str, spec: &ToolSpec) -> String {
+    let (what, todo) = match kind {
+        TransportKind::Connect => (
+            "could not connect to the portal, so nothing was sent",
+            "Check the portal address and this machine's network or proxy, then call again.",
+        ),
+        TransportKind::Timeout => (
+            "got no complete answer within the timeout (BITRIX24_TIMEOUT_SECS)",
+            if spec.hints.read_only {
+                "Call again; if it keeps timing out the portal is slow or unreachable."
+            } else {
+                "The portal may or may not have applied this write. Check with the matching read tool before calling again."
+            },
+        ),
+        TransportKind::Broken => (
+            "lost the connection before a complete answer arrived",
+            if spec.hints.read_only {
+                "Call again."
+            } else {
+                "The portal may or may not have applied this write. Check with the matching read tool before calling again."
+            },
+        ),
+    };
+    format!(
+        "Calling {method} {what} ({detail}). What to do: {todo}",
+        method = spec.method
+    )
 }
 
 /// Whether a failed TLS handshake met a plain-HTTP server: rustls reports the HTTP reply as

@@ -10,10 +10,15 @@ use serde_json::{Map, Value, json};
 
 use crate::{bitrix::Api, catalog::Catalog};
 
+mod account;
 mod directory;
+mod fixture;
+mod landing;
 pub(crate) mod large;
 mod membership;
 mod structure;
+mod tasks;
+mod workgroups;
 
 pub use large::Size;
 
@@ -26,39 +31,6 @@ pub const PEOPLE: [u64; 3] = [1, ME, 503];
 
 /// Offered on the sign-in page too, but the sandbox's application is not open to her.
 pub const SHUT_OUT: u64 = 547;
-
-const SITE_OPS: [&str; 6] = ["denied", "read", "edit", "sett", "public", "delete"];
-const TASK_ACTIONS: [&str; 25] = [
-    "ACCEPT",
-    "DECLINE",
-    "COMPLETE",
-    "APPROVE",
-    "DISAPPROVE",
-    "START",
-    "PAUSE",
-    "DELEGATE",
-    "REMOVE",
-    "EDIT",
-    "DEFER",
-    "RENEW",
-    "CREATE",
-    "CHANGE_DEADLINE",
-    "CHECKLIST_ADD_ITEMS",
-    "ADD_FAVORITE",
-    "DELETE_FAVORITE",
-    "RATE",
-    "TAKE",
-    "EDIT.ORIGINATOR",
-    "ELAPSEDTIME.ADD",
-    // The new spellings come back next to the old ones (tasks-task-get-access.md).
-    "EDIT.PLAN",
-    "CHECKLIST.ADD",
-    "FAVORITE.ADD",
-    "FAVORITE.DELETE",
-];
-
-/// The landing `scope` values; without one, a method sees only sites and stores.
-const LANDING_SCOPES: [&str; 3] = ["GROUP", "KNOWLEDGE", "MAINPAGE"];
 
 /// Methods registered in mixed case: the portal matches their names exactly.
 const MIXED_CASE_METHODS: [(&str, &str); 2] = [
@@ -135,30 +107,6 @@ pub struct Portal {
     me: u64,
 }
 
-/// The landing `scope` a call names, if it is one the portal knows.
-fn landing_scope(p: &Value) -> Option<&str> {
-    p["scope"].as_str().filter(|s| LANDING_SCOPES.contains(s))
-}
-
-/// A map keyed by site id the way PHP's `json_encode` sends it: keys exactly 0..n-1 make a
-/// JSON list (a role with only the default answers `[["read"]]`), an empty map `[]`.
-fn php_map(map: &BTreeMap<String, Vec<String>>) -> Value {
-    let positional = map.keys().enumerate().all(|(i, k)| *k == i.to_string());
-    if positional {
-        Value::Array(map.values().map(|ops| json!(ops)).collect())
-    } else {
-        json!(map)
-    }
-}
-
-fn role_mismatch() -> Answer {
-    err(
-        400,
-        "ROLE_SCOPE_MISMATCH",
-        "The role does not exist or belongs to another section",
-    )
-}
-
 /// An integer parameter, given as a number (JSON) or a string (a batch command's query).
 fn int(v: &Value) -> Option<u64> {
     v.as_u64()
@@ -191,174 +139,17 @@ fn rights(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
 impl Portal {
     /// The sandbox company, with the catalog's methods and their scopes.
     pub fn new(catalog: &Catalog) -> Self {
-        let user = |name, last_name, admin, department| User {
-            name: Cow::Borrowed(name),
-            last_name: Cow::Borrowed(last_name),
-            admin,
-            department,
-        };
-        let group = |name, members: &[(u64, char)]| Group {
-            name: Cow::Borrowed(name),
-            members: members.iter().copied().collect(),
-        };
         Self {
-            users: BTreeMap::from([
-                (1, user("Maria", "Ivanova", true, 1)),
-                (ME, user("Ann", "Lee", false, 2)),
-                (503, user("Oleg", "Petrov", false, 2)),
-                (547, user("Sara", "Kim", false, 3)),
-                // The people, departments and groups the docs' own examples name.
-                (3, user("Ivan", "Smirnov", false, 7)),
-                (45, user("Lena", "Novak", false, 7)),
-            ]),
+            users: fixture::users(),
             departments: directory::departments(),
-            groups: BTreeMap::from([
-                (
-                    77,
-                    group("Website relaunch", &[(ME, 'K'), (503, 'A'), (547, 'E')]),
-                ),
-                (79, group("Scrum project", &[(ME, 'A'), (503, 'K')])),
-                (12, group("Board", &[(1, 'A')])),
-                (3, group("Support desk", &[(45, 'A'), (3, 'K')])),
-                (69, group("Partners", &[(3, 'A'), (ME, 'K')])),
-                (
-                    622,
-                    group("Group for Demonstrating the Method", &[(1, 'A'), (ME, 'K')]),
-                ),
-            ]),
-            sites: BTreeMap::from([
-                (
-                    645,
-                    // The company site.
-                    Site {
-                        scope: None,
-                        in_trash: false,
-                        rights: rights(&[
-                            ("AU", &["read"]),
-                            ("U7", &["read", "edit", "sett", "public"]),
-                        ]),
-                    },
-                ),
-                (
-                    646,
-                    // The online store.
-                    Site {
-                        scope: None,
-                        in_trash: false,
-                        rights: rights(&[("SG77_K", &["read", "edit"]), ("U547", &["denied"])]),
-                    },
-                ),
-                (
-                    700,
-                    // The company knowledge base: invisible without scope KNOWLEDGE.
-                    Site {
-                        scope: Some("KNOWLEDGE"),
-                        in_trash: false,
-                        rights: rights(&[("AU", &["read"]), ("U7", &["read", "edit"])]),
-                    },
-                ),
-                (
-                    650,
-                    // An old promo site, in the trash.
-                    Site {
-                        scope: None,
-                        in_trash: true,
-                        rights: BTreeMap::new(),
-                    },
-                ),
-            ]),
-            default_site_rights: rights(&[("G1", &["read", "edit", "sett", "public", "delete"])]),
-            tasks: BTreeMap::from([
-                (
-                    8017,
-                    Task {
-                        creator: ME,
-                        responsible: 503,
-                        visible_to: BTreeSet::from([ME, 503]),
-                    },
-                ),
-                (
-                    8020,
-                    Task {
-                        creator: 1,
-                        responsible: 1,
-                        visible_to: BTreeSet::from([1]),
-                    },
-                ),
-            ]),
-            roles: BTreeMap::from([
-                (
-                    2,
-                    Role {
-                        scope: None,
-                        title: "Content editors",
-                        xml_id: "",
-                        rights: rights(&[("0", &["read", "edit"]), ("645", &["read"])]),
-                        codes: vec!["DR2".into()],
-                        additional: vec!["menu24".into()],
-                    },
-                ),
-                (
-                    3,
-                    Role {
-                        scope: None,
-                        title: "Administrator",
-                        xml_id: "ADMIN",
-                        // Only the default: the portal answers it as a list.
-                        rights: rights(&[("0", &["read", "edit", "sett", "public", "delete"])]),
-                        codes: vec!["G1".into()],
-                        additional: vec!["menu24".into(), "create".into()],
-                    },
-                ),
-                (
-                    5,
-                    Role {
-                        scope: None,
-                        title: "Manager",
-                        xml_id: "MANAGER",
-                        rights: rights(&[("0", &["read"]), ("645", &["read", "edit"])]),
-                        codes: vec!["D2".into()],
-                        additional: vec![],
-                    },
-                ),
-                (
-                    11,
-                    Role {
-                        scope: None,
-                        title: "Support",
-                        xml_id: "",
-                        rights: BTreeMap::new(),
-                        codes: vec![],
-                        additional: vec![],
-                    },
-                ),
-                (
-                    13,
-                    Role {
-                        scope: Some("KNOWLEDGE"),
-                        title: "Knowledge base editors",
-                        xml_id: "",
-                        rights: rights(&[("0", &["read"]), ("700", &["read", "edit"])]),
-                        codes: vec!["D2".into()],
-                        additional: vec!["knowledge_menu24".into()],
-                    },
-                ),
-            ]),
+            groups: fixture::groups(),
+            sites: fixture::sites(),
+            default_site_rights: fixture::default_site_rights(),
+            tasks: fixture::tasks(),
+            roles: fixture::roles(),
             role_model: false,
             me: ME,
-            scopes: vec![
-                "calendar",
-                "department",
-                "disk",
-                "documentgenerator",
-                "landing",
-                "socialnetwork",
-                "sonet_group",
-                "humanresources",
-                "main",
-                "task",
-                "user",
-            ],
+            scopes: fixture::scopes(),
             methods: catalog
                 .entries()
                 .filter(|e| e.spec.is_portal_method())
@@ -386,39 +177,6 @@ impl Portal {
 }
 
 impl Portal {
-    /// The role a landing role call names, if it exists in the call's section.
-    fn role(&self, p: &Value) -> Option<&Role> {
-        int(&p["id"])
-            .and_then(|id| self.roles.get(&id))
-            .filter(|r| r.scope == landing_scope(p))
-    }
-
-    /// The access codes a user holds.
-    fn codes_of(&self, user: u64) -> BTreeSet<String> {
-        let mut codes = BTreeSet::from([format!("U{user}"), "AU".into(), "UA".into(), "G2".into()]);
-        if let Some(u) = self.users.get(&user) {
-            codes.insert(format!("D{}", u.department));
-            codes.insert(format!("DR{}", u.department));
-            codes.insert("DR1".into());
-            if u.admin {
-                codes.insert("G1".into());
-            }
-        }
-        for (id, g) in &self.groups {
-            if let Some(role) = g.members.get(&user) {
-                codes.insert(format!("SG{id}"));
-                codes.insert(format!("SG{id}_K"));
-                if matches!(role, 'A' | 'E') {
-                    codes.insert(format!("SG{id}_E"));
-                }
-                if *role == 'A' {
-                    codes.insert(format!("SG{id}_A"));
-                }
-            }
-        }
-        codes
-    }
-
     /// A person's full name, as sign-in shows it.
     pub fn name_of(&self, user: u64) -> Option<String> {
         self.users
@@ -429,120 +187,6 @@ impl Portal {
     /// Whether a person is a portal administrator.
     pub fn is_admin(&self, user: u64) -> bool {
         self.users.get(&user).is_some_and(|u| u.admin)
-    }
-
-    fn access_name(&self, code: &str) -> Option<Value> {
-        let about = |name: String, provider: &str, id: &str| {
-            Some(json!({"name": name, "provider": provider, "provider_id": id}))
-        };
-        let number = |prefix: &str| {
-            code.strip_prefix(prefix)
-                .and_then(|n| n.parse::<u64>().ok())
-        };
-        match code {
-            "AU" => return about("All authorized users".into(), "", "other"),
-            "G2" => return about("All visitors".into(), "", "other"),
-            "CR" => return about("Author".into(), "", "other"),
-            "G1" => return about("Administrators".into(), "User groups", "group"),
-            _ => {}
-        }
-        if let Some((group, suffix)) = code.strip_prefix("SG").map(|rest| {
-            let (id, suffix) = rest.split_once('_').unwrap_or((rest, ""));
-            (id.parse::<u64>().ok(), suffix)
-        }) {
-            let g = self.groups.get(&group?)?;
-            // Like the socialnetwork provider: only SG<id>_A/_E/_K have names.
-            let who = match suffix {
-                "A" => ": owner",
-                "E" => ": moderators",
-                "K" => ": all members",
-                _ => return None,
-            };
-            return about(format!("{}{who}", g.name), "Workgroups", "socnetgroup");
-        }
-        if let Some(d) = number("DR") {
-            return about(
-                format!("{} (with sub-departments)", self.departments.get(&d)?.name),
-                "Departments",
-                "intranet",
-            );
-        }
-        if let Some(d) = number("D") {
-            return about(
-                self.departments.get(&d)?.name.to_string(),
-                "Departments",
-                "intranet",
-            );
-        }
-        if let Some(u) = number("IU").or_else(|| number("U")) {
-            let user = self.users.get(&u)?;
-            return about(format!("{} {}", user.name, user.last_name), "Users", "user");
-        }
-        None
-    }
-
-    /// The rights `user` holds on `site`, the way landing.site.getRights reports them.
-    fn site_rights_for(&self, site: &Site, user: u64) -> Vec<String> {
-        let held = self.codes_of(user);
-        let mut ops = BTreeSet::new();
-        for (code, granted) in site.rights.iter().chain(&self.default_site_rights) {
-            if held.contains(code) {
-                ops.extend(granted.iter().cloned());
-            }
-        }
-        SITE_OPS
-            .iter()
-            .filter(|op| ops.contains(**op))
-            .map(|op| (*op).to_owned())
-            .collect()
-    }
-
-    /// Applies setRights' documented rules to one code's operations.
-    fn clean_ops(ops: &Value) -> Vec<String> {
-        let given: BTreeSet<&str> = ops
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|op| SITE_OPS.contains(op)) // unknown operations are dropped silently
-            .collect();
-        if given.contains("denied") {
-            return vec!["denied".into()];
-        }
-        let mut kept: Vec<String> = SITE_OPS
-            .iter()
-            .filter(|op| given.contains(**op))
-            .map(|op| (*op).to_owned())
-            .collect();
-        if !kept.iter().any(|op| op == "read") {
-            kept.insert(0, "read".into());
-        }
-        kept
-    }
-
-    fn task_actions(&self, task: &Task, user: u64) -> Value {
-        let known = self.users.contains_key(&user);
-        let admin = self.users.get(&user).is_some_and(|u| u.admin);
-        let creator = known && (task.creator == user || admin);
-        let responsible = known && task.responsible == user;
-        let sees = known && (task.visible_to.contains(&user) || admin);
-        let actions: Map<String, Value> = TASK_ACTIONS
-            .iter()
-            .map(|action| {
-                let allowed = match *action {
-                    "ACCEPT" | "DECLINE" => false,
-                    "EDIT" | "REMOVE" | "CHANGE_DEADLINE" | "DELEGATE" | "EDIT.ORIGINATOR"
-                    | "APPROVE" | "DISAPPROVE" => creator,
-                    "COMPLETE" | "START" | "PAUSE" | "DEFER" | "RENEW" | "TAKE" => {
-                        creator || responsible
-                    }
-                    "CREATE" => known,
-                    _ => sees,
-                };
-                ((*action).to_owned(), Value::Bool(allowed))
-            })
-            .collect();
-        Value::Object(actions)
     }
 
     /// Answers one call on the path of `api`: `/rest/...` for classic REST, `/rest/api/...`
@@ -575,19 +219,21 @@ impl Portal {
         }
     }
 
+    /// The scope a method needs, when it needs one beyond `basic`.
+    fn scope_of(&self, method: &str) -> Option<&str> {
+        self.methods
+            .get(method)
+            .map(String::as_str)
+            .filter(|s| *s != "basic")
+    }
+
     /// Answers one classic REST call. `method` is case-insensitive, as on a real portal.
     pub fn call(&mut self, method: &str, p: &Value) -> Answer {
         let method = method.to_ascii_lowercase();
         if self.v3_methods.contains(&method) {
             return err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!");
         }
-        let scope_of = |m: &str| -> Option<&str> {
-            self.methods
-                .get(m)
-                .map(String::as_str)
-                .filter(|s| *s != "basic")
-        };
-        if let Some(scope) = scope_of(&method)
+        if let Some(scope) = self.scope_of(&method)
             && !self.scopes.contains(&scope)
         {
             return err(
@@ -596,297 +242,21 @@ impl Portal {
                 "The request requires higher privileges than provided by the webhook token",
             );
         }
-        match method.as_str() {
-            "scope" => {
-                if p["full"].as_bool() == Some(true) || p["full"] == 1 {
-                    ok(json!(["calendar", "crm", "department", "disk", "humanresources", "im", "landing", "lists", "main", "sonet_group", "task", "user"]))
-                } else {
-                    ok(json!(self.scopes))
-                }
-            }
-            "method.get" => {
-                let name = p["name"].as_str().unwrap_or_default();
-                // Classic names are matched in lowercase only; the mixed-case ones exactly.
-                let known = self.methods.contains_key(name);
-                let available = known && scope_of(name).is_none_or(|s| self.scopes.contains(&s));
-                ok(json!({"isExisting": known, "isAvailable": available}))
-            }
-            "access.name" => {
-                let codes: Vec<&str> = p["ACCESS"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                if codes.is_empty() {
-                    return ok(json!(false));
-                }
-                let found: Map<String, Value> = codes
-                    .iter()
-                    .filter_map(|c| Some(((*c).to_owned(), self.access_name(c)?)))
-                    .collect();
-                ok(if found.is_empty() { json!([]) } else { Value::Object(found) })
-            }
-            "user.access" => {
-                let held = self.codes_of(self.me);
-                let me_admin = self.users[&self.me].admin;
-                let any = p["ACCESS"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|c| held.contains(c));
-                ok(json!(me_admin || any))
-            }
-            "user.admin" => ok(json!(self.users[&self.me].admin)),
-            "profile" => {
-                let me = &self.users[&self.me];
-                ok(json!({"ID": self.me.to_string(), "ADMIN": me.admin, "NAME": me.name, "LAST_NAME": me.last_name,
-                          "PERSONAL_GENDER": "", "TIME_ZONE": "Europe/Berlin"}))
-            }
-            "sonet_group.user.groups" => ok(Value::Array(
-                self.groups
-                    .iter()
-                    .filter_map(|(id, g)| {
-                        let role = g.members.get(&self.me)?;
-                        Some(json!({"GROUP_ID": id.to_string(), "GROUP_NAME": g.name, "ROLE": role.to_string(),
-                                    "GROUP_IMAGE_ID": null, "GROUP_IMAGE": ""}))
-                    })
-                    .collect(),
-            )),
-            "sonet_group.user.get" => {
-                let Some(id) = int(&p["ID"]) else {
-                    return err(400, "", "Wrong socialnetwork group ID");
-                };
-                match self.groups.get(&id) {
-                    Some(g) if g.members.contains_key(&self.me) => ok(Value::Array(
-                        g.members
-                            .iter()
-                            .map(|(u, r)| json!({"USER_ID": u.to_string(), "ROLE": r.to_string()}))
-                            .collect(),
-                    )),
-                    _ => err(400, "", "Socialnetwork group not found"),
-                }
-            }
-            "sonet_group.feature.access" => self.feature_access(p),
-            "landing.site.getrights" => {
-                let Some(id) = int(&p["id"]) else {
-                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
-                };
-                match self.sites.get(&id) {
-                    Some(site) if !site.in_trash && site.scope == landing_scope(p) => {
-                        ok(json!(self.site_rights_for(site, self.me)))
-                    }
-                    _ => ok(json!([])),
-                }
-            }
-            "landing.site.setrights" => {
-                let Some(id) = int(&p["id"]) else {
-                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
-                };
-                let new: BTreeMap<String, Vec<String>> = p["rights"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(code, ops)| (code.clone(), Self::clean_ops(ops)))
-                    .collect();
-                if self.role_model {
-                    // Documented: under the role model the portal answers true and applies nothing.
-                    return ok(json!(true));
-                }
-                if id == 0 {
-                    self.default_site_rights = new;
-                    return ok(json!(true));
-                }
-                let scope = landing_scope(p);
-                match self.sites.get_mut(&id) {
-                    Some(site) if !site.in_trash && site.scope == scope => {
-                        site.rights = new;
-                        ok(json!(true))
-                    }
-                    _ => ok(json!(false)),
-                }
-            }
-            "landing.role.isenabled" => ok(json!(self.role_model)),
-            "landing.role.enable" => match int(&p["mode"]) {
-                // With scope only a portal administrator may switch (landing-role-enable.md).
-                Some(_) if landing_scope(p).is_some() && !self.users[&self.me].admin => err(
-                    400,
-                    "IS_NOT_ADMIN",
-                    "To perform this action, you must be an administrator.",
-                ),
-                Some(mode) => {
-                    self.role_model = mode == 1;
-                    ok(json!(true))
-                }
-                None => err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: mode"),
-            },
-            "landing.role.getlist" => ok(Value::Array(
-                self.roles
-                    .iter()
-                    .filter(|(_, r)| r.scope == landing_scope(p))
-                    .map(|(id, r)| {
-                        let xml_id = if r.xml_id.is_empty() { Value::Null } else { json!(r.xml_id) };
-                        json!({"ID": id.to_string(), "TITLE": r.title, "XML_ID": xml_id})
-                    })
-                    .collect(),
-            )),
-            "landing.role.getrights" => match self.role(p) {
-                Some(role) => ok(php_map(&role.rights)),
-                None => role_mismatch(),
-            },
-            "landing.role.setrights" => {
-                let Some(id) = int(&p["id"]) else {
-                    return err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: id");
-                };
-                let Some(given) = p["rights"].as_object() else {
-                    return err(400, "MISSING_PARAMS", "Not enough parameters for the call, missing: rights");
-                };
-                if self.role(p).is_none() {
-                    return role_mismatch();
-                }
-                let kept: BTreeMap<String, Vec<String>> = given
-                    .iter()
-                    .filter(|(site, _)| *site == "0" || site.parse().is_ok_and(|s: u64| self.sites.contains_key(&s)))
-                    .map(|(site, ops)| (site.clone(), Self::clean_ops(ops)))
-                    .collect();
-                // Extras of another section are not saved, without an error.
-                let prefix = match landing_scope(p) {
-                    Some("KNOWLEDGE") => "knowledge_",
-                    Some("GROUP") => "group_",
-                    Some("MAINPAGE") => "vibe_",
-                    _ => "",
-                };
-                let additional: Option<Vec<String>> = p.get("additional").map(|a| {
-                    a.as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .filter(|code| {
-                            code.strip_prefix(prefix)
-                                .is_some_and(|rest| ["menu24", "create"].contains(&rest))
-                        })
-                        .map(str::to_owned)
-                        .collect()
-                });
-                let role = self.roles.get_mut(&id).expect("checked above");
-                role.rights = kept;
-                if let Some(additional) = additional {
-                    role.additional = additional;
-                }
-                ok(json!(true))
-            }
-            "landing.role.setaccesscodes" => {
-                let Some(id) = int(&p["id"]) else {
-                    return err(400, "MISSING_PARAMS", "Not enough call parameters, missing: id");
-                };
-                if !p["codes"].is_array() && !p["codes"].is_null() {
-                    return err(400, "ERROR_ARGUMENT", "codes must be an array");
-                }
-                if self.role(p).is_none() {
-                    return role_mismatch();
-                }
-                if let Some(role) = self.roles.get_mut(&id) {
-                    role.codes = p["codes"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_owned)).collect();
-                }
-                ok(json!(true))
-            }
-            "tasks.task.getaccess" => {
-                if p["taskId"].is_null() {
-                    return err(400, "100", "CTaskItem All parameters in the constructor must have real class type");
-                }
-                // Code 0 is about the taskId's type; a task that is missing or hidden is no error.
-                let Some(task_id) = int(&p["taskId"]) else {
-                    return err(400, "0", "wrong task id");
-                };
-                let Some(task) = self.tasks.get(&task_id).filter(|t| t.visible_to.contains(&self.me) || self.users[&self.me].admin) else {
-                    return ok(json!({"allowedActions": []}));
-                };
-                let users: Vec<u64> = match &p["users"] {
-                    Value::Null => vec![self.me],
-                    Value::Array(items) => items.iter().filter_map(int).collect(),
-                    _ => return err(400, "100", "Invalid value {} to match with parameter {users}. Should be value of type array."),
-                };
-                let actions: Map<String, Value> =
-                    users.iter().map(|u| (u.to_string(), self.task_actions(task, *u))).collect();
-                ok(json!({"allowedActions": actions}))
-            }
-            "batch" => self.batch(p),
-            // A catalog method this company does not model answers its catalog example, so a
-            // new tool works in the sandbox from its catalog file alone.
-            other => match self.directory(other, p).or_else(|| self.membership(other, p)) {
-                Some(answer) => answer,
-                None => match self.examples.get(other) {
-                    Some(answer) => ok(answer.clone()),
-                    None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
-                },
-            },
+        if method == "batch" {
+            return self.batch(p);
         }
-    }
-
-    fn feature_access(&self, p: &Value) -> Answer {
-        const FEATURES: &[(&str, &[&str])] = &[
-            ("forum", &["full", "newtopic", "answer", "view"]),
-            ("photo", &["write", "view"]),
-            ("calendar", &["write", "view"]),
-            (
-                "tasks",
-                &[
-                    "view",
-                    "view_all",
-                    "sort",
-                    "create_tasks",
-                    "edit_tasks",
-                    "delete_tasks",
-                    "modify_folders",
-                    "modify_common_views",
-                ],
-            ),
-            ("files", &["view", "write_limited", "write"]),
-            (
-                "blog",
-                &[
-                    "view_post",
-                    "premoderate_post",
-                    "write_post",
-                    "moderate_post",
-                    "full_post",
-                    "view_comment",
-                    "premoderate_comment",
-                    "write_comment",
-                    "moderate_comment",
-                    "full_comment",
-                ],
-            ),
-            ("search", &["view"]),
-            ("wiki", &["view", "write", "delete"]),
-            ("group_lists", &["write", "view"]),
-            ("chat", &[]),
-        ];
-        // Only GROUP_ID <= 0 is an error; a positive id of no group simply answers false.
-        let Some(group_id) = int(&p["GROUP_ID"]).filter(|id| *id > 0) else {
-            return err(400, "", "Wrong socialnetwork group ID");
-        };
-        let group = self.groups.get(&group_id);
-        let feature = p["FEATURE"].as_str().unwrap_or_default();
-        let Some((_, operations)) = FEATURES.iter().find(|(f, _)| *f == feature) else {
-            return err(400, "", "Wrong feature");
-        };
-        let operation = p["OPERATION"].as_str().unwrap_or_default();
-        if !operations.contains(&operation) {
-            return err(400, "", "Wrong operation");
-        }
-        let Some(group) = group else {
-            return ok(json!(false));
-        };
-        let allowed = match group.members.get(&self.me) {
-            Some('A') => true,
-            Some('E') => !operation.starts_with("full") && !operation.starts_with("delete"),
-            Some(_) => {
-                operation.starts_with("view")
-                    || matches!(
-                        operation,
-                        "answer"
-                            | "newtopic"
-                            | "write_post"
-                            | "write_comment"
-                            | "create_tasks"
-                            | "write_limited"
-                    )
-            }
-            None => self.users[&self.me].admin,
-        };
-        ok(json!(allowed))
+        let answer = self.account(&method, p);
+        let answer = answer.or_else(|| self.landing(&method, p));
+        let answer = answer.or_else(|| self.workgroups(&method, p));
+        let answer = answer.or_else(|| self.tasks(&method, p));
+        let answer = answer.or_else(|| self.directory(&method, p));
+        let answer = answer.or_else(|| self.membership(&method, p));
+        // A catalog method this company does not model answers its catalog example, so a
+        // new tool works in the sandbox from its catalog file alone.
+        answer.unwrap_or_else(|| match self.examples.get(&method) {
+            Some(answer) => ok(answer.clone()),
+            None => err(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+        })
     }
 
     /// `batch`: each command is `method?query`, answered into `result` / `result_error`.

@@ -161,3 +161,62 @@ async fn a_redis_state_an_hour_off_or_far_too_large_is_started_afresh() {
     assert!(size < 4096, "{size} bytes");
     assert_eq!(portal.count(), 4);
 }
+
+/// Reads one command (a RESP array of bulk strings) from the server.
+fn read_command(reader: &mut impl std::io::BufRead) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let count: usize = line.trim_start_matches('*').trim().parse().unwrap();
+    for _ in 0..count {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let len: usize = line.trim_start_matches('$').trim().parse().unwrap();
+        let mut bulk = vec![0; len + 2];
+        reader.read_exact(&mut bulk).unwrap();
+    }
+}
+
+/// Something at the Redis URL that answers the state's read with 64 MiB: the server stops
+/// reading at its bound (a few KiB, not the reply's length in memory), says why, and sends
+/// nothing to the portal.
+#[tokio::test]
+async fn a_redis_reply_over_the_bound_is_refused_unread() {
+    use std::io::Write;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(socket.try_clone().unwrap());
+        let mut socket = socket;
+        read_command(&mut reader);
+        socket.write_all(b"+PONG\r\n").unwrap();
+        read_command(&mut reader);
+        let size = 64usize << 20;
+        socket.write_all(format!("${size}\r\n").as_bytes()).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        // The server hangs up part of the way through.
+        let sent = (0..64).take_while(|_| socket.write_all(&chunk).is_ok());
+        sent.count()
+    });
+    let portal = TestPortal::always(ok(json!(["read"]))).await;
+    let url = portal.webhook_url();
+    let store = format!("redis://127.0.0.1:{port}/0");
+    let out = run(
+        &[
+            ("BITRIX24_WEBHOOK_URL", &url),
+            ("BITRIX24_LIMITER_URL", &store),
+        ],
+        &["call", "landing_site_get_rights", r#"{"id": 1}"#],
+    )
+    .await;
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a reply longer than 65536 bytes"),
+        "{}",
+        out.stderr
+    );
+    let sent_mib = peer.join().unwrap();
+    assert!(sent_mib < 64, "the whole reply was read");
+    assert_eq!(portal.count(), 0);
+}

@@ -8,11 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Client, Connection, Script};
+use redis::{Client, Script};
+
+use self::bounded::Bounded as Connection;
 
 use super::{
     rate::Bucket,
-    shared::{MAX_STATE_BYTES, StateStore, identity_hash},
+    shared::{MAX_STATE_BYTES, StateStore, StoreError, identity_hash},
 };
 use crate::bitrix::Identity;
 
@@ -25,6 +27,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 const MAX_RACES: usize = 32;
 /// A state nobody touches expires: the portal's bucket has long drained by then.
 const EXPIRE_SECS: u64 = 600;
+
+mod bounded;
 
 const COMPARE_AND_SET: &str = r"
 local current = redis.call('GET', KEYS[1])
@@ -72,9 +76,12 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to `url` (`redis://host:port/db`) and checks that Redis answers.
-    pub fn connect(url: &str, identity: &Identity) -> Result<Self, String> {
+    pub fn connect(url: &str, identity: &Identity) -> Result<Self, StoreError> {
         let shown = without_password(url);
-        let client = Client::open(url).map_err(|e| format!("{shown}: {e}"))?;
+        let client = Client::open(url).map_err(|source| StoreError::Redis {
+            at: shown.clone(),
+            source,
+        })?;
         let store = Self {
             client,
             key: format!(
@@ -94,33 +101,46 @@ impl RedisStore {
         let mut connection = store.open()?;
         redis::cmd("PING")
             .query::<String>(&mut connection)
-            .map_err(|e| format!("{}: {e}", store.shown))?;
+            .map_err(|e| store.failed(e))
+            .map_err(|e| store.refused_if_overflowed(&connection, e))?;
         link.connection = Some(connection);
         drop(link);
         Ok(store)
     }
 
-    fn open(&self) -> Result<Connection, String> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .map_err(|e| format!("{}: {e}", self.shown))?;
-        let timeouts = connection
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| connection.set_write_timeout(Some(IO_TIMEOUT)));
-        timeouts.map_err(|e| format!("{}: {e}", self.shown))?;
-        Ok(connection)
+    fn failed(&self, source: redis::RedisError) -> StoreError {
+        StoreError::Redis {
+            at: self.shown.clone(),
+            source,
+        }
+    }
+
+    /// `error`, or that a reply was too long when that is what it was.
+    fn refused_if_overflowed(&self, connection: &Connection, error: StoreError) -> StoreError {
+        if connection.overflowed() {
+            return StoreError::ReplyTooLarge {
+                at: self.shown.clone(),
+                limit: bounded::MAX_REPLY_BYTES,
+            };
+        }
+        error
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        Connection::connect(self.client.get_connection_info(), IO_TIMEOUT)
+            .map_err(|e| self.failed(e))
     }
 
     fn exchange(
         &self,
         connection: &mut Connection,
         apply: &mut dyn FnMut(Option<Bucket>) -> Bucket,
-    ) -> Result<(), String> {
+    ) -> Result<(), StoreError> {
         for _ in 0..MAX_RACES {
             let stored = self.read_state(connection)?;
             let bucket = apply(stored.as_deref().and_then(|s| serde_json::from_str(s).ok()));
-            let next = serde_json::to_string(&bucket).map_err(|e| e.to_string())?;
+            // A bucket is numbers only: it always serialises.
+            let next = serde_json::to_string(&bucket).unwrap_or_default();
             let stored_now: i64 = self
                 .script
                 .key(&self.key)
@@ -128,24 +148,27 @@ impl RedisStore {
                 .arg(next)
                 .arg(EXPIRE_SECS)
                 .invoke(connection)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| self.failed(e))?;
             if stored_now == 1 {
                 return Ok(());
             }
         }
-        Err(format!("{MAX_RACES} lost races in a row"))
+        Err(StoreError::Races {
+            at: self.shown.clone(),
+            races: MAX_RACES,
+        })
     }
 }
 
 impl RedisStore {
     /// The stored state as text, `None` when there is none (or it was too long to be one).
-    fn read_state(&self, connection: &mut Connection) -> Result<Option<String>, String> {
+    fn read_state(&self, connection: &mut Connection) -> Result<Option<String>, StoreError> {
         let reply: redis::Value = self
             .read
             .key(&self.key)
             .arg(MAX_STATE_BYTES)
             .invoke(connection)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.failed(e))?;
         match reply {
             redis::Value::Nil => Ok(None),
             redis::Value::BulkString(bytes) => Ok(String::from_utf8(bytes).ok()),
@@ -158,16 +181,21 @@ impl RedisStore {
                 );
                 Ok(None)
             }
-            other => Err(format!("unexpected reply to reading the state: {other:?}")),
+            other => Err(StoreError::Reply {
+                at: self.shown.clone(),
+                reply: format!("{other:?}"),
+            }),
         }
     }
 }
 
 impl StateStore for RedisStore {
-    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String> {
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), StoreError> {
         let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
         if link.quiet_until.is_some_and(|t| Instant::now() < t) {
-            return Err(format!("{} failed a moment ago", self.shown));
+            return Err(StoreError::Resting {
+                at: self.shown.clone(),
+            });
         }
         let mut connection = match link.connection.take() {
             Some(c) => c,
@@ -187,7 +215,7 @@ impl StateStore for RedisStore {
             }
             Err(e) => {
                 link.quiet_until = Some(Instant::now() + RETRY_AFTER);
-                Err(format!("{}: {e}", self.shown))
+                Err(self.refused_if_overflowed(&connection, e))
             }
         }
     }

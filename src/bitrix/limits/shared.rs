@@ -37,11 +37,42 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|d| d.join(env!("CARGO_PKG_NAME")))
 }
 
+/// Why a shared state could not be read or written; the limiter then paces this process
+/// alone until the store works again.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state file (or its folder) could not be used.
+    #[error(transparent)]
+    File(#[from] std::io::Error),
+    /// Redis could not be reached, or refused a command.
+    #[error("{at}: {source}")]
+    Redis {
+        at: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis answered something no command here answers.
+    #[error("{at}: unexpected reply to reading the state: {reply}")]
+    Reply { at: String, reply: String },
+    /// Redis (or something at its URL) answered more than any command here answers.
+    #[error("{at}: a reply longer than {limit} bytes, more than any command here answers")]
+    ReplyTooLarge { at: String, limit: u64 },
+    /// Other processes changed the state every time this one tried.
+    #[error("{at}: {races} lost races in a row")]
+    Races { at: String, races: usize },
+    /// Redis failed a moment ago and is left alone for a while.
+    #[error("{at} failed a moment ago")]
+    Resting { at: String },
+    /// The store answered without ever reading the state.
+    #[error("the store did not read the state")]
+    NotRead,
+}
+
 /// Where a shared bucket is kept. `update` reads it (None when absent or unreadable), lets
 /// `apply` compute the new state, and stores that, atomically with respect to every other
 /// process using the same store.
 pub trait StateStore: Send + Sync + fmt::Debug {
-    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String>;
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), StoreError>;
     /// Where the state is, for logs.
     fn describe(&self) -> String;
     /// Whether an update waits on the network: see [`Limiter::blocks`].
@@ -73,7 +104,7 @@ impl SharedLimiter {
         limit: RateLimit,
         longest_wait: Duration,
         store: Box<dyn StateStore>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StoreError> {
         let limiter = Self {
             limit,
             store,
@@ -95,7 +126,10 @@ impl SharedLimiter {
     /// clock at each change rather than tied to it once: this process's monotonic clock
     /// stops while the machine sleeps, and one tied at start fell behind every other process
     /// by the time slept, so the states they wrote looked far in the future to it.
-    fn update<T>(&self, f: impl Fn(&mut Bucket, RateLimit, &UnixClock) -> T) -> Result<T, String> {
+    fn update<T>(
+        &self,
+        f: impl Fn(&mut Bucket, RateLimit, &UnixClock) -> T,
+    ) -> Result<T, StoreError> {
         let clock = UnixClock::now();
         let now = clock.at(clock.instant);
         let mut result = None;
@@ -123,7 +157,7 @@ impl SharedLimiter {
                  have queued: another process's clock is ahead, or the state is damaged; it was started afresh"
             );
         }
-        result.ok_or_else(|| "the store did not read the state".to_owned())
+        result.ok_or(StoreError::NotRead)
     }
 
     /// Runs `f` on the shared state, or on this process's own while the store fails.
@@ -226,7 +260,7 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    pub fn new(dir: &Path, identity: &Identity) -> std::io::Result<Self> {
+    pub fn new(dir: &Path, identity: &Identity) -> Result<Self, StoreError> {
         private_files::create_dir(dir)?;
         Ok(Self {
             path: dir.join(format!("bucket-{:016x}.json", identity_hash(identity))),
@@ -271,8 +305,8 @@ impl FileStore {
 }
 
 impl StateStore for FileStore {
-    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), String> {
-        self.update_io(apply).map_err(|e| e.to_string())
+    fn update(&self, apply: &mut dyn FnMut(Option<Bucket>) -> Bucket) -> Result<(), StoreError> {
+        Ok(self.update_io(apply)?)
     }
 
     fn describe(&self) -> String {
@@ -304,8 +338,8 @@ mod tests {
         }
     }
 
-    fn file_limiter(limit: RateLimit, dir: &Path, host: &str) -> Result<SharedLimiter, String> {
-        let store = FileStore::new(dir, &identity(host)).map_err(|e| e.to_string())?;
+    fn file_limiter(limit: RateLimit, dir: &Path, host: &str) -> Result<SharedLimiter, StoreError> {
+        let store = FileStore::new(dir, &identity(host))?;
         SharedLimiter::new(limit, Duration::from_secs(60), Box::new(store))
     }
 

@@ -11,6 +11,7 @@ use super::{
     facts::{Evidence, Grant, Known, ObjectFacts, Unknown},
     number,
 };
+use crate::pipeline::KnownSet;
 
 const SHARE_TOOL: &str = "disk_folder_share_to_user";
 const BINDINGS_TOOL: &str = "documentgenerator_role_fillaccesses";
@@ -136,48 +137,15 @@ pub async fn docgen_role(ctx: &Ctx<'_>, q: &Query) -> Found {
         ..Found::default()
     };
     for (id, answer) in q.ids.iter().zip(answers) {
-        let role = match answer {
-            Ok(answer) => answer["role"].clone(),
+        let facts = match answer {
+            Ok(answer) => role_facts(id, &answer["role"], &bindings, known.as_ref()),
             Err(text) => {
                 let mut facts =
                     ObjectFacts::new(id.clone(), format!("document-generator role {id}"));
                 facts.error = Some(text);
-                found.objects.push(facts);
-                continue;
+                facts
             }
         };
-        let label = match role["name"].as_str() {
-            Some(name) => format!("document-generator role {id} ({name})"),
-            None => format!("document-generator role {id}"),
-        };
-        let mut facts = ObjectFacts::new(id.clone(), label);
-        let by_level = permissions(&role);
-        for (_, code) in bindings.iter().filter(|(role, _)| role == id) {
-            for (level, rights) in &by_level {
-                facts.grants.push(Grant {
-                    code: code.clone(),
-                    rights: rights.clone(),
-                    on: Some((*level).to_owned()),
-                    from: Known::Ledger,
-                });
-            }
-        }
-        match &known {
-            Some(k) => facts.evidence.push(Evidence {
-                tool: BINDINGS_TOOL.to_owned(),
-                object: BINDINGS.to_owned(),
-                at: k.at.clone(),
-                set: k.arguments["accesses"].clone(),
-            }),
-            None => {
-                let mut unknown = Unknown::new(
-                    "the role's holders",
-                    "the bindings of document-generator roles to access codes cannot be read back over REST, and none were written through this server",
-                );
-                unknown.rights = by_level.values().flatten().cloned().collect();
-                facts.unknown.push(unknown);
-            }
-        }
         found.objects.push(facts);
     }
     if known.is_some() {
@@ -187,4 +155,46 @@ pub async fn docgen_role(ctx: &Ctx<'_>, q: &Query) -> Found {
         ));
     }
     found
+}
+
+/// What one document-generator role grants, to the codes it was bound to through this server.
+fn role_facts(
+    id: &str,
+    role: &Value,
+    bindings: &[(String, String)],
+    known: Option<&KnownSet>,
+) -> ObjectFacts {
+    let label = match role["name"].as_str() {
+        Some(name) => format!("document-generator role {id} ({name})"),
+        None => format!("document-generator role {id}"),
+    };
+    let mut facts = ObjectFacts::new(id.to_owned(), label);
+    let by_level = permissions(role);
+    for (_, code) in bindings.iter().filter(|(role, _)| role == id) {
+        for (level, rights) in &by_level {
+            facts.grants.push(Grant {
+                code: code.clone(),
+                rights: rights.clone(),
+                on: Some((*level).to_owned()),
+                from: Known::Ledger,
+            });
+        }
+    }
+    match known {
+        Some(k) => facts.evidence.push(Evidence {
+            tool: BINDINGS_TOOL.to_owned(),
+            object: BINDINGS.to_owned(),
+            at: k.at.clone(),
+            set: k.arguments["accesses"].clone(),
+        }),
+        None => {
+            let mut unknown = Unknown::new(
+                "the role's holders",
+                "the bindings of document-generator roles to access codes cannot be read back over REST, and none were written through this server",
+            );
+            unknown.rights = by_level.values().flatten().cloned().collect();
+            facts.unknown.push(unknown);
+        }
+    }
+    facts
 }

@@ -136,7 +136,7 @@ impl<'a> Ctx<'a> {
             p,
             deadline,
             progress,
-            me: p.gateway.portal().credentials().identity().user_id,
+            me: p.identity().user_id,
             requests: AtomicU64::new(0),
         }
     }
