@@ -64,6 +64,41 @@ pub fn create_new(path: &Path, access: &OpenOptions) -> io::Result<File> {
     Ok(file)
 }
 
+/// The secret key kept at `path`: read when it is there, else `bytes` fresh random bytes from
+/// the system's CSPRNG written to a new 0600 file (of two processes making it at once, the
+/// second reads the first's). A file of another length is refused, not replaced.
+pub fn key_file(path: &Path, bytes: usize) -> io::Result<Vec<u8>> {
+    use io::Write;
+    use ring::rand::{SecureRandom, SystemRandom};
+    let raw = match std::fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut fresh = vec![0u8; bytes];
+            SystemRandom::new()
+                .fill(&mut fresh)
+                .map_err(|_| io::Error::other("the system's random source failed"))?;
+            match create_new(path, OpenOptions::new().write(true)) {
+                Ok(mut file) => {
+                    file.write_all(&fresh)?;
+                    file.sync_all()?;
+                    fresh
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::read(path)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    if raw.len() != bytes {
+        return Err(io::Error::other(format!(
+            "{} holds {} bytes, not a {bytes}-byte key; delete it to make a new one",
+            path.display(),
+            raw.len()
+        )));
+    }
+    Ok(raw)
+}
+
 /// Makes sure `path` exists as a file, created 0600 when missing, without opening it for
 /// anything else: for a file another library opens (SQLite keeps a new file's mode, and gives
 /// its `-wal` and `-shm` files the same).

@@ -62,41 +62,7 @@ const KEY_BYTES: usize = 32;
 impl ServerKey {
     /// Reads the key at `path`, creating it (0600, its folder 0700) when it is missing.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        use std::io::{Read, Write};
-        let mut raw = Vec::new();
-        match std::fs::File::open(path) {
-            Ok(mut file) => {
-                file.read_to_end(&mut raw)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut fresh = [0u8; KEY_BYTES];
-                SystemRandom::new()
-                    .fill(&mut fresh)
-                    .map_err(|_| std::io::Error::other("the system's random source failed"))?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true);
-                match private_files::create_new(path, &options) {
-                    Ok(mut file) => {
-                        file.write_all(&fresh)?;
-                        file.sync_all()?;
-                        raw = fresh.to_vec();
-                    }
-                    // Another process made it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        raw = std::fs::read(path)?;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        if raw.len() != KEY_BYTES {
-            return Err(std::io::Error::other(format!(
-                "{} holds {} bytes, not a {KEY_BYTES}-byte key; delete it to make a new one",
-                path.display(),
-                raw.len()
-            )));
-        }
+        let raw = private_files::key_file(path, KEY_BYTES)?;
         Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &raw)))
     }
 

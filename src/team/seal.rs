@@ -29,22 +29,13 @@ pub enum SealError {
 impl Sealer {
     /// Reads the key at `path`, creating it (0600, folder 0700) when it is missing.
     pub fn load_or_create(path: &Path) -> Result<Self, SealError> {
-        let failed = |why: String| SealError::Key {
+        let raw = private_files::key_file(path, KEY_BYTES).map_err(|e| SealError::Key {
             path: path.display().to_string(),
-            why,
-        };
-        let raw = match std::fs::read(path) {
-            Ok(raw) => raw,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                create(path).map_err(|e| failed(e.to_string()))?
-            }
-            Err(e) => return Err(failed(e.to_string())),
-        };
-        Self::from_bytes(&raw).ok_or_else(|| {
-            failed(format!(
-                "it holds {} bytes, not a {KEY_BYTES}-byte key",
-                raw.len()
-            ))
+            why: e.to_string(),
+        })?;
+        Self::from_bytes(&raw).ok_or_else(|| SealError::Key {
+            path: path.display().to_string(),
+            why: "not a ChaCha20-Poly1305 key".to_owned(),
         })
     }
 
@@ -86,26 +77,6 @@ impl Sealer {
         String::from_utf8(plain.to_vec())
             .map(SecretString::from)
             .map_err(|_| SealError::Open)
-    }
-}
-
-fn create(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut fresh = [0u8; KEY_BYTES];
-    SystemRandom::new()
-        .fill(&mut fresh)
-        .map_err(|_| std::io::Error::other("the system's random source failed"))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    match private_files::create_new(path, &options) {
-        Ok(mut file) => {
-            file.write_all(&fresh)?;
-            file.sync_all()?;
-            Ok(fresh.to_vec())
-        }
-        // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
-        Err(e) => Err(e),
     }
 }
 

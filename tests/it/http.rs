@@ -37,18 +37,7 @@ async fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String
     (status, response.text().await.unwrap(), session)
 }
 
-/// The JSON-RPC answer inside a JSON or SSE body.
-fn answer(body: &str) -> Value {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(body))
-        .find_map(|d| {
-            serde_json::from_str::<Value>(d.trim())
-                .ok()
-                .filter(|v| v.get("id").is_some())
-        })
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {body:?}"))
-}
+use crate::util::jsonrpc_answer as answer;
 
 #[tokio::test]
 async fn serves_the_same_tools_over_http() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::util::http_server_as_is;
+use crate::util::{http_server_as_is, jsonrpc_answer as answer};
 
 /// A team server on the sandbox. `env` adds to the defaults.
 struct Team {
@@ -117,18 +117,6 @@ async fn post(
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     (status, headers, response.text().await.unwrap())
-}
-
-fn answer(body: &str) -> Value {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(body))
-        .find_map(|d| {
-            serde_json::from_str::<Value>(d.trim())
-                .ok()
-                .filter(|v| v.get("id").is_some())
-        })
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {body:?}"))
 }
 
 impl<'a> Session<'a> {
@@ -361,36 +349,12 @@ async fn the_mcp_authorization_flow_with_pkce_consent_refresh_and_revocation() {
         use sha2_free::s256;
         s256(verifier)
     };
-    let authorize = format!(
-        "{}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback\
-         &code_challenge={challenge}&code_challenge_method=S256&state=st8&resource={}",
-        team.base,
-        urlencode(&team.mcp)
-    );
-    let (status, _, _, consent) = get(&authorize, None).await;
-    assert_eq!(status, 200, "{consent}");
+    let (consent, q) = authorize_as_503(&team, &client_id, &challenge).await;
     // The client's own name is shown escaped, never as markup.
     assert!(
         consent.contains("Test &lt;b&gt;client&lt;/b&gt;"),
         "{consent}"
     );
-    let consent_id = between(&consent, "name=\"consent\" value=\"", "\"");
-    let allowed = client()
-        .post(format!("{}/authorize", team.base))
-        .header("authorization", "")
-        .header("origin", &team.base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&[("consent", consent_id), ("decision", "allow")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status().as_u16(), 303);
-    let to_portal = allowed.headers()["location"].to_str().unwrap().to_owned();
-    let (_, back, _, _) = get(&format!("{to_portal}&as=503"), None).await;
-    let (status, to_client, _, _) = get(&back.unwrap(), None).await;
-    assert_eq!(status, 303);
-    let to_client = url::Url::parse(&to_client.unwrap()).unwrap();
-    let q: HashMap<String, String> = to_client.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "st8");
     let trade = |form: Vec<(&'static str, String)>| {
         let base = team.base.clone();
@@ -467,19 +431,21 @@ async fn the_mcp_authorization_flow_with_pkce_consent_refresh_and_revocation() {
     assert_eq!(status, 401);
 }
 
-/// Register-free rest of the flow: authorize, consent, sign in as 503, trade the code.
-async fn full_flow(
+/// Authorize, consent and sign in as Oleg (503): the consent page, and the query the client's
+/// redirect address gets (`code`, `state`, `iss`).
+async fn authorize_as_503(
     team: &Team,
     client_id: &str,
-    verifier: &str,
     challenge: &str,
-) -> (String, String) {
+) -> (String, HashMap<String, String>) {
     let authorize = format!(
         "{}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback\
-         &code_challenge={challenge}&code_challenge_method=S256",
-        team.base
+         &code_challenge={challenge}&code_challenge_method=S256&state=st8&resource={}",
+        team.base,
+        urlencode(&team.mcp)
     );
-    let (_, _, _, consent) = get(&authorize, None).await;
+    let (status, _, _, consent) = get(&authorize, None).await;
+    assert_eq!(status, 200, "{consent}");
     let consent_id = between(&consent, "name=\"consent\" value=\"", "\"");
     let allowed = client()
         .post(format!("{}/authorize", team.base))
@@ -490,11 +456,24 @@ async fn full_flow(
         .send()
         .await
         .unwrap();
+    assert_eq!(allowed.status().as_u16(), 303);
     let to_portal = allowed.headers()["location"].to_str().unwrap().to_owned();
     let (_, back, _, _) = get(&format!("{to_portal}&as=503"), None).await;
-    let (_, to_client, _, _) = get(&back.unwrap(), None).await;
+    let (status, to_client, _, _) = get(&back.unwrap(), None).await;
+    assert_eq!(status, 303);
     let to_client = url::Url::parse(&to_client.unwrap()).unwrap();
-    let q: HashMap<String, String> = to_client.query_pairs().into_owned().collect();
+    let q = to_client.query_pairs().into_owned().collect();
+    (consent, q)
+}
+
+/// A fresh authorization as Oleg, traded for this server's access and refresh tokens.
+async fn full_flow(
+    team: &Team,
+    client_id: &str,
+    verifier: &str,
+    challenge: &str,
+) -> (String, String) {
+    let (_, q) = authorize_as_503(team, client_id, challenge).await;
     let r = client()
         .post(format!("{}/token", team.base))
         .header("authorization", "")

@@ -393,3 +393,16 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The JSON-RPC answer inside a JSON body or a server-sent event's data line.
+pub fn jsonrpc_answer(body: &str) -> serde_json::Value {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body))
+        .find_map(|d| {
+            serde_json::from_str::<serde_json::Value>(d.trim())
+                .ok()
+                .filter(|v| v.get("id").is_some())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC answer in {body:?}"))
+}
