@@ -156,10 +156,57 @@ pub async fn doctor(
 ) -> std::io::Result<ExitCode> {
     let mut out = Printable(out);
     let out: &mut dyn Write = &mut out;
-    let mut problems: Vec<String> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-
+    let mut found = Findings::default();
     writeln!(out, "Configuration")?;
+    portal_choice(config, out, &mut found)?;
+    request_limits(config, out, &mut found)?;
+    writeln!(out, "  tools          {} published", d.published().count())?;
+    let confirm = format!("{:?}", config.confirm_writes).to_lowercase();
+    writeln!(out, "  confirm writes {confirm} (BITRIX24_CONFIRM_WRITES)")?;
+    ledger_state(config, out, &mut found)?;
+    found.notes.extend(super::exposure::warnings(config));
+    writeln!(out, "\nPortal")?;
+    if profile(d, out, &mut found).await? {
+        scopes(d, out, &mut found).await?;
+    }
+    found.verdict(out)
+}
+
+/// What `doctor` found on its way: a problem fails the check, a note only warns.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Findings {
+    /// The warnings, then the problems, which decide the exit code.
+    fn verdict(&self, out: &mut dyn Write) -> std::io::Result<ExitCode> {
+        if !self.notes.is_empty() {
+            writeln!(out, "\nWarnings")?;
+            for n in &self.notes {
+                writeln!(out, "  - {n}")?;
+            }
+        }
+        if self.problems.is_empty() {
+            writeln!(out, "\nEverything needed is in place.")?;
+            Ok(ExitCode::SUCCESS)
+        } else {
+            writeln!(out, "\nProblems")?;
+            for p in &self.problems {
+                writeln!(out, "  - {p}")?;
+            }
+            Ok(ExitCode::from(FAILED))
+        }
+    }
+}
+
+/// A sandbox nobody asked for means the webhook is missing, the first thing a person fixes.
+fn portal_choice(
+    config: &Config,
+    out: &mut dyn Write,
+    found: &mut Findings,
+) -> std::io::Result<()> {
     match &config.portal {
         PortalChoice::Webhook(w) => writeln!(out, "  webhook        {w}")?,
         PortalChoice::Team => writeln!(out, "  portal         each person signs in (team server)")?,
@@ -171,56 +218,68 @@ pub async fn doctor(
                 out,
                 "  portal         built-in sandbox: no webhook configured"
             )?;
-            problems.push(
+            found.problems.push(
                 "No webhook is configured, so the server runs on invented sandbox data. Set BITRIX24_WEBHOOK_URL \
                  to https://<portal>/rest/<user_id>/<secret>/ (Developer resources → Other → Inbound webhook)."
                     .to_owned(),
             );
         }
     }
+    Ok(())
+}
+
+/// The timeout and the rate limit, held against what Bitrix24's cloud plans allow.
+fn request_limits(
+    config: &Config,
+    out: &mut dyn Write,
+    found: &mut Findings,
+) -> std::io::Result<()> {
     let secs = config.timeout.as_secs();
     writeln!(out, "  timeout        {secs} s per request")?;
     if secs > 60 {
-        notes.push(format!(
+        found.notes.push(format!(
             "BITRIX24_TIMEOUT_SECS is {secs}: Bitrix24 cloud stops a request at 60 s, so waiting longer only delays the error."
         ));
     } else if secs < 5 {
-        notes.push(format!("BITRIX24_TIMEOUT_SECS is {secs}: slow portals answer in several seconds; 10–30 is safer."));
+        found.notes.push(format!("BITRIX24_TIMEOUT_SECS is {secs}: slow portals answer in several seconds; 10–30 is safer."));
     }
     let rate = config.rate_limit;
     writeln!(out, "  rate limit     {rate} (requests per second / burst)")?;
     if rate.per_second > 5.0 || rate.burst > 250 {
-        notes.push(format!(
+        found.notes.push(format!(
             "BITRIX24_RATE_LIMIT {rate} is above Bitrix24's largest plan (Enterprise: 5/250); expect QUERY_LIMIT_EXCEEDED and slowdowns."
         ));
     } else if rate.per_second > 2.0 || rate.burst > 50 {
-        notes.push(format!(
+        found.notes.push(format!(
             "BITRIX24_RATE_LIMIT {rate} fits only the Enterprise plan; most plans allow 2/50."
         ));
     }
-    writeln!(out, "  tools          {} published", d.published().count())?;
-    let confirm = format!("{:?}", config.confirm_writes).to_lowercase();
-    writeln!(out, "  confirm writes {confirm} (BITRIX24_CONFIRM_WRITES)")?;
+    Ok(())
+}
+
+/// A missing ledger only warns: the server runs, but what a change removes goes unsaid.
+fn ledger_state(config: &Config, out: &mut dyn Write, found: &mut Findings) -> std::io::Result<()> {
     match &config.ledger {
         Some(path) => writeln!(out, "  ledger         {}", path.display())?,
         None if config.ledger_problem.is_some() => {
             writeln!(out, "  ledger         unavailable")?;
-            notes.extend(config.ledger_problem.clone());
+            found.notes.extend(config.ledger_problem.clone());
         }
         None => {
             writeln!(out, "  ledger         off")?;
-            notes.push(
+            found.notes.push(
                 "BITRIX24_LEDGER is off: writes are not recorded, and confirmations cannot say what a change removes."
                     .to_owned(),
             );
         }
     }
+    Ok(())
+}
 
-    notes.extend(super::exposure::warnings(config));
-
-    writeln!(out, "\nPortal")?;
-    let profile = ask(d, "profile").await?;
-    let reached = match profile {
+/// Who the portal says the server acts as; `false` when the portal was not reached, since
+/// then its scopes cannot be asked either.
+async fn profile(d: &Pipeline, out: &mut dyn Write, found: &mut Findings) -> std::io::Result<bool> {
+    match ask(d, "profile").await? {
         Ok(v) => {
             let me = methods::profile::of(&v["result"]);
             let admin = if me.admin { "yes" } else { "no" };
@@ -229,70 +288,56 @@ pub async fn doctor(
                 "  acts as        {} (user {}), administrator: {admin}",
                 me.name, me.id
             )?;
-            true
+            Ok(true)
         }
         Err(failure) => {
             let (state, problem) = not_reached(&failure);
             writeln!(out, "  {state}")?;
-            problems.push(problem);
-            false
+            found.problems.push(problem);
+            Ok(false)
         }
-    };
+    }
+}
 
-    if reached {
-        let scopes = ask(d, "scope").await?;
-        match scopes {
-            Ok(v) => {
-                let have = methods::scope::granted(&v["result"]);
-                writeln!(
-                    out,
-                    "  scopes         {}",
-                    have.iter().cloned().collect::<Vec<_>>().join(", ")
-                )?;
-                writeln!(out, "\nTools")?;
-                let mut missing: BTreeSet<&str> = BTreeSet::new();
-                for e in d.published() {
-                    let scope = e.spec.scope.as_str();
-                    let usable = scope == "basic" || have.contains(scope);
-                    if !usable {
-                        missing.insert(scope);
-                    }
-                    let state = if usable {
-                        "ok".to_owned()
-                    } else {
-                        format!("needs scope {scope}")
-                    };
-                    writeln!(out, "  {:<32} {state}", e.spec.name)?;
-                }
-                for scope in missing {
-                    problems.push(format!(
-                        "The webhook lacks the `{scope}` scope: edit the inbound webhook on the portal, tick `{scope}`, and save."
-                    ));
-                }
-            }
-            Err(failure) => problems.push(format!(
+/// The webhook's scopes, and each published tool against them.
+async fn scopes(d: &Pipeline, out: &mut dyn Write, found: &mut Findings) -> std::io::Result<()> {
+    let have = match ask(d, "scope").await? {
+        Ok(v) => methods::scope::granted(&v["result"]),
+        Err(failure) => {
+            found.problems.push(format!(
                 "The webhook's scopes could not be read. {}",
                 failure.text
-            )),
+            ));
+            return Ok(());
         }
-    }
-
-    if !notes.is_empty() {
-        writeln!(out, "\nWarnings")?;
-        for n in &notes {
-            writeln!(out, "  - {n}")?;
+    };
+    writeln!(
+        out,
+        "  scopes         {}",
+        have.iter().cloned().collect::<Vec<_>>().join(", ")
+    )?;
+    writeln!(out, "\nTools")?;
+    let mut missing: BTreeSet<&str> = BTreeSet::new();
+    for e in d.published() {
+        let scope = e.spec.scope.as_str();
+        let usable = scope == "basic" || have.contains(scope);
+        if !usable {
+            missing.insert(scope);
         }
+        let state = if usable {
+            "ok".to_owned()
+        } else {
+            format!("needs scope {scope}")
+        };
+        writeln!(out, "  {:<32} {state}", e.spec.name)?;
     }
-    if problems.is_empty() {
-        writeln!(out, "\nEverything needed is in place.")?;
-        Ok(ExitCode::SUCCESS)
-    } else {
-        writeln!(out, "\nProblems")?;
-        for p in &problems {
-            writeln!(out, "  - {p}")?;
-        }
-        Ok(ExitCode::from(FAILED))
+    // One problem per scope, however many tools need it: it is one tick on the webhook.
+    for scope in missing {
+        found.problems.push(format!(
+            "The webhook lacks the `{scope}` scope: edit the inbound webhook on the portal, tick `{scope}`, and save."
+        ));
     }
+    Ok(())
 }
 
 /// Why the portal gave no profile, told apart by the failure's kind and code: a portal that
@@ -345,19 +390,8 @@ pub async fn history(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<ExitCode> {
-    let changes = match d.history(query).await {
-        None => {
-            writeln!(
-                err,
-                "the ledger is off (BITRIX24_LEDGER=off): no changes are recorded"
-            )?;
-            return Ok(ExitCode::from(FAILED));
-        }
-        Some(Err(problem)) => {
-            writeln!(err, "the ledger could not be read: {problem}")?;
-            return Ok(ExitCode::from(FAILED));
-        }
-        Some(Ok(changes)) => changes,
+    let Some(changes) = read_ledger(d, query, err).await? else {
+        return Ok(ExitCode::from(FAILED));
     };
     if json {
         for change in &changes {
@@ -365,57 +399,18 @@ pub async fn history(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |v: &Value| match v {
-        Value::String(s) => escape::for_terminal(s).into_owned(),
-        Value::Null => "-".to_owned(),
-        other => escape::for_terminal(&other.to_string()).into_owned(),
-    };
     writeln!(
         out,
         "{:<25} {:<9} {:<30} {:<10} CONFIRMATION",
         "AT (UTC)", "OUTCOME", "TOOL", "OBJECT"
     )?;
+    // A list from one portal need not repeat its name on every change.
     let portals: BTreeSet<&str> = changes
         .iter()
         .filter_map(|c| c["portal"].as_str())
         .collect();
     for c in &changes {
-        let outcome = match (c["outcome"].as_str(), &c["error_code"]) {
-            (Some("error"), Value::String(code)) => format!("error {}", escape::for_terminal(code)),
-            (other, _) => escape::for_terminal(other.unwrap_or("-")).into_owned(),
-        };
-        writeln!(
-            out,
-            "{:<25} {:<9} {:<30} {:<10} {}",
-            text(&c["at"]),
-            outcome,
-            text(&c["tool"]),
-            text(&c["object"]),
-            text(&c["confirmation"])
-        )?;
-        let portal = match portals.len() {
-            1 => String::new(),
-            _ => format!(" on {}", text(&c["portal"])),
-        };
-        writeln!(
-            out,
-            "    {} {}{portal}",
-            text(&c["method"]),
-            text(&c["arguments"])
-        )?;
-        let parties = [
-            ("asked by", &c["asked_by"]),
-            ("approved by", &c["approved_by"]),
-            ("ran as", &c["runs_as"]),
-        ];
-        let parties: Vec<String> = parties
-            .iter()
-            .filter(|(_, v)| v.as_str().is_some_and(|s| !s.is_empty()))
-            .map(|(label, v)| format!("{label} {}", text(v)))
-            .collect();
-        if !parties.is_empty() {
-            writeln!(out, "    {}", parties.join("; "))?;
-        }
+        print_change(c, portals.len() != 1, out)?;
     }
     writeln!(
         out,
@@ -428,6 +423,81 @@ pub async fn history(
         writeln!(out, "{others}")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The matching changes, or `None` once `err` has said why there are none to show: an
+/// unreadable ledger must not look like an empty one.
+async fn read_ledger(
+    d: &Pipeline,
+    query: &HistoryQuery,
+    err: &mut dyn Write,
+) -> std::io::Result<Option<Vec<Value>>> {
+    match d.history(query).await {
+        None => {
+            writeln!(
+                err,
+                "the ledger is off (BITRIX24_LEDGER=off): no changes are recorded"
+            )?;
+            Ok(None)
+        }
+        Some(Err(problem)) => {
+            writeln!(err, "the ledger could not be read: {problem}")?;
+            Ok(None)
+        }
+        Some(Ok(changes)) => Ok(Some(changes)),
+    }
+}
+
+/// One change of the table: its row, then the request sent, then who took part in it.
+fn print_change(c: &Value, name_portal: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let outcome = match (c["outcome"].as_str(), &c["error_code"]) {
+        (Some("error"), Value::String(code)) => format!("error {}", escape::for_terminal(code)),
+        (other, _) => escape::for_terminal(other.unwrap_or("-")).into_owned(),
+    };
+    writeln!(
+        out,
+        "{:<25} {:<9} {:<30} {:<10} {}",
+        cell(&c["at"]),
+        outcome,
+        cell(&c["tool"]),
+        cell(&c["object"]),
+        cell(&c["confirmation"])
+    )?;
+    let portal = if name_portal {
+        format!(" on {}", cell(&c["portal"]))
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "    {} {}{portal}",
+        cell(&c["method"]),
+        cell(&c["arguments"])
+    )?;
+    let parties = [
+        ("asked by", &c["asked_by"]),
+        ("approved by", &c["approved_by"]),
+        ("ran as", &c["runs_as"]),
+    ];
+    let parties: Vec<String> = parties
+        .iter()
+        .filter(|(_, v)| v.as_str().is_some_and(|s| !s.is_empty()))
+        .map(|(label, v)| format!("{label} {}", cell(v)))
+        .collect();
+    if !parties.is_empty() {
+        writeln!(out, "    {}", parties.join("; "))?;
+    }
+    Ok(())
+}
+
+/// A ledger field as the terminal may show it: portal text is escaped, and an empty field
+/// is a `-` so the columns stay readable.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => escape::for_terminal(s).into_owned(),
+        Value::Null => "-".to_owned(),
+        other => escape::for_terminal(&other.to_string()).into_owned(),
+    }
 }
 
 /// How many matching changes the ledger holds for other portals, in a sentence that says how

@@ -48,75 +48,7 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(commands::USAGE);
         }
     };
-    let result = match command {
-        Command::Serve { http: None } => serve(&config, pipeline).await.map(|()| ExitCode::SUCCESS),
-        Command::Serve { http: Some(addr) } => {
-            match team_server::serve_http(addr, &config, pipeline, team).await {
-                Ok(code) => Ok(code),
-                Err(team_server::Refused(message)) => {
-                    eprintln!("bitrix24-permissions-mcp: {message}");
-                    return ExitCode::from(commands::USAGE);
-                }
-            }
-        }
-        Command::Tools { json } => {
-            commands::tools(&pipeline, json, &mut std::io::stdout().lock()).map_err(Into::into)
-        }
-        Command::Call { tool, arguments } => {
-            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            commands::call(&pipeline, &tool, arguments.as_deref(), &mut out, &mut err)
-                .await
-                .map_err(Into::into)
-        }
-        Command::Report(args) => {
-            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            report::run(&pipeline, &args, &mut out, &mut err)
-                .await
-                .map_err(Into::into)
-        }
-        Command::Doctor => commands::doctor(&config, &pipeline, &mut std::io::stdout())
-            .await
-            .map_err(Into::into),
-        Command::Approve { id } => {
-            let mut out = std::io::stdout();
-            let result = match id {
-                Some(id) => approvals::approve(&pipeline, &id, &mut out).await,
-                None => {
-                    let unconfigured =
-                        matches!(config.portal, PortalChoice::Sandbox { asked: false, .. });
-                    let portal = (!unconfigured).then(|| pipeline.identity().host);
-                    approvals::list(&pipeline, portal.as_deref(), &mut out).await
-                }
-            };
-            result.map_err(Into::into)
-        }
-        Command::Decline { id } => approvals::decline(&pipeline, &id, &mut std::io::stdout())
-            .await
-            .map_err(Into::into),
-        Command::History {
-            json,
-            id,
-            tool,
-            since,
-            limit,
-            all_portals,
-        } => {
-            // With no webhook configured, the person asking has no portal in mind: a shell
-            // without BITRIX24_WEBHOOK_URL must not hide the changes made on theirs.
-            let unconfigured = matches!(config.portal, PortalChoice::Sandbox { asked: false, .. });
-            let query = pipeline::HistoryQuery {
-                id,
-                tool,
-                since,
-                limit,
-                every_portal: all_portals || unconfigured,
-            };
-            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            commands::history(&pipeline, &query, json, &mut out, &mut err)
-                .await
-                .map_err(Into::into)
-        }
-    };
+    let result = execute(command, &config, pipeline, team).await;
     let _ = std::io::stdout().flush();
     result.unwrap_or_else(|err: anyhow::Error| {
         // `tools | head -1`: the reader has what it wanted, so a closed pipe is a normal end.
@@ -130,6 +62,88 @@ pub async fn run() -> ExitCode {
         tracing::error!("{err:#}");
         ExitCode::FAILURE
     })
+}
+
+/// The command asked for, on the corridor `prepare` built.
+async fn execute(
+    command: Command,
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    team: team_server::Parts,
+) -> anyhow::Result<ExitCode> {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match command {
+        Command::Serve { http: None } => serve(config, pipeline).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { http: Some(addr) } => serve_team(addr, config, pipeline, team).await,
+        Command::Tools { json } => {
+            commands::tools(&pipeline, json, &mut out.lock()).map_err(Into::into)
+        }
+        Command::Call { tool, arguments } => {
+            commands::call(&pipeline, &tool, arguments.as_deref(), &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Report(args) => report::run(&pipeline, &args, &mut out, &mut err)
+            .await
+            .map_err(Into::into),
+        Command::Doctor => commands::doctor(config, &pipeline, &mut out)
+            .await
+            .map_err(Into::into),
+        Command::Approve { id: Some(id) } => approvals::approve(&pipeline, &id, &mut out)
+            .await
+            .map_err(Into::into),
+        Command::Approve { id: None } => {
+            let portal = (!no_portal_in_mind(config)).then(|| pipeline.identity().host);
+            approvals::list(&pipeline, portal.as_deref(), &mut out)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Decline { id } => approvals::decline(&pipeline, &id, &mut out)
+            .await
+            .map_err(Into::into),
+        Command::History {
+            json,
+            id,
+            tool,
+            since,
+            limit,
+            all_portals,
+        } => {
+            let query = pipeline::HistoryQuery {
+                id,
+                tool,
+                since,
+                limit,
+                every_portal: all_portals || no_portal_in_mind(config),
+            };
+            commands::history(&pipeline, &query, json, &mut out, &mut err)
+                .await
+                .map_err(Into::into)
+        }
+    }
+}
+
+/// With no webhook configured, the person asking has no portal in mind: a shell without
+/// BITRIX24_WEBHOOK_URL must not hide the changes made on theirs.
+fn no_portal_in_mind(config: &Config) -> bool {
+    matches!(config.portal, PortalChoice::Sandbox { asked: false, .. })
+}
+
+/// The team server over Streamable HTTP. A setup it refuses to serve is a usage error: the
+/// person fixes the flags or the environment and runs it again.
+async fn serve_team(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    team: team_server::Parts,
+) -> anyhow::Result<ExitCode> {
+    match team_server::serve_http(addr, config, pipeline, team).await {
+        Ok(code) => Ok(code),
+        Err(team_server::Refused(message)) => {
+            eprintln!("bitrix24-permissions-mcp: {message}");
+            Ok(ExitCode::from(commands::USAGE))
+        }
+    }
 }
 
 /// Everything that can be wrong with the configuration is found here, before anything runs.

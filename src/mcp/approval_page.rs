@@ -22,7 +22,7 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 
 use crate::pipeline::{
-    ApprovalDesk, ApprovalState, ApprovalStore, Decided, ServerKey, approval::now,
+    ApprovalDesk, ApprovalState, ApprovalStore, Decided, ServerKey, StoreError, approval::now,
 };
 
 /// Where pages live: `/approve/<id>`.
@@ -168,35 +168,23 @@ impl Page {
     }
 
     async fn decide(&self, id: &str, req: Request<Incoming>, decider: &Decider) -> Response<Body> {
-        let headers = req.headers();
-        let from_elsewhere = headers
-            .get(header::ORIGIN)
-            .is_some_and(|o| o.as_bytes() != self.origin.as_bytes())
-            || headers
-                .get("sec-fetch-site")
-                .is_some_and(|s| s.as_bytes() != b"same-origin" && s.as_bytes() != b"none");
-        if from_elsewhere {
+        if self.sent_from_elsewhere(req.headers()) {
             return html(
                 StatusCode::FORBIDDEN,
                 "Refused",
                 "<p>A decision is taken only from this server's own page.</p>",
             );
         }
-        let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return html(
-                    StatusCode::BAD_REQUEST,
-                    "Refused",
-                    "<p>That was not this page's form.</p>",
-                );
-            }
+        let not_the_form = || {
+            html(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                "<p>That was not this page's form.</p>",
+            )
         };
-        let fields: Vec<(String, String)> =
-            url::form_urlencoded::parse(&body).into_owned().collect();
+        let Some(fields) = read_form(req).await else {
+            return not_the_form();
+        };
         let field = |name: &str| {
             fields
                 .iter()
@@ -208,13 +196,7 @@ impl Page {
         let approve = match field("decision") {
             Some("approve") => true,
             Some("decline") => false,
-            _ => {
-                return html(
-                    StatusCode::BAD_REQUEST,
-                    "Refused",
-                    "<p>That was not this page's form.</p>",
-                );
-            }
+            _ => return not_the_form(),
         };
         if !token_ok {
             return html(
@@ -223,33 +205,59 @@ impl Page {
                 "<p>This form was not made by this server. Open the approval link again.</p>",
             );
         }
-        match self.store.decide(id, approve, &decider.0).await {
-            Ok(Decided::Done(ApprovalState::Approved)) => html(
-                StatusCode::OK,
-                "Approved",
-                "<p class=\"state\" id=\"state\">Approved. Go back to your assistant and tell it you \
-                 approved: the change is sent, once, when it calls again with the same arguments.</p>",
+        decided(self.store.decide(id, approve, &decider.0).await)
+    }
+
+    /// A decision posted by a page on another site is never the person's:
+    /// browsers name the sender in `Origin` and `Sec-Fetch-Site`.
+    fn sent_from_elsewhere(&self, headers: &header::HeaderMap) -> bool {
+        headers
+            .get(header::ORIGIN)
+            .is_some_and(|o| o.as_bytes() != self.origin.as_bytes())
+            || headers
+                .get("sec-fetch-site")
+                .is_some_and(|s| s.as_bytes() != b"same-origin" && s.as_bytes() != b"none")
+    }
+}
+
+/// The posted form's fields; `None` when the body cannot be read whole or is larger than any form.
+async fn read_form(req: Request<Incoming>) -> Option<Vec<(String, String)>> {
+    let body = Limited::new(req.into_body(), MAX_FORM_BYTES)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    Some(url::form_urlencoded::parse(&body).into_owned().collect())
+}
+
+/// The page after a decision: what happens next, or why nothing changed.
+fn decided(result: Result<Decided, StoreError>) -> Response<Body> {
+    match result {
+        Ok(Decided::Done(ApprovalState::Approved)) => html(
+            StatusCode::OK,
+            "Approved",
+            "<p class=\"state\" id=\"state\">Approved. Go back to your assistant and tell it you \
+             approved: the change is sent, once, when it calls again with the same arguments.</p>",
+        ),
+        Ok(Decided::Done(_)) => html(
+            StatusCode::OK,
+            "Declined",
+            "<p class=\"state\" id=\"state\">Declined. Nothing was sent, and nothing will be.</p>",
+        ),
+        Ok(Decided::TooLate(why)) => html(
+            StatusCode::CONFLICT,
+            "Too late",
+            &format!(
+                "<p class=\"state\" id=\"state\">Nothing changed: {}.</p>",
+                escape(&why)
             ),
-            Ok(Decided::Done(_)) => html(
-                StatusCode::OK,
-                "Declined",
-                "<p class=\"state\" id=\"state\">Declined. Nothing was sent, and nothing will be.</p>",
-            ),
-            Ok(Decided::TooLate(why)) => html(
-                StatusCode::CONFLICT,
-                "Too late",
-                &format!(
-                    "<p class=\"state\" id=\"state\">Nothing changed: {}.</p>",
-                    escape(&why)
-                ),
-            ),
-            Ok(Decided::NotFound) => html(
-                StatusCode::NOT_FOUND,
-                "No such change",
-                "<p>No change waits here.</p>",
-            ),
-            Err(err) => unavailable(&err.to_string()),
-        }
+        ),
+        Ok(Decided::NotFound) => html(
+            StatusCode::NOT_FOUND,
+            "No such change",
+            "<p>No change waits here.</p>",
+        ),
+        Err(err) => unavailable(&err.to_string()),
     }
 }
 

@@ -17,7 +17,7 @@ use rmcp::{
     model::{ProgressNotificationParam, ProgressToken},
 };
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{
     caller::Caller,
@@ -29,8 +29,7 @@ use super::{
 use crate::{
     bitrix::acting,
     bitrix::limits::{NoProgress, Progress},
-    catalog::Kind,
-    catalog::ToolSpec,
+    catalog::{Entry, Kind, ToolSpec},
     pipeline::{FailureKind, Human, Outcome, Pipeline, ToolFailure},
 };
 
@@ -136,6 +135,60 @@ impl PermissionsServer {
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.clone()
     }
+
+    /// A call of `enable_toolset`. The handler answers it, not the pipeline: it changes what
+    /// this caller is shown, which only the handler keeps.
+    async fn toolset_call(
+        &self,
+        entry: &Entry,
+        arguments: Option<&Map<String, Value>>,
+        caller: &str,
+        peer: &Peer<RoleServer>,
+    ) -> Outcome {
+        let args = Value::Object(arguments.cloned().unwrap_or_default());
+        if entry.check_arguments(&args).is_empty() {
+            self.enable_toolset(&args, caller, peer).await
+        } else {
+            Err(ToolFailure::new(
+                FailureKind::InvalidArguments,
+                "enable_toolset takes one argument, toolset. What to do: pass one of the toolset names its schema lists.",
+            ))
+        }
+    }
+
+    /// Who confirms this call's write, and through what: a client on the 2026-07-28 protocol
+    /// keeps no session, so the question travels back in the call's own result.
+    fn human(
+        &self,
+        context: &RequestContext<RoleServer>,
+        who: Option<&Caller>,
+        request: &CallToolRequestParams,
+    ) -> CallHuman {
+        // A signed-in person's client is theirs, as a stdio client is its user's: its answer
+        // is the person's own. A shared token or no token says nothing about who answers.
+        let trusted = self.personal_client || matches!(who, Some(Caller::Person(_)));
+        let abilities = Abilities::of(context.client_capabilities().as_ref());
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let asker = self.asker(context, who);
+        if stateless {
+            CallHuman::Rounds(Rounds::new(
+                asker,
+                abilities,
+                trusted,
+                request.input_responses.clone(),
+                request.request_state.clone(),
+            ))
+        } else {
+            CallHuman::Session(SessionHuman {
+                peer: context.peer.clone(),
+                asker,
+                abilities,
+                trusted,
+            })
+        }
+    }
 }
 
 /// A tool as published. In the sandbox every answer carries a `sandbox` notice, so the output
@@ -162,6 +215,58 @@ fn to_call_result(tool: &str, outcome: Outcome) -> CallToolResult {
             tracing::debug!(tool, kind = failure.kind.as_str(), code = ?failure.code, "tool error");
             CallToolResult::error(vec![ContentBlock::text(failure.text)])
         }
+    }
+}
+
+/// An unauthenticated caller may only read: its write is refused here, before its arguments
+/// are even checked, so nothing of it reaches the portal.
+fn anonymous_write(entry: &Entry, tool: &str, who: Option<&Caller>) -> Option<ToolFailure> {
+    (matches!(who, Some(Caller::AnonymousReader)) && entry.summary.is_write()).then(|| {
+        ToolFailure::new(
+            FailureKind::Refused,
+            format!(
+                "{tool} changes the portal, and this caller is not signed in: unauthenticated callers may only read. \
+                 Nothing was sent. What to do: ask the user to sign in to this server and configure the client with their token."
+            ),
+        )
+    })
+}
+
+/// A signed-in person's call runs with their own Bitrix24 token, every request of it.
+async fn as_caller(who: Option<&Caller>, call: impl Future<Output = Outcome>) -> Outcome {
+    match who {
+        Some(Caller::Person(person)) => acting::as_person(person.credentials.clone(), call).await,
+        _ => call.await,
+    }
+}
+
+/// The person who confirms one call's write.
+enum CallHuman {
+    /// Asked in the call's result, answered when the client calls again.
+    Rounds(Rounds),
+    /// Asked over the session, while the call waits.
+    Session(SessionHuman),
+}
+
+impl CallHuman {
+    fn as_human(&self) -> &dyn Human {
+        match self {
+            Self::Rounds(rounds) => rounds,
+            Self::Session(session) => session,
+        }
+    }
+
+    /// A call that stopped to ask answers with the question, where the protocol carries it
+    /// in the result; every other outcome is the tool's own result.
+    fn response(&self, tool: &str, outcome: Outcome) -> CallToolResponse {
+        if let Err(failure) = &outcome
+            && failure.kind == FailureKind::AwaitingUser
+            && let Self::Rounds(rounds) = self
+            && let Some(question) = rounds.question()
+        {
+            return question.into();
+        }
+        to_call_result(tool, outcome).into()
     }
 }
 
@@ -236,16 +341,9 @@ impl ServerHandler for PermissionsServer {
             .lookup_with(&request.name, &toolsets)
             .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
         if entry.spec.kind == Kind::EnableToolset {
-            let args = Value::Object(request.arguments.clone().unwrap_or_default());
-            let problems = entry.check_arguments(&args);
-            let outcome = if problems.is_empty() {
-                self.enable_toolset(&args, &caller, &context.peer).await
-            } else {
-                Err(ToolFailure::new(
-                    FailureKind::InvalidArguments,
-                    "enable_toolset takes one argument, toolset. What to do: pass one of the toolset names its schema lists.",
-                ))
-            };
+            let outcome = self
+                .toolset_call(entry, request.arguments.as_ref(), &caller, &context.peer)
+                .await;
             return Ok(to_call_result(&request.name, outcome).into());
         }
         let progress: Box<dyn Progress> = match context.meta.get_progress_token() {
@@ -253,65 +351,18 @@ impl ServerHandler for PermissionsServer {
             None => Box::new(NoProgress),
         };
         let who = Caller::of(&context);
-        if matches!(who, Some(Caller::AnonymousReader)) && entry.summary.is_write() {
-            return Ok(to_call_result(&request.name, Err(ToolFailure::new(
-                FailureKind::Refused,
-                format!(
-                    "{} changes the portal, and this caller is not signed in: unauthenticated callers may only read. \
-                     Nothing was sent. What to do: ask the user to sign in to this server and configure the client with their token.",
-                    request.name
-                ),
-            )))
-            .into());
+        if let Some(refusal) = anonymous_write(entry, &request.name, who.as_ref()) {
+            return Ok(to_call_result(&request.name, Err(refusal)).into());
         }
-        // A signed-in person's client is theirs, as a stdio client is its user's: its answer
-        // is the person's own. A shared token or no token says nothing about who answers.
-        let trusted = self.personal_client || matches!(who, Some(Caller::Person(_)));
-        let abilities = Abilities::of(context.client_capabilities().as_ref());
-        let stateless = context
-            .protocol_version()
-            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
-        let asker = self.asker(&context, who.as_ref());
-        let rounds = stateless.then(|| {
-            Rounds::new(
-                asker.clone(),
-                abilities,
-                trusted,
-                request.input_responses.clone(),
-                request.request_state.clone(),
-            )
-        });
-        let session = SessionHuman {
-            peer: context.peer.clone(),
-            asker,
-            abilities,
-            trusted,
-        };
-        let human: &dyn Human = match &rounds {
-            Some(rounds) => rounds,
-            None => &session,
-        };
-        let call = self
-            .pipeline
-            .call(entry, request.arguments, progress.as_ref(), human);
-        // A signed-in person's call runs with their own Bitrix24 token, every request of it.
-        let call = match &who {
-            Some(Caller::Person(person)) => {
-                Box::pin(acting::as_person(person.credentials.clone(), call))
-                    as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>
-            }
-            _ => Box::pin(call),
-        };
+        let human = self.human(&context, who.as_ref(), &request);
+        let call = self.pipeline.call(
+            entry,
+            request.arguments,
+            progress.as_ref(),
+            human.as_human(),
+        );
         tokio::select! {
-            outcome = call => {
-                if let Err(failure) = &outcome
-                    && failure.kind == FailureKind::AwaitingUser
-                    && let Some(question) = rounds.as_ref().and_then(Rounds::question)
-                {
-                    return Ok(question.into());
-                }
-                Ok(to_call_result(&request.name, outcome).into())
-            }
+            outcome = as_caller(who.as_ref(), call) => Ok(human.response(&request.name, outcome)),
             // The client gave up on this call; rmcp sends no answer for it.
             () = context.ct.cancelled() => Err(McpError::internal_error("cancelled by the client", None)),
         }

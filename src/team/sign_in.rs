@@ -120,19 +120,31 @@ impl Team {
             )
             .await
             .map_err(SignInError::Store)?;
+        self.land(pending, person, cookie).await
+    }
+
+    /// The sign-in's last step, once the person is known and their browser has a session:
+    /// what it was started for decides where it lands.
+    async fn land(
+        &self,
+        pending: Pending,
+        person: Person,
+        cookie: String,
+    ) -> Result<SignedIn, SignInError> {
         match pending {
             Pending::Browser { next: Some(next) } => Ok(SignedIn::Next { cookie, next }),
             Pending::Browser { next: None } => {
+                let (member_id, user_id) = (person.member_id.as_str(), person.user_id);
                 // One personal token per person: a new sign-in replaces the old one.
                 self.ledger
-                    .revoke_personal(&member_id, user_id)
+                    .revoke_personal(member_id, user_id)
                     .await
                     .map_err(|e| SignInError::Store(e.to_string()))?;
                 let token = self
                     .issue(
                         TokenKind::Personal,
                         "b24p_",
-                        (&member_id, user_id),
+                        (member_id, user_id),
                         None,
                         PERSONAL_LIFE,
                     )
