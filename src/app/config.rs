@@ -311,6 +311,12 @@ pub struct Args {
           value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub http_max_connections: u64,
 
+    /// With serve --http: seconds a connection has to send a request's headers; a slower one
+    /// is closed.
+    #[arg(long, global = true, env = "BITRIX24_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_timeout_secs: u64,
+
     /// Publish only read-only tools; write tools are neither listed nor callable.
     /// Beats every other setting.
     #[arg(
@@ -610,6 +616,7 @@ impl Config {
                     .unwrap_or(usize::MAX),
                 idle: Duration::from_secs(args.http_idle_secs),
                 max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
+                header_timeout: Duration::from_secs(args.http_header_timeout_secs),
                 // A call under way at shutdown gets its own deadline, plus a moment to answer.
                 drain: Duration::from_secs(args.timeout_secs + 5),
             },

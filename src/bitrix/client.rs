@@ -1,6 +1,6 @@
 //! The Bitrix24 REST client: one POST per call, addressed by the [`Credentials`].
 
-use std::{sync::Arc, sync::OnceLock, time::Duration};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, sync::OnceLock, time::Duration};
 
 use serde_json::Value;
 
@@ -37,6 +37,35 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// One attempt's answer, as a future the gateway can drop to abandon the request.
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Success, PortalError>> + Send + 'a>>;
+
+/// The seam between the gateway and the network: send one request, read its answer. The
+/// gateway's pacing, retries and cancellation are written against this, so they are tested
+/// with an in-process portal on tokio's paused clock; [`PortalClient`] is the real one.
+pub trait Portal: Send + Sync + fmt::Debug {
+    /// Calls `method` once through `api`; dropping the future abandons the request.
+    fn send<'a>(
+        &'a self,
+        method: &'a str,
+        api: Api,
+        params: &'a Value,
+        key: Option<&'a IdempotencyKey>,
+    ) -> Answer<'a>;
+}
+
+impl Portal for PortalClient {
+    fn send<'a>(
+        &'a self,
+        method: &'a str,
+        api: Api,
+        params: &'a Value,
+        key: Option<&'a IdempotencyKey>,
+    ) -> Answer<'a> {
+        Box::pin(self.call(method, api, params, key))
     }
 }
 

@@ -12,7 +12,9 @@ pub(crate) mod oauth;
 mod secrets;
 
 pub use api::Api;
-pub use client::{IdempotencyKey, PortalClient, install_tls_provider};
+#[cfg(test)]
+pub(crate) use client::Answer;
+pub use client::{IdempotencyKey, Portal, PortalClient, install_tls_provider};
 pub use credentials::{BoxFuture, Credentials, Identity, WebhookError, WebhookUrl};
 #[cfg(test)]
 pub(crate) use envelope::parse_envelope;

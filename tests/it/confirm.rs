@@ -259,9 +259,12 @@ async fn a_server_killed_mid_write_leaves_an_unknown_row() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    while portal.count_of(WRITE) == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::util::wait_until(
+        Duration::from_secs(30),
+        "the write to reach the portal",
+        || async { portal.count_of(WRITE) > 0 },
+    )
+    .await;
     child.kill().await.unwrap(); // SIGKILL: nothing runs after it.
     let rows = history_lines(&portal, &ledger).await;
     assert_eq!(rows.len(), 1);

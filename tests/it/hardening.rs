@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::{
     portal::{Reply, SECRET, TestPortal, error, ok},
-    util::{command, http_server, run},
+    util::{command, http_server, run, wait_for, wait_until},
 };
 
 /// Any 6 consecutive characters of the secret, in any letter case.
@@ -51,26 +51,22 @@ fn html(status: u16, page: String) -> Reply {
 #[tokio::test]
 async fn a_secret_straddling_the_excerpt_cut_is_masked_whole() {
     // The excerpt is cut at 200 characters; put the secret across that cut at every offset.
+    // Each offset is a server run of its own, so they run side by side.
+    let mut checks = tokio::task::JoinSet::new();
     for before in (200 - SECRET.len())..=200 {
         let pad = "x".repeat(before - "http://upstream/".len());
         let quoted = format!("http://upstream/{pad}{SECRET}/rest");
-        assert_never_shown(
-            html(
-                502,
-                format!("<!DOCTYPE html><html><title>{quoted}</title></html>"),
-            ),
-            &[],
-        )
-        .await;
-        assert_never_shown(
-            Reply::Raw {
-                status: 502,
-                content_type: "text/plain",
-                body: quoted.into_bytes(),
-            },
-            &[],
-        )
-        .await;
+        let page = format!("<!DOCTYPE html><html><title>{quoted}</title></html>");
+        checks.spawn(assert_never_shown(html(502, page), &[]));
+        let text = Reply::Raw {
+            status: 502,
+            content_type: "text/plain",
+            body: quoted.into_bytes(),
+        };
+        checks.spawn(assert_never_shown(text, &[]));
+    }
+    while let Some(checked) = checks.join_next().await {
+        checked.unwrap();
     }
 }
 
@@ -432,7 +428,7 @@ async fn sessions_beyond_the_cap_get_503_and_open_ones_keep_working() {
 
 #[tokio::test]
 async fn a_trickled_header_is_cut_off() {
-    let (_child, url) = http_server(&[], &["--sandbox"]).await;
+    let (_child, url) = http_server(&[], &["--sandbox", "--http-header-timeout-secs", "1"]).await;
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
@@ -468,9 +464,12 @@ async fn sigterm_over_http_finishes_the_call_under_way_and_exits_0() {
                       "params": {"name": "landing_site_get_rights", "arguments": {"id": 1}}});
     let url2 = url.clone();
     let answer = tokio::spawn(async move { http_post(&url2, &call, Some(&session)).await });
-    while portal.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the call to reach the portal",
+        || async { portal.count() > 0 },
+    )
+    .await;
     signal(&child, "TERM");
     let (status, _, body) = answer.await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -491,9 +490,12 @@ async fn sigterm_on_stdio_finishes_the_call_under_way_and_a_second_one_exits_at_
 
     let mut raw = RawStdio::start(&env, &[]).await;
     raw.send(call).await;
-    while portal.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the call to reach the portal",
+        || async { portal.count() > 0 },
+    )
+    .await;
     signal(&raw.child, "TERM");
     let r = raw.reply().await;
     assert_eq!(r["id"], 5, "{r}");
@@ -510,17 +512,24 @@ async fn sigterm_on_stdio_finishes_the_call_under_way_and_a_second_one_exits_at_
     let env = [("BITRIX24_WEBHOOK_URL", webhook.as_str())];
     let mut raw = RawStdio::start(&env, &[]).await;
     raw.send(call).await;
-    while slow.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the call to reach the portal",
+        || async { slow.count() > 0 },
+    )
+    .await;
     signal(&raw.child, "TERM");
     // Two signals close together may arrive as one; send the second once the first is seen.
-    while !std::fs::read_to_string(&raw.stderr)
-        .unwrap_or_default()
-        .contains("signal received")
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the first signal to be seen",
+        || async {
+            std::fs::read_to_string(&raw.stderr)
+                .unwrap_or_default()
+                .contains("signal received")
+        },
+    )
+    .await;
     signal(&raw.child, "INT");
     assert_eq!(exit_code(&mut raw.child).await, Some(130));
 }
@@ -540,9 +549,12 @@ async fn a_duplicate_in_flight_id_over_http_is_answered_with_an_error() {
                       "params": {"name": "landing_site_get_rights", "arguments": {"id": 1}}});
     let (url2, call2, session2) = (url.clone(), call.clone(), session.clone());
     let first = tokio::spawn(async move { http_post(&url2, &call2, Some(&session2)).await });
-    while portal.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the call to reach the portal",
+        || async { portal.count() > 0 },
+    )
+    .await;
     let (status, _, body) = http_post(&url, &call, Some(&session)).await;
     let second: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: {body}"));
     assert_eq!(second["id"], 5, "{body}");
@@ -572,13 +584,12 @@ async fn at_the_descriptor_limit_accept_backs_off_and_serves_again() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let url = loop {
+    let url = wait_for(Duration::from_secs(30), "the server to listen", || async {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(url) = text.split("serving MCP at ").nth(1) {
-            break url.lines().next().unwrap().trim().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        let url = text.split("serving MCP at ").nth(1)?;
+        Some(url.lines().next()?.trim().to_owned())
+    })
+    .await;
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
@@ -594,13 +605,12 @@ async fn at_the_descriptor_limit_accept_backs_off_and_serves_again() {
             .matches("accept failed")
             .count()
     };
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while failures() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the failed accepts are logged");
+    wait_until(
+        Duration::from_secs(30),
+        "the failed accepts to be logged",
+        || async { failures() > 0 },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A spinning loop logs thousands of failures a second; backing off, a handful.
     let seen = failures();

@@ -15,14 +15,7 @@ const WRITE: &str = "landing.site.setRights";
 
 /// Polls `done` until it holds, for at most `limit`; says what was awaited when it does not.
 async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + limit;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::util::wait_until(limit, what, || std::future::ready(done())).await;
 }
 
 /// A portal that saves every write and answers a read of site rights.

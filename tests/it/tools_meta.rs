@@ -230,12 +230,12 @@ async fn enable_toolset_publishes_a_toolset_and_says_so() {
         &server.call("department_get", serde_json::json!({})).await
     ));
     // The notice is sent before the answer; give the client's notification task its turn.
-    for _ in 0..200 {
-        if server.recorder.list_changed.load(Ordering::SeqCst) > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    crate::util::wait_until(
+        std::time::Duration::from_secs(10),
+        "the list-changed notice",
+        || async { server.recorder.list_changed.load(Ordering::SeqCst) > 0 },
+    )
+    .await;
     assert_eq!(server.recorder.list_changed.load(Ordering::SeqCst), 1);
 
     let unknown = server

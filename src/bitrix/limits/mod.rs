@@ -3,6 +3,10 @@
 //! exactly what [`retry::POLICY`] allows, all within twice the request timeout.
 
 mod budget;
+#[cfg(test)]
+mod fake_portal;
+#[cfg(test)]
+mod gateway_tests;
 mod rate;
 mod redis_store;
 mod retry;
@@ -25,7 +29,7 @@ pub use self::{
     redis_store::RedisStore,
     shared::{FileStore, SharedLimiter, default_dir},
 };
-use super::{Api, IdempotencyKey, PortalClient, PortalError, Success, TransportKind};
+use super::{Api, IdempotencyKey, Portal, PortalClient, PortalError, Success, TransportKind};
 
 /// Waits shorter than this are not worth telling the client about.
 const REPORT_AFTER: Duration = Duration::from_secs(1);
@@ -128,7 +132,9 @@ impl From<PortalError> for CallError {
 
 #[derive(Debug)]
 pub struct Gateway {
-    portal: PortalClient,
+    portal: Arc<PortalClient>,
+    /// Where requests go: the portal client itself, or a stand-in in tests.
+    sender: Arc<dyn Portal>,
     limiter: Arc<dyn Limiter>,
     budgets: MethodBudgets,
     timeout: Duration,
@@ -137,10 +143,67 @@ pub struct Gateway {
     answered: tokio::sync::Notify,
 }
 
+/// Now, on tokio's clock: the same as the system's, except in tests that pause it, where
+/// every wait, deadline and limiter reading of a call then moves with the paused clock.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// One call under way: what it sends, by when, and how its attempts went so far.
+struct Call<'a> {
+    method: &'a str,
+    api: Api,
+    params: &'a Value,
+    write: bool,
+    deadline: Instant,
+    /// A request needs time for its answer: a slot this close to the deadline is not taken.
+    latest: Instant,
+    key: Option<IdempotencyKey>,
+    attempts: u32,
+    retries: u32,
+    last_error: Option<PortalError>,
+    /// Told to ask again at least once since the last slot this call got.
+    waited: bool,
+}
+
+impl Call<'_> {
+    /// The error to end with when the call runs out of time or room: the last portal error
+    /// if there was one.
+    fn give_up(&mut self, otherwise: CallError) -> CallError {
+        match self.last_error.take() {
+            Some(error) => CallError::Portal {
+                error,
+                attempts: self.attempts,
+            },
+            None => otherwise,
+        }
+    }
+}
+
+/// What asking for a slot came to.
+enum Slot {
+    /// Send now, with this ticket.
+    Go(Ticket),
+    /// Ask again.
+    Again,
+}
+
 impl Gateway {
     pub fn new(portal: PortalClient, limiter: Arc<dyn Limiter>, timeout: Duration) -> Self {
+        let portal = Arc::new(portal);
+        Self::over(portal.clone(), portal, limiter, timeout)
+    }
+
+    /// A gateway that sends through `sender` and reports `portal`'s credentials and secrets.
+    pub(crate) fn over(
+        portal: Arc<PortalClient>,
+        sender: Arc<dyn Portal>,
+        limiter: Arc<dyn Limiter>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             portal,
+            sender,
             limiter,
             budgets: MethodBudgets::default(),
             timeout,
@@ -155,7 +218,7 @@ impl Gateway {
     /// The deadline of a tool call starting now: everything it sends, guard reads, retries
     /// and waits included, ends by then.
     pub fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout * 2
+        now() + self.timeout * 2
     }
 
     /// Calls `method`, pacing and retrying by the policy, and gives up at `deadline`.
@@ -171,153 +234,191 @@ impl Gateway {
         deadline: Instant,
         progress: &dyn Progress,
     ) -> Result<Success, CallError> {
-        let mut attempts = 0u32;
-        let mut retries = 0u32;
-        let mut last_error: Option<PortalError> = None;
-        // A request needs time for its answer: a slot this close to the deadline is not taken.
-        let latest = deadline.checked_sub(self.timeout / 2).unwrap_or(deadline);
-        let key = IdempotencyKey::for_call(api, write);
-        // Told to ask again at least once since the last slot this call got.
-        let mut waited = false;
+        let mut call = Call {
+            method,
+            api,
+            params,
+            write,
+            deadline,
+            latest: deadline.checked_sub(self.timeout / 2).unwrap_or(deadline),
+            key: IdempotencyKey::for_call(api, write),
+            attempts: 0,
+            retries: 0,
+            last_error: None,
+            waited: false,
+        };
         loop {
-            let give_up = |last: Option<PortalError>, attempts| {
-                last.map(|error| CallError::Portal { error, attempts })
+            self.wait_for_budget(&call, progress).await?;
+            let Slot::Go(ticket) = self.acquire(&mut call, progress).await? else {
+                continue;
             };
-            if let Gate::PausedUntil(until) = self.budgets.gate(method, Instant::now()) {
-                let wait = until.saturating_duration_since(Instant::now());
-                if wait > MAX_BUDGET_PAUSE || until > latest {
-                    return Err(CallError::Paused {
-                        method: method.to_owned(),
-                        resume_unix: unix_in(wait),
-                        wait,
-                    });
+            match self.send(&mut call).await {
+                Ok(success) => {
+                    self.after_success(method, &success).await;
+                    return Ok(success);
                 }
-                let what = format!("Bitrix24 run-time limit of {method}");
-                wait_reporting(&what, until, progress).await;
+                Err(error) => self.after_failure(&mut call, error, ticket).await?,
             }
+        }
+    }
 
-            let now = Instant::now();
-            if now >= latest {
-                return Err(
-                    give_up(last_error, attempts).unwrap_or(CallError::Deadline {
-                        method: method.to_owned(),
-                    }),
-                );
-            }
-            let reserved = self
-                .limiter(move |limiter| limiter.try_reserve(now, latest))
-                .await;
-            let (wait, ticket) = match reserved {
-                Ok(Grant::Go(wait, ticket)) => {
-                    if waited {
-                        // A round may have opened: pass the turn on to the next waiting call,
-                        // so a round fills one call after another without waking them all.
-                        self.answered.notify_one();
-                        waited = false;
-                    }
-                    (wait, ticket)
-                }
-                Ok(Grant::AskAgain(after)) => {
-                    // An answer in this process may open room at once; other processes'
-                    // answers are seen when the time is up.
-                    waited = true;
-                    let answered = self.answered.notified();
-                    tokio::select! {
-                        () = answered => {}
-                        () = tokio::time::sleep(after) => {}
-                    }
-                    continue;
-                }
-                Err(wait) => {
-                    return Err(give_up(last_error, attempts).unwrap_or(CallError::Queue {
-                        wait,
-                        rate: self.limiter(|limiter| limiter.current_rate()).await,
-                    }));
-                }
-            };
-            let jitter = if retries > 0 {
-                Duration::from_millis(fastrand::u64(0..=250))
-            } else {
-                Duration::ZERO
-            };
-            let start_at = (now + wait + jitter).min(latest.max(now + wait));
-            if start_at > now + REPORT_AFTER {
-                let what = match last_error.as_ref().map(classify) {
-                    Some(Failure::RateLimited) => {
-                        "Bitrix24 asked to slow down (QUERY_LIMIT_EXCEEDED): retrying".to_owned()
-                    }
-                    Some(_) => format!("retrying {method}"),
-                    None => "Bitrix24 rate limit".to_owned(),
-                };
-                wait_reporting(&what, start_at, progress).await;
-            } else if start_at > Instant::now() {
-                // Only when there is a wait: tokio's timer ticks in milliseconds, so even a
-                // zero sleep would add about a millisecond to every call.
-                tokio::time::sleep_until(start_at.into()).await;
-            }
+    /// Waits out the method's run-time budget, if it is used up for a while that is worth
+    /// waiting and ends before the call must be sent.
+    async fn wait_for_budget(
+        &self,
+        call: &Call<'_>,
+        progress: &dyn Progress,
+    ) -> Result<(), CallError> {
+        let Gate::PausedUntil(until) = self.budgets.gate(call.method, now()) else {
+            return Ok(());
+        };
+        let wait = until.saturating_duration_since(now());
+        if wait > MAX_BUDGET_PAUSE || until > call.latest {
+            return Err(CallError::Paused {
+                method: call.method.to_owned(),
+                resume_unix: unix_in(wait),
+                wait,
+            });
+        }
+        let what = format!("Bitrix24 run-time limit of {}", call.method);
+        wait_reporting(&what, until, progress).await;
+        Ok(())
+    }
 
-            attempts += 1;
-            let answer = tokio::time::timeout_at(
-                deadline.into(),
-                self.portal.call(method, api, params, key.as_ref()),
-            )
+    /// Reserves a slot from the limiter and waits for it (or, told to ask again, waits for an
+    /// answer or the time given). Fails when the call's time is up or the queue is too long.
+    async fn acquire(
+        &self,
+        call: &mut Call<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Slot, CallError> {
+        let start = now();
+        if start >= call.latest {
+            let method = call.method.to_owned();
+            return Err(call.give_up(CallError::Deadline { method }));
+        }
+        let latest = call.latest;
+        let (wait, ticket) = match self.limiter(move |l| l.try_reserve(start, latest)).await {
+            Ok(Grant::Go(wait, ticket)) => (wait, ticket),
+            Ok(Grant::AskAgain(after)) => {
+                // An answer in this process may open room at once; other processes'
+                // answers are seen when the time is up.
+                call.waited = true;
+                let answered = self.answered.notified();
+                tokio::select! {
+                    () = answered => {}
+                    () = tokio::time::sleep(after) => {}
+                }
+                return Ok(Slot::Again);
+            }
+            Err(wait) => {
+                let rate = self.limiter(|l| l.current_rate()).await;
+                return Err(call.give_up(CallError::Queue { wait, rate }));
+            }
+        };
+        if std::mem::take(&mut call.waited) {
+            // A round may have opened: pass the turn on to the next waiting call, so a round
+            // fills one call after another without waking them all.
+            self.answered.notify_one();
+        }
+        let jitter = if call.retries > 0 {
+            Duration::from_millis(fastrand::u64(0..=250))
+        } else {
+            Duration::ZERO
+        };
+        let start_at = (start + wait + jitter).min(call.latest.max(start + wait));
+        if start_at > start + REPORT_AFTER {
+            wait_reporting(&waiting_for(call), start_at, progress).await;
+        } else if start_at > now() {
+            // Only when there is a wait: tokio's timer ticks in milliseconds, so even a zero
+            // sleep would add about a millisecond to every call.
+            tokio::time::sleep_until(start_at.into()).await;
+        }
+        Ok(Slot::Go(ticket))
+    }
+
+    /// Sends one attempt, cut off at the call's deadline.
+    async fn send(&self, call: &mut Call<'_>) -> Result<Success, PortalError> {
+        call.attempts += 1;
+        let answer = self
+            .sender
+            .send(call.method, call.api, call.params, call.key.as_ref());
+        tokio::time::timeout_at(call.deadline.into(), answer)
             .await
             .unwrap_or_else(|_| {
                 Err(PortalError::Transport {
                     kind: TransportKind::Timeout,
                     detail: "the call's deadline (twice BITRIX24_TIMEOUT_SECS) passed".into(),
                 })
-            });
-            let error = match answer {
-                Ok(success) => {
-                    self.settle(|limiter| limiter.on_success(Instant::now()))
-                        .await;
-                    tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
-                    self.budgets.record(
-                        method,
-                        success.operating,
-                        success.operating_reset_at,
-                        success.finished_at,
-                        Instant::now(),
-                    );
-                    return Ok(success);
-                }
-                Err(error) => error,
-            };
-            let failure = classify(&error);
-            if failure != Failure::RateLimited {
-                self.settle(|limiter| limiter.on_settled(Instant::now()))
+            })
+    }
+
+    async fn after_success(&self, method: &str, success: &Success) {
+        self.settle(|limiter| limiter.on_success(now())).await;
+        tracing::debug!(method, operating = ?success.operating, "run-time budget used (s of 480)");
+        self.budgets.record(
+            method,
+            success.operating,
+            success.operating_reset_at,
+            success.finished_at,
+            now(),
+        );
+    }
+
+    /// Tells the limiter and the budgets what the failure says, then decides: `Ok` to try
+    /// again, or the error to end the call with.
+    async fn after_failure(
+        &self,
+        call: &mut Call<'_>,
+        error: PortalError,
+        ticket: Ticket,
+    ) -> Result<(), CallError> {
+        let failure = classify(&error);
+        match failure {
+            Failure::RateLimited => {
+                self.settle(move |limiter| limiter.on_throttled(ticket, now()))
                     .await;
             }
-            match failure {
-                Failure::RateLimited => {
-                    self.settle(move |limiter| limiter.on_throttled(ticket, Instant::now()))
-                        .await;
-                }
-                Failure::RunTimeExhausted => {
-                    self.budgets.exhausted(method, Instant::now());
-                }
-                _ => {}
+            Failure::RunTimeExhausted => {
+                self.settle(|limiter| limiter.on_settled(now())).await;
+                self.budgets.exhausted(call.method, now());
             }
-            let retry = match rule(failure, write) {
-                Retry::Never => false,
-                Retry::Backoff { retries: max } => retries < max,
-                Retry::AfterReset | Retry::Once => retries < 1,
-            };
-            tracing::info!(
-                method,
-                attempt = attempts,
-                ?failure,
-                write,
-                retry,
-                "portal call failed"
-            );
-            if !retry || Instant::now() >= latest {
-                return Err(CallError::Portal { error, attempts });
-            }
-            retries += 1;
-            last_error = Some(error);
+            _ => self.settle(|limiter| limiter.on_settled(now())).await,
         }
+        let retry = match rule(failure, call.write) {
+            Retry::Never => false,
+            Retry::Backoff { retries: max } => call.retries < max,
+            Retry::AfterReset | Retry::Once => call.retries < 1,
+        };
+        let (method, attempt, write) = (call.method, call.attempts, call.write);
+        tracing::info!(
+            method,
+            attempt,
+            ?failure,
+            write,
+            retry,
+            "portal call failed"
+        );
+        if !retry || now() >= call.latest {
+            return Err(CallError::Portal {
+                error,
+                attempts: call.attempts,
+            });
+        }
+        call.retries += 1;
+        call.last_error = Some(error);
+        Ok(())
+    }
+}
+
+/// What a call waiting for its slot is waiting for, in words for the client.
+fn waiting_for(call: &Call<'_>) -> String {
+    match call.last_error.as_ref().map(classify) {
+        Some(Failure::RateLimited) => {
+            "Bitrix24 asked to slow down (QUERY_LIMIT_EXCEEDED): retrying".to_owned()
+        }
+        Some(_) => format!("retrying {}", call.method),
+        None => "Bitrix24 rate limit".to_owned(),
     }
 }
 
@@ -350,7 +451,7 @@ impl Gateway {
 /// Sleeps until `until`, telling `progress` what it waits for: at once, then every few seconds.
 async fn wait_reporting(what: &str, until: Instant, progress: &dyn Progress) {
     loop {
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.saturating_duration_since(now());
         if left.is_zero() {
             return;
         }

@@ -10,14 +10,12 @@ use tokio::net::TcpStream;
 use super::{request::Gate, slots::Slot};
 use crate::mcp::shutdown::Shutdown;
 
-/// How long a client may take to send a request's headers; a slow trickle is cut off.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `stream`, holding `slot` until it is done.
 pub async fn serve_connection(
     stream: TcpStream,
     slot: Arc<Slot>,
     gate: Arc<Gate>,
+    header_timeout: Duration,
     mut shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
@@ -27,7 +25,7 @@ pub async fn serve_connection(
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);

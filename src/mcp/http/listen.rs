@@ -8,7 +8,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{HttpError, connection::serve_connection, request::Gate, slots::Slots};
+use super::{HttpError, HttpLimits, connection::serve_connection, request::Gate, slots::Slots};
 use crate::mcp::shutdown::Shutdown;
 
 /// The longest pause after failed accepts (for example at the file-descriptor limit).
@@ -24,11 +24,11 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HttpErr
 /// Accepts until shutdown is asked for; returns the connections still being served.
 pub async fn accept_loop(
     listener: TcpListener,
-    max_connections: usize,
+    limits: &HttpLimits,
     gate: Arc<Gate>,
     mut shutdown: Shutdown,
 ) -> JoinSet<()> {
-    let slots = Slots::new(max_connections);
+    let slots = Slots::new(limits.max_connections);
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::ZERO;
     loop {
@@ -51,6 +51,7 @@ pub async fn accept_loop(
             stream,
             slot,
             gate.clone(),
+            limits.header_timeout,
             shutdown.clone(),
         ));
     }

@@ -67,7 +67,7 @@ pub async fn serve(
         ids: Arc::new(InFlightIds::default()),
     });
     ready(bound);
-    let tasks = listen::accept_loop(listener, limits.max_connections, gate, shutdown).await;
+    let tasks = listen::accept_loop(listener, &limits, gate, shutdown).await;
     listen::drain(tasks, limits.drain).await;
     (mcp.stop_sessions)();
     Ok(())

@@ -80,7 +80,9 @@ impl Gate {
         let held = self.ids.claim_request(&parts.headers, head.as_ref())?;
         let ping = head.as_ref().and_then(|h| h.method.as_deref()) == Some("ping");
         let in_use = match &admission {
-            Admission::Session(id) if !ping => self.sessions.use_session(id),
+            Admission::Session(id) if !ping => self
+                .sessions
+                .use_session(id, parts.method != hyper::Method::GET),
             _ => None,
         };
         // Read in full: from here on the connection keeps its slot until the answer is sent.

@@ -129,13 +129,17 @@ impl Sessions {
         }))
     }
 
-    /// A request in `id` that is use of it (anything but a ping): the session is not idle
-    /// until the answer is sent.
-    pub fn use_session(self: &Arc<Self>, id: &Arc<str>) -> Option<InUse> {
+    /// A request in `id` that is use of it (anything but a ping). With `until_answered` the
+    /// session is not idle until the answer is sent; a stream the client holds open (GET) is
+    /// use when it starts only, or holding one would keep a session for ever.
+    pub fn use_session(self: &Arc<Self>, id: &Arc<str>, until_answered: bool) -> Option<InUse> {
         let mut book = self.book();
         let entry = book.live.get_mut(id)?;
-        entry.busy += 1;
         entry.last_used = Instant::now();
+        if !until_answered {
+            return None;
+        }
+        entry.busy += 1;
         Some(InUse {
             sessions: self.clone(),
             id: id.clone(),

@@ -18,6 +18,8 @@ pub struct HttpLimits {
     pub max_sessions_per_caller: usize,
     pub idle: Duration,
     pub max_connections: usize,
+    /// How long a client may take to send a request's headers; a slow trickle is cut off.
+    pub header_timeout: Duration,
     /// How long in-flight calls may take to finish after a shutdown signal.
     pub drain: Duration,
 }
@@ -29,6 +31,7 @@ impl Default for HttpLimits {
             max_sessions_per_caller: 16,
             idle: Duration::from_secs(300),
             max_connections: 256,
+            header_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(30),
         }
     }
