@@ -61,8 +61,9 @@ Examples:
     bitrix24-permissions-mcp call tasks_task_get_access '{\"taskId\": 8017, \"users\": [503]}'
   List the tools as full MCP definitions:
     bitrix24-permissions-mcp --read-only tools --json
-  One shared server over Streamable HTTP (endpoint /mcp; other addresses need BITRIX24_HTTP_TOKEN):
-    bitrix24-permissions-mcp serve --http 127.0.0.1:8808
+  A team server over Streamable HTTP (endpoint /mcp), each person signed in with Bitrix24
+  (try it on the sandbox, then open http://127.0.0.1:8808/; a real portal: docs/team.md):
+    bitrix24-permissions-mcp --sandbox serve --http 127.0.0.1:8808
 
 Register it with your assistant (it then runs with no subcommand, serving MCP on stdio); keep
 the webhook URL in a file only you can read, e.g. ~/.bitrix24-webhook:

@@ -1,11 +1,14 @@
 //! `serve --http ADDR`: the same MCP handler over Streamable HTTP, for teams that run one
-//! shared server. Loopback by default; any other address needs a bearer token, and then every
-//! request must carry it. Host and Origin are checked against DNS rebinding.
+//! shared server. Every request on every address is authenticated (`auth`): a signed-in person,
+//! the one shared token, or, opted into on loopback, readers only. Host and Origin are checked
+//! against DNS rebinding.
 //!
 //! The layers, outside in: `listen` (the socket, the connection cap, shutdown), `connection`
 //! (one connection's HTTP/1), `request` (the guards each request passes: `route`, `host`, `auth`,
 //! `sessions`, `body`, `density`, `duplicates`, `ids`), with `slots` (a connection's hold on
-//! its place) and `sessions` (caps per server and per caller, closing idle ones) kept across them, and `mcp_service`, rmcp's service behind them.
+//! its place) and `sessions` (caps per server and per caller, closing idle ones) kept across
+//! them, and `mcp_service`, rmcp's service behind them. On a team server the sign-in,
+//! authorization and approval pages are answered before `route` (`crate::mcp::team_pages`).
 
 mod auth;
 mod body;
