@@ -9,6 +9,7 @@
 mod app;
 mod bitrix;
 mod catalog;
+mod html;
 mod ledger;
 mod mcp;
 mod pipeline;
@@ -39,8 +40,7 @@ pub mod testing {
 
     /// PKCE's S256 challenge of a verifier (RFC 7636), as an MCP client computes it.
     pub fn pkce_s256(verifier: &str) -> String {
-        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-        data_encoding::BASE64URL_NOPAD.encode(digest.as_ref())
+        crate::team::s256(verifier)
     }
 
     /// The shared token test HTTP servers are started with (`BITRIX24_HTTP_TOKEN`), unless a

@@ -22,6 +22,8 @@ pub struct Refused(pub String);
 
 /// What a team server needs beyond the pipeline, found while the pipeline is built.
 pub struct Parts {
+    /// `BITRIX24_HTTP_TOKEN`, read once.
+    token: Option<String>,
     team: Option<TeamParts>,
 }
 
@@ -42,11 +44,12 @@ impl Parts {
         ledger: Option<Ledger>,
     ) -> anyhow::Result<Self> {
         let serving = matches!(command, Command::Serve { http: Some(_) });
-        let token = std::env::var(mcp::HTTP_TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty());
+        let token = std::env::var(mcp::HTTP_TOKEN_ENV).ok();
+        let shared = token.as_deref().is_some_and(|t| !t.trim().is_empty());
         let timeout = config.timeout;
         let app = match (&config.oauth, sandbox_app, &config.portal) {
             _ if !serving => None,
-            (_, Some(sandbox), PortalChoice::Sandbox { .. }) if !token => {
+            (_, Some(sandbox), PortalChoice::Sandbox { .. }) if !shared => {
                 Some(sandbox_app_of(&sandbox, timeout)?)
             }
             (Some(o), _, PortalChoice::Team | PortalChoice::Webhook(_)) => Some(OAuthApp::new(
@@ -59,7 +62,7 @@ impl Parts {
             _ => None,
         };
         let Some(app) = app else {
-            return Ok(Self { team: None });
+            return Ok(Self { token, team: None });
         };
         let Some(ledger) = ledger else {
             anyhow::bail!(
@@ -69,6 +72,7 @@ impl Parts {
         let key = ledger.path().with_file_name(team::KEY_FILE);
         let sealer = Sealer::load_or_create(&key)?;
         Ok(Self {
+            token,
             team: Some(TeamParts {
                 app,
                 ledger,
@@ -106,7 +110,7 @@ pub async fn serve_http(
     parts: Parts,
 ) -> Result<ExitCode, Refused> {
     let access = mcp::Access {
-        token: std::env::var(mcp::HTTP_TOKEN_ENV).ok(),
+        token: parts.token,
         team: parts.team.is_some(),
         anonymous_reads: config.http_allow_anonymous_reads,
     };

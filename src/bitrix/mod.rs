@@ -21,4 +21,4 @@ pub(crate) use envelope::parse_envelope;
 #[cfg(test)]
 pub(crate) use envelope::properties;
 pub use envelope::{BadAnswerKind, PortalError, Success, TransportKind};
-pub use secrets::Secrets;
+pub use secrets::{Secrets, constant_time_eq};

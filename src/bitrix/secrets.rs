@@ -215,9 +215,21 @@ fn unit_at(text: &[u8], at: usize, want: u8) -> Option<usize> {
     }
 }
 
+/// Compares two secrets without an early exit, so response times say nothing about them.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
     use serde_json::json;
 
     const SECRET: &str = "abcd1234efgh5678";

@@ -49,20 +49,7 @@ pub struct Decider(pub String);
 
 type Body = Full<Bytes>;
 
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(super) use crate::html::escape;
 
 pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
     let page = format!(
@@ -211,13 +198,20 @@ impl Page {
     /// A decision posted by a page on another site is never the person's:
     /// browsers name the sender in `Origin` and `Sec-Fetch-Site`.
     fn sent_from_elsewhere(&self, headers: &header::HeaderMap) -> bool {
-        headers
-            .get(header::ORIGIN)
-            .is_some_and(|o| o.as_bytes() != self.origin.as_bytes())
-            || headers
-                .get("sec-fetch-site")
-                .is_some_and(|s| s.as_bytes() != b"same-origin" && s.as_bytes() != b"none")
+        !from_origin(headers, &self.origin)
     }
+}
+
+/// Whether a form post comes from a page of `origin`: a browser says where a post comes from
+/// in `Origin` and `Sec-Fetch-Site`; a client that sends neither is not a browser page.
+pub(super) fn from_origin(headers: &header::HeaderMap, origin: &str) -> bool {
+    let origin_ok = headers
+        .get(header::ORIGIN)
+        .is_none_or(|o| o.as_bytes() == origin.as_bytes());
+    let site_ok = headers
+        .get("sec-fetch-site")
+        .is_none_or(|s| s.as_bytes() == b"same-origin" || s.as_bytes() == b"none");
+    origin_ok && site_ok
 }
 
 /// The posted form's fields; `None` when the body cannot be read whole or is larger than any form.

@@ -328,15 +328,7 @@ impl TeamPages {
     }
 
     fn same_origin(&self, req: &Request<Incoming>) -> bool {
-        let ours = self.page.origin.as_bytes();
-        let headers = req.headers();
-        let origin_ok = headers
-            .get(header::ORIGIN)
-            .is_none_or(|o| o.as_bytes() == ours);
-        let site_ok = headers
-            .get("sec-fetch-site")
-            .is_none_or(|s| s.as_bytes() == b"same-origin" || s.as_bytes() == b"none");
-        origin_ok && site_ok
+        approval_page::from_origin(req.headers(), &self.page.origin)
     }
 
     /// The approval page, for the person whose change it is, signed in in this browser.

@@ -245,7 +245,6 @@ fn oauth_answer(
                             id: *id,
                             name: portal.name_of(*id)?,
                             admin: portal.is_admin(*id),
-                            shut_out: *id == portal::SHUT_OUT,
                         })
                     })
                     .collect()

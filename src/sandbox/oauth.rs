@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::pipeline::approval::random_token;
+use crate::{html::escape, pipeline::approval::random_token};
 
 /// How long a code from the authorize page may wait to be exchanged, as on Bitrix24.
 const CODE_LIFE: Duration = Duration::from_secs(30);
@@ -41,8 +41,6 @@ pub struct StandIn {
     /// The portal's own address (`127.0.0.1:<port>`), for links and token answers.
     host: String,
     codes: HashMap<String, (u64, Instant)>,
-    /// People the application is not open to: their code trades for `user_access_error`.
-    shut_out: Vec<u64>,
     access: HashMap<String, (u64, Instant)>,
     refresh: HashMap<String, u64>,
 }
@@ -52,8 +50,6 @@ pub struct Person {
     pub id: u64,
     pub name: String,
     pub admin: bool,
-    /// The application is open only to some people; this one is not among them.
-    pub shut_out: bool,
 }
 
 /// Why a REST call's `auth` was not accepted.
@@ -70,7 +66,6 @@ impl StandIn {
             access_life,
             host,
             codes: HashMap::new(),
-            shut_out: Vec::new(),
             access: HashMap::new(),
             refresh: HashMap::new(),
         }
@@ -105,7 +100,6 @@ impl StandIn {
                 json!({"error": "invalid_request", "error_description": "redirect_uri is missing"}),
             );
         };
-        self.shut_out = people.iter().filter(|p| p.shut_out).map(|p| p.id).collect();
         let chosen = q.get("as").and_then(|a| a.parse::<u64>().ok());
         match chosen.filter(|c| people.iter().any(|p| p.id == *c)) {
             Some(user) => {
@@ -137,12 +131,16 @@ impl StandIn {
                 }
                 pairs.append_pair("as", &p.id.to_string());
             }
-            let role = if p.admin { "administrator" } else { "employee" };
+            let role = match (p.admin, p.id == super::portal::SHUT_OUT) {
+                (_, true) => "employee; the application is not open to her",
+                (true, false) => "administrator",
+                (false, false) => "employee",
+            };
             rows.push_str(&format!(
                 "<li><a class=\"person\" data-user=\"{id}\" href=\"{href}\">{name}</a> (user {id}, {role})</li>\n",
                 id = p.id,
-                href = html(link.as_str()),
-                name = html(&p.name),
+                href = escape(link.as_str()),
+                name = escape(&p.name),
             ));
         }
         format!(
@@ -178,7 +176,8 @@ impl StandIn {
                 json!({"error": "invalid_grant", "error_description": "Invalid authorization code or refresh token"}),
             );
         };
-        if self.shut_out.contains(&user) {
+        // The application is not open to everyone: their code trades for `user_access_error`.
+        if user == super::portal::SHUT_OUT {
             return Reply::Json(
                 401,
                 json!({"error": "user_access_error", "error_description": "The user does not have access to the application."}),
@@ -216,13 +215,6 @@ pub fn params(query: &str) -> Params {
         .collect()
 }
 
-fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +224,6 @@ mod tests {
             id: 7,
             name: "Ann Lee".into(),
             admin: false,
-            shut_out: false,
         }]
     }
 

@@ -441,15 +441,16 @@ impl Team {
     }
 }
 
-/// RFC 7636 S256: the challenge is the unpadded base64url SHA-256 of the verifier.
-fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    if !(43..=128).contains(&verifier.len()) {
-        return false;
-    }
+/// RFC 7636 S256: the unpadded base64url SHA-256 of a verifier.
+pub fn s256(verifier: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    let computed = data_encoding::BASE64URL_NOPAD.encode(digest.as_ref());
-    let (a, b) = (computed.as_bytes(), challenge.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    data_encoding::BASE64URL_NOPAD.encode(digest.as_ref())
+}
+
+/// Whether `verifier` (43 to 128 characters) is the one `challenge` was made from.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && crate::bitrix::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]

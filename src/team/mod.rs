@@ -64,7 +64,7 @@ impl Person {
 
     /// The key sessions are capped and bound by.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.member_id, self.user_id)
+        row_key(&self.member_id, self.user_id)
     }
 }
 
@@ -98,7 +98,8 @@ pub struct Team {
     pending: Mutex<HashMap<String, (sign_in::Pending, std::time::Instant)>>,
     codes: Mutex<HashMap<String, authorization::IssuedCode>>,
     consents: Mutex<HashMap<String, (authorization::ClientRequest, std::time::Instant)>>,
-    live: Mutex<HashMap<String, Arc<PersonCredentials>>>,
+    /// The people whose tokens came in since the start, by `member_id:user_id`.
+    live: Mutex<HashMap<String, Person>>,
     /// One stored refresh token renewed at a time: it is good once, so two requests after a
     /// restart must not both spend it.
     loading: tokio::sync::Mutex<()>,
@@ -210,8 +211,17 @@ impl Team {
             .ok_or(Denied::Invalid)
     }
 
-    /// A person's credentials: live ones, or their stored refresh token renewed.
+    /// A person with their credentials: the live one (no I/O on a request's path), or loaded
+    /// from the ledger with their stored refresh token renewed.
     async fn person(&self, member_id: &str, user_id: u64) -> Result<Person, Denied> {
+        let key = row_key(member_id, user_id);
+        if let Some(person) = self.live_person(&key) {
+            return Ok(person);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(person) = self.live_person(&key) {
+            return Ok(person);
+        }
         let stored = self
             .ledger
             .person(member_id, user_id)
@@ -220,40 +230,27 @@ impl Team {
         let Some((name, sealed)) = stored else {
             return Err(Denied::Invalid);
         };
-        let key = row_key(member_id, user_id);
-        let mut live = self.live_credentials(&key);
-        let _loading = match live {
-            Some(_) => None,
-            None => {
-                let guard = self.loading.lock().await;
-                live = self.live_credentials(&key);
-                Some(guard)
-            }
-        };
-        let credentials = match live {
-            Some(c) => c,
-            None => {
-                let refresh = self
-                    .sealer
-                    .open(&key, &sealed)
-                    .map_err(|e| Denied::SignInAgain(e.to_string()))?;
-                let grant = self
-                    .app
-                    .refresh(&refresh)
-                    .await
-                    .map_err(|e| Denied::SignInAgain(e.to_string()))?;
-                self.remember(grant).await.map_err(Denied::SignInAgain)?
-            }
-        };
-        Ok(Person {
+        let refresh = self
+            .sealer
+            .open(&key, &sealed)
+            .map_err(|e| Denied::SignInAgain(e.to_string()))?;
+        let grant = self
+            .app
+            .refresh(&refresh)
+            .await
+            .map_err(|e| Denied::SignInAgain(e.to_string()))?;
+        let credentials = self.remember(grant).await.map_err(Denied::SignInAgain)?;
+        let person = Person {
             member_id: member_id.to_owned(),
             user_id,
             name,
             credentials,
-        })
+        };
+        self.keep_live(person.clone());
+        Ok(person)
     }
 
-    fn live_credentials(&self, key: &str) -> Option<Arc<PersonCredentials>> {
+    fn live_person(&self, key: &str) -> Option<Person> {
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -261,8 +258,15 @@ impl Team {
             .cloned()
     }
 
-    /// Keeps a fresh grant (its refresh token sealed first) and makes it the person's live
-    /// credentials.
+    /// Makes `person` the one later requests with their tokens run as.
+    fn keep_live(&self, person: Person) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(person.key(), person);
+    }
+
+    /// Keeps a fresh grant's refresh token, sealed, and makes credentials of it.
     async fn remember(
         &self,
         grant: crate::bitrix::oauth::Grant,
@@ -278,12 +282,11 @@ impl Team {
             ledger: self.ledger.clone(),
             sealer: self.sealer.clone(),
         });
-        let credentials = Arc::new(PersonCredentials::new(self.app.clone(), vault, grant));
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, credentials.clone());
-        Ok(credentials)
+        Ok(Arc::new(PersonCredentials::new(
+            self.app.clone(),
+            vault,
+            grant,
+        )))
     }
 
     /// Issues a token of `kind` to a person; only its hash is kept.
@@ -313,7 +316,7 @@ impl Team {
 }
 
 pub use self::{
-    authorization::Refusal,
+    authorization::{Refusal, s256},
     sign_in::{Pending, SignedIn},
 };
 

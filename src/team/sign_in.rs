@@ -110,6 +110,7 @@ impl Team {
             name,
             credentials,
         };
+        self.keep_live(person.clone());
         let cookie = self
             .issue(
                 TokenKind::Browser,

@@ -1,8 +1,8 @@
 //! Who is calling. Every request on every address is authenticated, loopback included: a
 //! signed-in person's token (the team server), the server's one shared token (a webhook's
 //! user), or, only where the operator allowed it on loopback, no token for reading. The rest
-//! of the request path reads the [`Caller`] from the request's extensions and never looks at
-//! credentials itself.
+//! of the request path reads who it is (`crate::mcp::caller::Caller`) from the request's
+//! extensions and never looks at credentials itself; sessions are booked by its [`CallerKey`].
 
 use std::sync::Arc;
 
@@ -14,14 +14,15 @@ use hyper::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::reply::{Refusal, plain};
+use crate::bitrix::constant_time_eq;
 use crate::mcp::{caller::Caller as Who, team_pages::TeamPages};
 
 /// The key sessions are booked and capped by: one per person, one for every holder of the
 /// shared token, one for anonymous readers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Caller(Arc<str>);
+pub struct CallerKey(Arc<str>);
 
-impl Caller {
+impl CallerKey {
     pub fn named(name: &str) -> Self {
         Self(Arc::from(name))
     }
@@ -68,22 +69,5 @@ impl Authenticator {
                 Err(denied.into())
             }
         }
-    }
-}
-
-/// Compares without an early exit, so response times say nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode, body::Incoming};
 use tower_service::Service;
 
-use super::auth::Caller;
+use super::auth::CallerKey;
 use super::{
     auth::Authenticator,
     body::read_body,
@@ -69,7 +69,7 @@ impl Gate {
         route(&req)?;
         single_host(&req)?;
         let who = self.auth.authenticate(&req).await?;
-        let caller = Caller::named(&who.key());
+        let caller = CallerKey::named(&who.key());
         let admission = self.sessions.admit(&req, &caller).await?;
         req.extensions_mut().insert(who);
         let (parts, body) = req.into_parts();

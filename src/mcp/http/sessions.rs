@@ -16,7 +16,7 @@ use rmcp::transport::streamable_http_server::session::{
 use tokio::time::Instant;
 
 use super::{
-    auth::Caller,
+    auth::CallerKey,
     reply::{Refusal, busy, plain},
 };
 use crate::mcp::shutdown::Shutdown;
@@ -33,11 +33,11 @@ pub struct Sessions {
 struct Book {
     live: HashMap<Arc<str>, Entry>,
     /// Sessions being opened (the answer with their id is not back yet), per caller.
-    opening: HashMap<Caller, usize>,
+    opening: HashMap<CallerKey, usize>,
 }
 
 struct Entry {
-    caller: Caller,
+    caller: CallerKey,
     last_used: Instant,
     /// Requests of this session under way; it is never idle while one is.
     busy: usize,
@@ -56,7 +56,7 @@ pub enum Admission {
 /// A session being opened: counts against its caller's cap until it is booked or dropped.
 pub struct Opening {
     sessions: Arc<Sessions>,
-    caller: Caller,
+    caller: CallerKey,
 }
 
 /// Marks its session in use until the answer is sent.
@@ -90,7 +90,7 @@ impl Sessions {
     pub async fn admit<B>(
         self: &Arc<Self>,
         req: &Request<B>,
-        caller: &Caller,
+        caller: &CallerKey,
     ) -> Result<Admission, Refusal> {
         if let Some(id) = session_id(req.headers()) {
             let book = self.book();
